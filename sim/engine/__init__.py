@@ -1,0 +1,1 @@
+"""Discrete-event simulation of serving fleets: replica engines, routers, autoscalers, costs."""

@@ -1,0 +1,1 @@
+"""DuckDB price warehouse: the only place that writes SQL."""
