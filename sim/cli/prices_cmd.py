@@ -1,0 +1,132 @@
+"""`sim prices ...`: list current or past prices, show a SKU's history, write a snapshot.
+
+Other modules attach more commands (refresh, reparse, schedule) to the `prices` group.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sim.cli import cli
+from warehouse.db import open_warehouse
+from warehouse.output import FORMATS, render
+from warehouse.records import KINDS
+
+_LIST_COLUMNS = (
+    "kind",
+    "provider",
+    "sku",
+    "region",
+    "term",
+    "unit",
+    "tier_min_tokens",
+    "price",
+    "currency",
+    "gpu_model",
+    "gpu_count",
+    "source",
+    "valid_from",
+)
+_HISTORY_COLUMNS = (
+    "provider",
+    "sku",
+    "region",
+    "term",
+    "unit",
+    "tier_min_tokens",
+    "price",
+    "currency",
+    "valid_from",
+    "valid_to",
+    "last_seen",
+    "source",
+)
+
+_format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="table for people; csv, or json (an array of row objects) for programs.",
+)
+
+
+@cli.group("prices")
+def prices() -> None:
+    """Prices in the warehouse: list them, show their history, refresh them.
+
+    Example:
+
+    \b
+        sim prices list --kind gpu_instance --gpu H100
+    """
+
+
+@prices.command("list")
+@click.option("--kind", type=click.Choice(sorted(KINDS)), help="Only this kind of price.")
+@click.option("--provider", help="Only this provider, e.g. openai, aws, lambda.")
+@click.option("--gpu", help="Only this GPU model; H100 also finds H100-SXM and H100-PCIE.")
+@click.option("--sku", help="Only this model id or instance type.")
+@click.option(
+    "--as-of",
+    "as_of",
+    help="Prices in effect at this UTC date (00:00) or ISO timestamp, instead of now.",
+)
+@_format_option
+@click.pass_context
+def list_prices(ctx, kind, provider, gpu, sku, as_of, fmt) -> None:
+    """List the prices in effect now (or at --as-of), one row per price.
+
+    Example:
+
+    \b
+        sim prices list --provider openai --as-of 2025-03-01 --format csv
+    """
+    wh = open_warehouse(ctx, read_only=True)
+    df = wh.prices(as_of, kind=kind, provider=provider, gpu_model=gpu, sku=sku)
+    click.echo(render(df.select(_LIST_COLUMNS) if fmt == "table" else df, fmt))
+
+
+@prices.command("history")
+@click.argument("sku")
+@click.option("--provider", help="Only this provider's SKU of that name.")
+@_format_option
+@click.pass_context
+def history(ctx, sku, provider, fmt) -> None:
+    """Show every price period of SKU: when each price started, ended and was last seen.
+
+    Example:
+
+    \b
+        sim prices history gpu_8x_h100_sxm5 --provider lambda
+    """
+    wh = open_warehouse(ctx, read_only=True)
+    df = wh.price_history(sku, provider=provider)
+    if df.is_empty():
+        raise click.UsageError(f"no prices stored for SKU {sku!r}")
+    click.echo(render(df.select(_HISTORY_COLUMNS) if fmt == "table" else df, fmt))
+
+
+@prices.command("snapshot")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write manifest.json and periods.parquet into.",
+)
+@click.pass_context
+def snapshot(ctx, out_dir: Path) -> None:
+    """Write all price periods as a snapshot that a fresh install can load offline.
+
+    Example:
+
+    \b
+        sim prices snapshot --out warehouse/snapshot
+    """
+    wh = open_warehouse(ctx, read_only=True)
+    manifest = wh.write_snapshot(out_dir)
+    click.echo(f"wrote {manifest}")
