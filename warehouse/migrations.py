@@ -108,7 +108,10 @@ def _price_views() -> str:
     as_of = "prices_as_of(ts)"
     return f"""
 CREATE VIEW price_history AS SELECT {_COLUMNS} FROM price_periods;
-CREATE VIEW prices AS SELECT {_COLUMNS} FROM price_periods WHERE valid_to IS NULL;
+-- Current = in force now: an announced future price (valid_from ahead) is not current yet.
+CREATE VIEW prices AS SELECT {_COLUMNS} FROM price_periods
+    WHERE valid_from <= timezone('UTC', now())
+      AND (valid_to IS NULL OR timezone('UTC', now()) < valid_to);
 CREATE MACRO prices_as_of(ts) AS TABLE
     SELECT {_COLUMNS} FROM price_periods
     WHERE valid_from <= CAST(ts AS TIMESTAMP)

@@ -34,7 +34,7 @@ def test_decimal_prices_and_timestamps_round_trip_exactly(values, at):
     with Warehouse(":memory:", load_snapshot=False) as wh:
         records = [record(f"s{i}", v) for i, v in enumerate(values)]
         assert wh.ingest_run("t", records, started_at=at, observed_at=at).status == "ok"
-        got = wh.prices().sort("sku")
+        got = wh.prices(as_of=at).sort("sku")
         by_sku = dict(zip(got["sku"].to_list(), got["price"].to_list(), strict=True))
         assert [by_sku[f"s{i}"] for i in range(len(values))] == values
         assert set(got["valid_from"].to_list()) == {at.replace(tzinfo=None)}

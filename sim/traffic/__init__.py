@@ -1,0 +1,42 @@
+"""Traffic for the simulator: recorded traces, synthetic arrival processes and transforms.
+
+Everything returns a `sim.workload.Workload`; scenarios go through `build_workload`.
+"""
+
+from sim.traffic.config import build_workload
+from sim.traffic.lengths import IndependentLengths, LognormalLengths, ResampleLengths
+from sim.traffic.loaders import (
+    FORMATS,
+    builtin_traces,
+    detect_format,
+    load_trace,
+    prefix_cache_hits,
+    resolve_trace_path,
+)
+from sim.traffic.stats import trace_stats
+from sim.traffic.synthetic import diurnal, gamma_arrivals, mmpp, poisson
+from sim.traffic.transforms import sample, scale_rate, stretch, tile_diurnal, truncate, window
+
+__all__ = [
+    "FORMATS",
+    "IndependentLengths",
+    "LognormalLengths",
+    "ResampleLengths",
+    "build_workload",
+    "builtin_traces",
+    "detect_format",
+    "diurnal",
+    "gamma_arrivals",
+    "load_trace",
+    "mmpp",
+    "poisson",
+    "prefix_cache_hits",
+    "resolve_trace_path",
+    "sample",
+    "scale_rate",
+    "stretch",
+    "tile_diurnal",
+    "trace_stats",
+    "truncate",
+    "window",
+]
