@@ -1,0 +1,188 @@
+"""`sim run`: simulate a scenario file and print which fleet is cheapest within the SLO."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sim.cli import cli
+from sim.errors import InputError
+
+
+def _money(stat: dict) -> str:
+    mean = stat.get("mean")
+    if mean is None:
+        return "-"
+    ci = stat.get("ci95")
+    text = f"${mean:,.2f}"
+    if ci:
+        text += f" ± {(ci[1] - ci[0]) / 2:,.2f}"
+    return text
+
+
+def _num(value, fmt: str = "{:,.2f}", prefix: str = "") -> str:
+    return "-" if value is None else prefix + fmt.format(value)
+
+
+def summary_table(summary: dict) -> Table:
+    """One row per fleet: cost with its 95% CI half-width, unit costs, latencies, SLO verdict."""
+    n = summary["replications"]
+    table = Table(
+        title=f"{summary['scenario']}: {n} replication{'s' if n != 1 else ''}, prices as of {summary['price_as_of']}"
+    )
+    for header in (
+        "fleet",
+        "kind",
+        "total cost (95% CI)",
+        "$/Mtok out",
+        "$/1k req",
+        "TTFT p50",
+        "TTFT p99",
+        "TPOT p99",
+        "E2E p99",
+        "success",
+        "SLO",
+    ):
+        table.add_column(header, justify="left" if header in ("fleet", "kind") else "right")
+    for f in summary["fleets"]:
+        table.add_row(
+            f["name"],
+            f["kind"],
+            _money(f["total_cost_usd"]),
+            _num(f["usd_per_mtok_output"]["mean"], prefix="$"),
+            _num(f["usd_per_1k_requests"]["mean"], prefix="$"),
+            _num(f["ttft_s"]["p50"]["mean"], "{:.2f} s"),
+            _num(f["ttft_s"]["p99"]["mean"], "{:.2f} s"),
+            _num(f["tpot_s"]["p99"]["mean"], "{:.3f} s"),
+            _num(f["e2e_s"]["p99"]["mean"], "{:.1f} s"),
+            _num(f["success_rate"]["mean"], "{:.1%}"),
+            "[green]met[/green]" if f["meets_slo"] else "[red]missed[/red]",
+        )
+    return table
+
+
+def verdict(summary: dict) -> str:
+    slo = ", ".join(f"{k} <= {v:g}" for k, v in summary["slo"].items() if k != "min_success_rate")
+    slo = (
+        f"{slo}, success >= {summary['slo']['min_success_rate']:.0%}"
+        if slo
+        else f"success >= {summary['slo']['min_success_rate']:.0%}"
+    )
+    best = summary["cheapest_meeting_slo"]
+    if best is None:
+        return f"No fleet meets the SLO ({slo})."
+    return f"Cheapest fleet meeting the SLO ({slo}): {best}"
+
+
+@cli.command("run")
+@click.argument("scenario_file", metavar="SCENARIO.toml", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run directory (default runs/<name>-<UTC timestamp>/).",
+)
+@click.option("--seed", type=int, default=None, help="Master seed (default: [scenario] seed).")
+@click.option(
+    "--replications",
+    "-n",
+    type=int,
+    default=None,
+    help="Replications (default: [scenario] replications).",
+)
+@click.option(
+    "--workers",
+    "-j",
+    type=int,
+    default=None,
+    help="Worker processes (default: one per core, at most one per replication).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a scenario key by dotted path; repeatable. fleet.N is the 0-based fleet index or its name.",
+)
+@click.option("--no-record", is_flag=True, help="Do not record the run in the warehouse.")
+@click.option("--no-report", is_flag=True, help="Do not write the HTML report.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def run_command(
+    ctx, scenario_file, out_dir, seed, replications, workers, overrides, no_record, no_report, quiet
+):
+    """Simulate SCENARIO.toml against every fleet in it and compare cost and latency.
+
+    Writes scenario.resolved.json, requests.parquet, timeseries.parquet, bands.parquet and
+    summary.json into the run directory, records the run in the warehouse (tables sim_runs,
+    sim_summaries, sim_timeseries) and prints a summary naming the cheapest fleet that meets
+    the SLO.
+
+    Example:
+
+    \b
+        sim run scenarios/peak.toml --replications 3 --set workload.rate_scale=2
+        sim run scenarios/baseline.toml --set fleet.cloud-8xh100.max_replicas=4 --out runs/try1
+    """
+    from sim.run import run_scenario
+    from sim.scenario import load_scenario
+
+    for name, value in (("--replications", replications), ("--workers", workers)):
+        if value is not None and value < 1:
+            raise InputError(name, None, f"must be >= 1, got {value}")
+    scenario = load_scenario(scenario_file, list(overrides))
+    n = replications or scenario.replications
+    console = Console(stderr=True)
+    show_progress = not quiet and sys.stderr.isatty()
+    db = (ctx.obj or {}).get("db")
+    if show_progress:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(f"simulating {scenario.name}", total=n * len(scenario.fleets))
+            out = run_scenario(
+                scenario,
+                out_dir=out_dir,
+                seed=seed,
+                replications=n,
+                workers=workers,
+                record=not no_record,
+                report=not no_report,
+                db_path=db,
+                progress=lambda done, _total: bar.advance(task, done),
+            )
+    else:
+        out = run_scenario(
+            scenario,
+            out_dir=out_dir,
+            seed=seed,
+            replications=n,
+            workers=workers,
+            record=not no_record,
+            report=not no_report,
+            db_path=db,
+        )
+    stdout = Console(width=160)
+    stdout.print(summary_table(out.summary))
+    stdout.print(verdict(out.summary))
+    for entry in out.summary["fleets"]:
+        note = (entry.get("prices") or {}).get("note")
+        if note:
+            stdout.print(f"note: {entry['name']}: {note}")
+    stdout.print(f"run directory: {out.run_dir}")
+    if out.recorded:
+        stdout.print(f"recorded as run_id {out.run_id}")
+    if out.report_path is not None:
+        stdout.print(f"report: {out.report_path}")

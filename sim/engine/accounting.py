@@ -1,0 +1,192 @@
+"""Turning the per-request arrays and per-window accumulators into the time series, the per-window
+cost and each request's share of the cost.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+from sim.engine.result import DROPPED, FAILED, OK, TIMESERIES_COLUMNS
+
+
+class WindowSums:
+    """Adds amounts spread over time intervals into fixed-width windows (a growing list).
+
+    Used for GPU busy seconds: one call per engine step or jump, so it is kept to plain floats.
+    """
+
+    def __init__(self, window_s: float):
+        self.window_s = window_s
+        self.values: list[float] = []
+
+    def add_interval(self, t0: float, t1: float, weight: float = 1.0) -> None:
+        """Add weight * (overlap of [t0, t1] with each window)."""
+        w = self.window_s
+        k0 = int(t0 // w)
+        k1 = int(t1 // w)
+        values = self.values
+        if k1 >= len(values):
+            values.extend([0.0] * (k1 + 1 - len(values)))
+        if k0 == k1:
+            values[k0] += (t1 - t0) * weight
+            return
+        values[k0] += ((k0 + 1) * w - t0) * weight
+        for k in range(k0 + 1, k1):
+            values[k] += w * weight
+        values[k1] += (t1 - k1 * w) * weight
+
+    def array(self, n_windows: int) -> np.ndarray:
+        out = np.zeros(n_windows)
+        m = min(n_windows, len(self.values))
+        out[:m] = self.values[:m]
+        return out
+
+
+def window_edges(end_s: float, window_s: float) -> np.ndarray:
+    """Window boundaries 0, w, 2w, ..., end: the last window may be shorter."""
+    n = max(1, math.ceil(end_s / window_s - 1e-12))
+    edges = np.arange(n + 1, dtype=np.float64) * window_s
+    edges[-1] = end_s
+    return edges
+
+
+def interval_overlap(edges: np.ndarray, start_s: np.ndarray, end_s: np.ndarray) -> np.ndarray:
+    """Sum over intervals [start, end) of their overlap with each window, vectorised.
+
+    Uses integral_0^T #{intervals covering t} dt = sum_i (min(T, end_i) - min(T, start_i)).
+    """
+    if len(start_s) == 0:
+        return np.zeros(len(edges) - 1)
+
+    def cum(x: np.ndarray) -> np.ndarray:
+        xs = np.sort(x)
+        csum = np.concatenate([[0.0], np.cumsum(xs)])
+        k = np.searchsorted(xs, edges, side="right")
+        return csum[k] + edges * (len(xs) - k)
+
+    integral = cum(end_s) - cum(start_s)
+    return np.diff(integral)
+
+
+def _percentiles(window_idx: np.ndarray, values: np.ndarray, n_windows: int) -> np.ndarray:
+    out = np.full((n_windows, 3), np.nan)
+    if len(values) == 0:
+        return out
+    order = np.argsort(window_idx, kind="stable")
+    w_sorted = window_idx[order]
+    v_sorted = values[order]
+    bounds = np.searchsorted(w_sorted, np.arange(n_windows + 1))
+    for k in range(n_windows):
+        a, b = bounds[k], bounds[k + 1]
+        if b > a:
+            out[k] = np.percentile(v_sorted[a:b], [50, 90, 99])
+    return out
+
+
+def _window_index(t: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    idx = np.searchsorted(edges, t, side="right") - 1
+    return np.clip(idx, 0, len(edges) - 2)
+
+
+def build_timeseries(
+    edges: np.ndarray,
+    *,
+    arrival_s: np.ndarray,
+    start_s: np.ndarray,
+    first_token_s: np.ndarray,
+    end_s: np.ndarray,
+    status: np.ndarray,
+    cost_usd: np.ndarray,
+    replicas: np.ndarray,
+    gpu_util: np.ndarray,
+    throttle_s: np.ndarray,
+    queue_wait_end_s: np.ndarray | None = None,
+) -> pl.DataFrame:
+    """One row per window, columns exactly `TIMESERIES_COLUMNS`.
+
+    queue_len is the time-average number of requests that had arrived but not yet been admitted
+    (a request preempted and re-queued counts only for its first wait: a documented approximation).
+    """
+    n_w = len(edges) - 1
+    end_t = edges[-1]
+    in_range = arrival_s <= end_t
+
+    def hist(t: np.ndarray) -> np.ndarray:
+        t = t[t <= end_t]
+        return np.bincount(_window_index(t, edges), minlength=n_w)[:n_w].astype(np.int64)
+
+    ok = status == OK
+    bad = (status == FAILED) | (status == DROPPED)
+    # Waiting interval: from arrival to admission, or to the end of the run if never admitted.
+    wait_end = start_s if queue_wait_end_s is None else queue_wait_end_s
+    wait_end = np.where(np.isnan(wait_end), np.where(np.isnan(end_s), end_t, end_s), wait_end)
+    wait_end = np.minimum(wait_end, end_t)
+    a = arrival_s[in_range]
+    widths = np.diff(edges)
+    queue_area = interval_overlap(edges, a, np.maximum(wait_end[in_range], a))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        queue_len = np.where(widths > 0, queue_area / widths, 0.0)
+
+    fin = ok & (end_s <= end_t)
+    w_fin = _window_index(end_s[fin], edges)
+    ttft = _percentiles(w_fin, (first_token_s - arrival_s)[fin], n_w)
+    e2e = _percentiles(w_fin, (end_s - arrival_s)[fin], n_w)
+
+    data = {
+        "window_start_s": edges[:-1],
+        "window_end_s": edges[1:],
+        "arrivals": hist(arrival_s),
+        "completions": hist(end_s[fin]),
+        "throttled": hist(throttle_s),
+        "failed": hist(end_s[bad]),
+        "queue_len": queue_len,
+        "replicas": replicas,
+        "gpu_util": gpu_util,
+        "cost_usd": cost_usd,
+        "cumulative_cost_usd": np.cumsum(cost_usd),
+        "ttft_p50_s": ttft[:, 0],
+        "ttft_p90_s": ttft[:, 1],
+        "ttft_p99_s": ttft[:, 2],
+        "e2e_p50_s": e2e[:, 0],
+        "e2e_p90_s": e2e[:, 1],
+        "e2e_p99_s": e2e[:, 2],
+    }
+    assert tuple(data) == TIMESERIES_COLUMNS
+    return pl.DataFrame(data)
+
+
+def allocate_cost(
+    edges: np.ndarray,
+    window_cost_usd: np.ndarray,
+    end_s: np.ndarray,
+    status: np.ndarray,
+    tokens: np.ndarray,
+) -> np.ndarray:
+    """Split each window's cost over the requests that completed in it, by prompt + output tokens.
+
+    Cost of windows with no completion (idle time, cold starts) is spread over all completed
+    requests by tokens, so the shares add up to the total. With no completed request at all, the
+    cost is spread evenly over every request (and stays unallocated if there are none).
+    """
+    n = len(status)
+    share = np.zeros(n)
+    total = float(window_cost_usd.sum())
+    if n == 0 or total == 0.0:
+        return share
+    done = (status == OK) & (end_s <= edges[-1])
+    if not done.any():
+        return np.full(n, total / n)
+    idx = np.flatnonzero(done)
+    w = _window_index(end_s[idx], edges)
+    tok = tokens[idx].astype(np.float64)
+    tok_per_window = np.bincount(w, weights=tok, minlength=len(window_cost_usd))
+    covered = tok_per_window > 0
+    rate = np.zeros(len(window_cost_usd))
+    rate[covered] = window_cost_usd[covered] / tok_per_window[covered]
+    share[idx] = tok * rate[w]
+    leftover = total - share.sum()
+    share[idx] += leftover * tok / tok.sum()
+    return share

@@ -1,0 +1,200 @@
+"""A metered LLM API: token-bucket rate limits, client retries with backoff, sampled latency,
+per-token and per-request prices with volume tiers and the batch discount.
+
+An API fleet never feeds back into anything else, so its requests are processed after the
+submissions are known, in time order with an event heap (the same result SimPy would give, without
+a process per request). A hybrid self-hosted fleet submits its overflow here during its own run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+from sim.engine.config import ApiFleetConfig
+from sim.engine.dists import from_spec
+from sim.engine.requests import RequestTable
+from sim.engine.result import FAILED, OK
+
+MONTH_S = 365.25 * 86400 / 12  # volume tiers reset every calendar-average month
+_EPS = 1e-9  # bucket levels are floats refilled continuously: tolerate rounding
+
+
+def _need_price(cfg: ApiFleetConfig, field: str) -> float:
+    value = getattr(cfg, field)
+    if value is None:
+        raise ValueError(f"{field}: price not resolved for API fleet {cfg.name!r}")
+    if value < 0:
+        raise ValueError(f"{field}: price must not be negative, got {value}")
+    return float(value)
+
+
+class ApiFleet:
+    """Requests submitted with `submit(i, t)`, then `run()` decides send, latency, status, cost."""
+
+    kind = "api"
+
+    def __init__(self, cfg: ApiFleetConfig, table: RequestTable, rng: np.random.Generator):
+        self.cfg = cfg
+        self.table = table
+        self.price_in = _need_price(cfg, "price_usd_per_mtok_input")
+        self.price_out = _need_price(cfg, "price_usd_per_mtok_output")
+        cached = cfg.price_usd_per_mtok_cached_input
+        self.price_cached = (
+            self.price_in if cached is None else _need_price(cfg, "price_usd_per_mtok_cached_input")
+        )
+        if cfg.price_usd_per_request < 0:
+            raise ValueError("price_usd_per_request: must not be negative")
+        if not 0 <= cfg.batch_discount <= 1:
+            raise ValueError("batch_discount: the fraction of the price paid must be in [0, 1]")
+        for field in ("rpm_limit", "tpm_limit"):
+            value = getattr(cfg, field)
+            if value is not None and value <= 0:
+                raise ValueError(f"{field}: must be positive (or unset for no limit)")
+        if cfg.max_retries < 0 or cfg.backoff_base_s < 0 or cfg.backoff_max_s < 0:
+            raise ValueError("max_retries, backoff_base_s and backoff_max_s must not be negative")
+        self.rtt = from_spec(cfg.network_rtt_s, "network_rtt_s")
+        self.ttft = from_spec(cfg.ttft_s, "ttft_s")
+        self.speed = from_spec(cfg.output_tokens_per_s, "output_tokens_per_s")
+        self.batch_latency = from_spec(cfg.batch_latency_s, "batch_latency_s")
+        if self.speed.mean <= 0:
+            raise ValueError("output_tokens_per_s: must be positive")
+        self.tiers = sorted(cfg.volume_tiers, key=lambda tier: tier.above_mtok)
+        for tier in self.tiers:
+            if tier.above_mtok < 0 or tier.factor < 0:
+                raise ValueError("volume_tiers: above_mtok and factor must not be negative")
+        self._latency_rng, self._jitter_rng = rng.spawn(2)
+        self._idx: list[int] = []
+        self._t: list[float] = []
+        self.idx = np.zeros(0, dtype=np.int64)
+        self.cost_usd = np.zeros(0)  # per processed request, aligned with self.idx
+        self.throttle_s = np.zeros(0)
+
+    def submit(self, i: int, t: float) -> None:
+        self._idx.append(i)
+        self._t.append(t)
+
+    def run(self) -> None:
+        cfg, table = self.cfg, self.table
+        idx = np.asarray(self._idx, dtype=np.int64)
+        t_sub = np.asarray(self._t, dtype=np.float64)
+        order = np.argsort(t_sub, kind="stable")
+        idx, t_sub = idx[order], t_sub[order]
+        n = len(idx)
+        prompt = table.prompt_tokens[idx]
+        output = table.output_tokens[idx]
+        cached = np.minimum(table.cached_prompt_tokens[idx], prompt)
+
+        limited = not cfg.batch and (cfg.rpm_limit is not None or cfg.tpm_limit is not None)
+        if limited:
+            send, attempts, failed, throttles = self._rate_limit(t_sub, prompt + output)
+        else:
+            send, attempts = t_sub.copy(), np.ones(n, dtype=np.int64)
+            failed, throttles = np.zeros(n, dtype=bool), []
+
+        rng = self._latency_rng
+        if cfg.batch:
+            first = send + np.asarray(self.batch_latency.sample(rng, n), dtype=np.float64)
+            finish = first  # a batch job returns whole responses: no streaming, no separate TTFT
+        else:
+            rtt = np.asarray(self.rtt.sample(rng, n), dtype=np.float64)
+            ttft = np.asarray(self.ttft.sample(rng, n), dtype=np.float64)
+            speed = np.asarray(self.speed.sample(rng, n), dtype=np.float64)
+            first = send + rtt + ttft
+            # As the issue specifies: RTT + TTFT + output tokens / speed (the first token is
+            # counted twice, a bias of one token's time, under 2% for outputs of 50+ tokens).
+            finish = first + output / np.maximum(speed, 1e-9)
+
+        ok = ~failed
+        table.attempts[idx] = np.minimum(attempts, np.iinfo(np.int16).max)
+        ok_idx, bad_idx = idx[ok], idx[failed]
+        table.start_s[ok_idx] = send[ok]
+        table.first_token_s[ok_idx] = first[ok]
+        table.finish_s[ok_idx] = finish[ok]
+        table.end_s[ok_idx] = finish[ok]
+        table.status[ok_idx] = OK
+        table.end_s[bad_idx] = send[failed]  # for failures `send` holds the time of giving up
+        table.status[bad_idx] = FAILED
+
+        cost = self._token_cost(prompt - cached, cached, output, finish, ok)
+        self.idx = idx
+        self.cost_usd = cost
+        self.throttle_s = np.asarray(throttles, dtype=np.float64)
+
+    def _rate_limit(self, t_sub: np.ndarray, tokens: np.ndarray):
+        """Token buckets for requests and tokens per minute: capacity one minute's worth, refilled
+        continuously, full at t = 0. A request needs one request token and prompt + output tokens
+        (providers count the requested max_tokens; the actual output is the closest we know).
+        Throttled requests retry after a full-jitter backoff U(0, min(max, base * 2^k)); after
+        `max_retries` retries they fail. A request larger than the token bucket always fails."""
+        cfg = self.cfg
+        inf = math.inf
+        cap_r = cfg.rpm_limit if cfg.rpm_limit is not None else inf
+        cap_t = cfg.tpm_limit if cfg.tpm_limit is not None else inf
+        rate_r, rate_t = cap_r / 60.0, cap_t / 60.0
+        level_r, level_t = cap_r, cap_t
+        last = 0.0
+        n = len(t_sub)
+        send = np.empty(n)
+        attempts = np.zeros(n, dtype=np.int64)
+        failed = np.zeros(n, dtype=bool)
+        throttles: list[float] = []
+        t_list = t_sub.tolist()
+        tok_list = tokens.tolist()
+        retries: list[tuple[float, int, int]] = []  # (time, request position, retries so far)
+        uniform = self._jitter_rng.uniform
+        base, cap_backoff, max_retries = cfg.backoff_base_s, cfg.backoff_max_s, cfg.max_retries
+        nxt = 0
+        while nxt < n or retries:
+            if retries and (nxt >= n or retries[0][0] < t_list[nxt]):
+                t, j, k = heapq.heappop(retries)
+            else:
+                t, j, k = t_list[nxt], nxt, 0
+                nxt += 1
+            if t > last:
+                if level_r < cap_r:
+                    level_r = min(cap_r, level_r + (t - last) * rate_r)
+                if level_t < cap_t:
+                    level_t = min(cap_t, level_t + (t - last) * rate_t)
+                last = t
+            need = tok_list[j]
+            if level_r >= 1 - _EPS and level_t >= need - _EPS:
+                level_r -= 1
+                level_t -= need
+                send[j] = t
+                attempts[j] = k + 1
+                continue
+            throttles.append(t)
+            if k >= max_retries:
+                send[j] = t
+                attempts[j] = k + 1
+                failed[j] = True
+                continue
+            delay = uniform(0.0, min(cap_backoff, base * 2.0**k))
+            heapq.heappush(retries, (t + delay, j, k + 1))
+        return send, attempts, failed, throttles
+
+    def _token_cost(self, uncached, cached, output, finish, ok) -> np.ndarray:
+        cfg = self.cfg
+        token_usd = (
+            uncached * self.price_in + cached * self.price_cached + output * self.price_out
+        ) / 1e6
+        if self.tiers:
+            # Tier by tokens already billed this month, in order of completion.
+            factor = np.ones(len(token_usd))
+            ok_pos = np.flatnonzero(ok)
+            by_time = ok_pos[np.argsort(finish[ok_pos], kind="stable")]
+            tok = (uncached + cached + output)[by_time].astype(np.float64)
+            month = np.floor(finish[by_time] / MONTH_S)
+            cum = np.cumsum(tok)
+            month_start = np.searchsorted(month, month, side="left")
+            before = cum - tok - np.where(month_start > 0, cum[month_start - 1], 0.0)
+            above = np.array([tier.above_mtok for tier in self.tiers]) * 1e6
+            factors = np.concatenate([[1.0], [tier.factor for tier in self.tiers]])
+            factor[by_time] = factors[np.searchsorted(above, before, side="right")]
+            token_usd = token_usd * factor
+        if cfg.batch:
+            token_usd = token_usd * cfg.batch_discount
+        return np.where(ok, token_usd + cfg.price_usd_per_request, 0.0)

@@ -1,0 +1,270 @@
+"""What the cloud and self-hosted fleets share: the arrival process, the router, replica lifecycle
+(warm, drain, kill, retire) and the bookkeeping of finished requests.
+
+The shared interface of every fleet kind is small: `submit(i)` at a request's arrival,
+`window_costs(edges)` for the cost accrued in each time window, and `replicas_in(edges)` /
+`gpu_util(edges)` for the time series.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import simpy
+from simpy.events import URGENT, Event, Timeout
+
+from sim.engine.accounting import WindowSums
+from sim.engine.replica import ExpReplica, Replica
+from sim.engine.requests import RequestTable
+from sim.engine.result import DROPPED
+
+ROUTERS = ("round_robin", "least_outstanding", "jsq")
+
+
+class GpuFleet:
+    """Replicas behind a router. Subclasses decide when replicas exist and what they cost."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        table: RequestTable,
+        *,
+        name: str,
+        engine,
+        profile,
+        gpus_per_replica: int,
+        rng: np.random.Generator,
+        window_s: float,
+        jump: bool = True,
+    ):
+        self.env = env
+        self.table = table
+        self.name = name
+        self.engine = engine
+        self.profile = profile
+        self.gpus_per_replica = gpus_per_replica
+        self.rng = rng
+        self.jump = jump
+        if engine.router not in ROUTERS:
+            raise ValueError(
+                f"engine.router must be one of {', '.join(ROUTERS)}, got {engine.router!r}"
+            )
+        if engine.service == "exponential":
+            if not engine.service_mean_s or engine.service_mean_s <= 0:
+                raise ValueError(
+                    "engine.service_mean_s must be positive with service = 'exponential'"
+                )
+            self.exp = True
+            self.kv_cap = None
+        elif engine.service == "physics":
+            self.exp = False
+            if not getattr(profile, "fits", True):
+                raise ValueError(
+                    f"{name}: the model does not fit on {gpus_per_replica} GPU(s) (tp)"
+                )
+            self.kv_cap = int(profile.kv_capacity_tokens)
+        else:
+            raise ValueError(
+                f"engine.service must be 'physics' or 'exponential', got {engine.service!r}"
+            )
+        for field in ("max_batch_seqs", "max_batched_tokens"):
+            if getattr(engine, field) < 1:
+                raise ValueError(f"engine.{field} must be at least 1")
+        self.busy_gpu_s = WindowSums(window_s)
+        self.replicas: list = []
+        self.routable: list = []
+        self.pending: deque[int] = deque()  # arrived while no replica was warm
+        self.central: deque[int] = deque()  # the single FIFO queue of exponential mode
+        self.resume_gen: dict[int, int] = {}  # tokens generated before a preemption
+        self.done = env.event()
+        self.log: list[tuple[float, str, int]] = []  # (time, what, replica id) for tests/reports
+        self.n_arrived = 0
+        self._rr = 0
+        self._service_rng = rng.spawn(1)[0]
+
+    # -- replicas ----------------------------------------------------------------------------
+    def new_replica(self):
+        rid = len(self.replicas)
+        if self.exp:
+            rep = ExpReplica(
+                self, rid, self.gpus_per_replica, self.engine.service_mean_s, self._service_rng
+            )
+        else:
+            rep = Replica(self, rid, self.profile, self.gpus_per_replica, jump=self.jump)
+        self.replicas.append(rep)
+        return rep
+
+    def warm(self, rep) -> None:
+        rep.start()
+        self.routable.append(rep)
+        self.log.append((self.env.now, "warm", rep.rid))
+        pending = self.pending
+        while pending and rep.state == "warm":
+            self.route(pending.popleft())
+
+    def drain(self, rep) -> None:
+        """Stop routing to `rep`, move its queue elsewhere; it retires once its batch is done."""
+        if rep in self.routable:
+            self.routable.remove(rep)
+        rep.state = "draining"
+        self.log.append((self.env.now, "drain", rep.rid))
+        for i in rep.take_waiting():
+            self.route(i)
+        rep.poke()
+
+    def kill(self, rep) -> None:
+        if rep in self.routable:
+            self.routable.remove(rep)
+        self.log.append((self.env.now, "kill", rep.rid))
+        for i in rep.kill():
+            self.route(i)
+        self.on_stop(rep)
+
+    def retire(self, rep) -> None:
+        rep.state = "dead"
+        self.log.append((self.env.now, "retire", rep.rid))
+        self.on_stop(rep)
+
+    def on_stop(self, rep) -> None:
+        """Billing hook for subclasses."""
+
+    # -- requests ----------------------------------------------------------------------------
+    def arrivals(self):
+        """The arrival process as a generator (one timeout per distinct arrival time)."""
+        env = self.env
+        for i, t in enumerate(self.table.arrival_s.tolist()):
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            self.n_arrived += 1
+            self.submit(i)
+
+    def start_arrivals(self) -> None:
+        """The same arrival process as `arrivals`, event for event, written as callbacks on its
+        timeouts: no generator to resume per arrival, which is most of the cost of an event."""
+        self._arrival_t = self.table.arrival_s.tolist()
+        self._arrival_next = 0
+        kick = Event(self.env)
+        kick._ok = True
+        kick._value = None
+        kick.callbacks.append(self._on_arrival_kick)
+        self.env.schedule(kick, URGENT)  # where the process's Initialize event would run
+
+    def _on_arrival_kick(self, _ev) -> None:
+        self._submit_arrivals(self._arrival_next)
+
+    def _on_arrival_timeout(self, _ev) -> None:
+        # The request this timeout waited for arrives now, even if the clock (SimPy adds the
+        # delay to it) differs from its time in the last bit, as in the generator version.
+        i = self._arrival_next
+        self.n_arrived += 1
+        self.submit(i)
+        self._submit_arrivals(i + 1)
+
+    def _submit_arrivals(self, i: int) -> None:
+        """Submit every request due by now from index `i`, then wait for the next one."""
+        env = self.env
+        now = env.now
+        times = self._arrival_t
+        n = len(times)
+        submit = self.submit
+        while i < n:
+            if times[i] > now:
+                self._arrival_next = i
+                Timeout(env, times[i] - now).callbacks.append(self._on_arrival_timeout)
+                return
+            self.n_arrived += 1
+            submit(i)
+            i += 1
+        self._arrival_next = i
+
+    def submit(self, i: int) -> None:
+        table = self.table
+        if not self.exp and table.prompt[i] + table.output[i] > self.kv_cap:
+            # It could never finish: vLLM rejects prompts beyond the model length in the same way.
+            self.drop(i)
+            return
+        if self.divert(i):
+            return
+        self.route(i)
+
+    def divert(self, i: int) -> bool:
+        """Hook: True if the request was sent elsewhere (hybrid overflow)."""
+        return False
+
+    def route(self, i: int) -> None:
+        max_queue = self.engine.max_queue
+        if self.exp:
+            if max_queue is not None and len(self.central) >= max_queue:
+                self.drop(i)
+                return
+            self.central.append(i)
+            for rep in self.routable:
+                if rep.interruptible:
+                    rep.poke()
+                    break
+            return
+        reps = self.routable
+        if not reps:
+            if max_queue is not None and len(self.pending) >= max_queue:
+                self.drop(i)
+            else:
+                self.pending.append(i)
+            return
+        router = self.engine.router
+        if router == "round_robin":
+            rep = reps[self._rr % len(reps)]
+            self._rr += 1
+        elif router == "least_outstanding":
+            rep = reps[0]
+            if len(reps) > 1:  # inlined min(): this runs once per arrival
+                best = len(rep.running) + len(rep.waiting)
+                for r in reps:
+                    load = len(r.running) + len(r.waiting)
+                    if load < best:
+                        rep, best = r, load
+        else:  # jsq
+            rep = min(reps, key=_queue_then_outstanding)
+        if max_queue is not None and len(rep.waiting) >= max_queue:
+            self.drop(i)
+            return
+        rep.enqueue(i)
+
+    def complete(self, i: int) -> None:
+        table = self.table
+        table.complete(i, self.env.now)
+        if table.n_terminal >= table.n and not self.done.triggered:
+            self.done.succeed()
+
+    def drop(self, i: int) -> None:
+        table = self.table
+        table.fail(i, self.env.now, DROPPED)
+        if table.n_terminal >= table.n and not self.done.triggered:
+            self.done.succeed()
+
+    # -- state for autoscalers and the time series -------------------------------------------
+    def queued(self) -> int:
+        return (
+            len(self.pending)
+            + len(self.central)
+            + sum(len(r.waiting) for r in self.replicas if r.state != "dead")
+        )
+
+    def outstanding(self) -> int:
+        return (
+            len(self.pending)
+            + len(self.central)
+            + sum(r.outstanding for r in self.replicas if r.state != "dead")
+        )
+
+    def gpu_util(self, edges: np.ndarray, billed_gpu_s: np.ndarray) -> np.ndarray:
+        busy = self.busy_gpu_s.array(len(edges) - 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            util = np.where(billed_gpu_s > 0, busy / billed_gpu_s, 0.0)
+        return np.clip(util, 0.0, 1.0)
+
+
+def _queue_then_outstanding(rep) -> tuple[int, int]:
+    return (len(rep.waiting), rep.outstanding)

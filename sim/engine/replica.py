@@ -1,0 +1,474 @@
+"""One serving replica: a SimPy process doing vLLM-like continuous batching, step by step or in jumps.
+
+A step runs the decoding sequences (one token each) plus prefill chunks under a token budget; its
+duration comes from the perf model (`profile.step_time_s`). While the batch holds only decoding
+sequences and nothing waiting can be admitted, every step looks the same except that each sequence's
+context grows by one token, so the replica advances many steps in one timeout ("a jump") up to the
+next completion or the point where the KV cache runs out.
+
+Jump approximation: the step time is taken as linear in the step index between its exact values
+at the first and last step of the jump (exact when the step time is affine in `decode_ctx_tokens`,
+as in a memory-bound decode; a roofline `max` bends it and the trapezoid overestimates slightly:
+tests/engine/test_jump.py bounds the end-to-end error against the step-by-step loop).
+
+An arrival that could be admitted interrupts a jump; the replica finishes the step in progress
+and admits it at that step boundary, as vLLM admits new requests every step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from heapq import heappop, heappush
+
+import simpy
+from simpy.events import NORMAL, URGENT
+
+
+
+class Due:
+    """The cheapest thing SimPy's event loop can process: `Environment.step` pops it off the
+    queue, calls its callbacks and checks `_ok`, which is all a wake-up of the engine needs.
+    Scheduled with `Environment.schedule`, it sorts with real events by (time, priority, id)."""
+
+    __slots__ = ("callbacks", "_ok")
+
+    def __init__(self, callback):
+        self.callbacks = [callback]
+        self._ok = True
+
+
+KILL = "kill"  # interrupt cause: the replica is gone (spot preemption), drop everything
+WAKE = "wake"  # interrupt cause: new work may be admissible
+
+
+class Replica:
+    """A physics replica. State lives in small per-replica dicts and lists keyed by request index.
+
+    running: admission order (the newest is preempted first); prefilling: those with prompt tokens
+    still to compute; dec: decoding sequences as (join_step, generated_at_join, kv_at_join,
+    finish_step) so that a jump updates them all in O(1) through the replica's step counter.
+
+    The engine loop is a SimPy process written as callbacks on the events it waits for (a step's
+    or jump's timeout, a wake-up) rather than as a generator: the same events at the same times,
+    without a generator resume, an `Interrupt` exception or an `Interruption` event per wake-up.
+    A superseded timeout (a jump cut short) stays in SimPy's queue with its callback removed, as
+    SimPy itself does for an interrupted process.
+    """
+
+    def __init__(self, fleet, rid: int, profile, gpus: int, jump: bool = True):
+        self.env = fleet.env
+        self.fleet = fleet
+        self.table = fleet.table
+        self.rid = rid
+        self.gpus = gpus
+        self.step_time = profile.step_time_s
+        self.kv_cap = int(profile.kv_capacity_tokens)
+        engine = fleet.engine
+        self.max_seqs = engine.max_batch_seqs
+        self.max_tokens = engine.max_batched_tokens
+        self.chunked = engine.chunked_prefill
+        self.jump_enabled = jump
+        self.waiting: deque[int] = deque()
+        self.running: list[int] = []
+        self.prefilling: list[int] = []
+        self.todo: dict[int, int] = {}
+        self.ctx: dict[int, int] = {}
+        self.dec: dict[int, tuple[int, int, int, int]] = {}
+        self.heap: list[tuple[int, int]] = []
+        self.steps = 0
+        self.kv_used = 0
+        self.dec_ctx = 0
+        self.state = "starting"  # starting | warm | draining | dead
+        self.interruptible = False  # in a jump: a wake-up ends it at the next step boundary
+        self.idle = False  # waiting for work: `poke` schedules the wake-up
+        self._ev: Due | None = None  # the event the engine loop waits for
+        self._step: tuple = ()  # the plain step in progress: (chunks, n_dec, start_s)
+        self._jump: tuple = ()  # the jump in progress: (start_s, t0, delta, k, n_dec)
+        self._done = 0  # steps of an interrupted jump, once its last step ends
+
+    # -- interface used by the fleet -------------------------------------------------------------
+    @property
+    def outstanding(self) -> int:
+        return len(self.running) + len(self.waiting)
+
+    def start(self) -> None:
+        self.state = "warm"
+        # Where a new process's Initialize event would run: urgent, at the current time.
+        self._wait(0.0, self._on_wake, URGENT)
+
+    def enqueue(self, i: int) -> None:
+        self.waiting.append(i)
+        self.poke(need_admissible=True)
+
+    def poke(self, need_admissible: bool = False) -> None:
+        """Wake the loop if it sleeps (idle) or jumps and could now admit work or retire."""
+        if self.idle:
+            self.idle = False
+            self._wait(0.0, self._on_wake, NORMAL)
+            return
+        if not self.interruptible:
+            return
+        if need_admissible and not self._admissible(len(self.dec)):
+            return
+        self.interruptible = False
+        self._ev.callbacks.clear()  # the jump's end no longer resumes us
+        self._interrupt()
+
+    def evict_all(self) -> list[int]:
+        """Take every request off this replica (kill or drain): running ones must recompute."""
+        out = list(self.running)  # admission order: the oldest goes back first
+        for i in out:
+            self._preempt(i, requeue=False)
+        out.extend(self.waiting)
+        self.waiting.clear()
+        return out
+
+    def take_waiting(self) -> list[int]:
+        out = list(self.waiting)
+        self.waiting.clear()
+        return out
+
+    def kill(self) -> list[int]:
+        self.state = "dead"
+        reqs = self.evict_all()
+        self.idle = self.interruptible = False
+        ev = self._ev
+        if ev is not None and ev.callbacks:
+            ev.callbacks.clear()  # whatever it was waiting for, it never resumes
+        self._ev = None
+        return reqs
+
+    # -- the engine loop -------------------------------------------------------------------------
+    def _wait(self, delay: float, callback, priority=NORMAL) -> None:
+        ev = Due(callback)
+        self.env.schedule(ev, priority, delay)
+        self._ev = ev
+
+    def _on_wake(self, _ev) -> None:
+        self._run()
+
+    def _on_step_end(self, _ev) -> None:
+        chunks, n_dec, start = self._step
+        self.fleet.busy_gpu_s.add_interval(start, self.env.now, self.gpus)
+        self._apply_step(chunks, n_dec)
+        self._run()
+
+    def _on_jump_end(self, _ev) -> None:
+        self.interruptible = False
+        self._end_jump(self._jump[3])
+
+    def _on_rest_end(self, _ev) -> None:
+        self._end_jump(self._done)
+
+    def _interrupt(self) -> None:
+        """Cut the jump short: finish the step in progress, then plan again.
+
+        Worked out at once (it depends only on the jump and the clock) instead of in an urgent
+        event at the current time, as a SimPy interrupt would; only a jump cut exactly at a step
+        boundary continues in such an event, so that same-time arrivals still join that step."""
+        start, t0, delta, k, _ = self._jump
+        elapsed = self.env.now - start
+        done = _steps_reached(elapsed, t0, delta, k)
+        rest = done * t0 + delta * done * (done - 1) / 2 - elapsed
+        self._done = done
+        self._wait(rest if rest > 0 else 0.0, self._on_rest_end, NORMAL if rest > 0 else URGENT)
+
+    def _end_jump(self, done: int) -> None:
+        start, _, _, _, n = self._jump
+        self.fleet.busy_gpu_s.add_interval(start, self.env.now, self.gpus)
+        self.steps += done
+        self.dec_ctx += n * done
+        self.kv_used += n * done
+        self._pop_finished()
+        self._run()
+
+    def _run(self) -> None:
+        """Plan what comes next and schedule the event that ends it (or go idle, or retire)."""
+        env = self.env
+        step_time = self.step_time
+        while True:
+            if self.state == "dead":
+                self._ev = None
+                return
+            if not self.running and not self.waiting:
+                self._ev = None
+                if self.state == "draining":
+                    self.fleet.retire(self)
+                    return
+                self.idle = True
+                return
+            k = self._jump_len() if self.jump_enabled else 0
+            if k > 1:
+                n = len(self.dec)
+                dec_ctx = self.dec_ctx
+                t0 = step_time(decode_seqs=n, decode_ctx_tokens=dec_ctx)
+                t_last = step_time(decode_seqs=n, decode_ctx_tokens=dec_ctx + n * (k - 1))
+                delta = (t_last - t0) / (k - 1)
+                self._jump = (env.now, t0, delta, k, n)
+                self.interruptible = True
+                self._wait(k * t0 + delta * k * (k - 1) / 2, self._on_jump_end)
+                return
+            chunks, prefill, n_dec, attn = self._plan_step()
+            if not chunks and not n_dec:
+                continue
+            dt = step_time(
+                prefill_tokens=prefill,
+                prefill_attn_pairs=attn,
+                decode_seqs=n_dec,
+                decode_ctx_tokens=self.dec_ctx if n_dec else 0,
+            )
+            self._step = (chunks, n_dec, env.now)
+            self._wait(dt, self._on_step_end)
+            return
+
+    # -- scheduling ------------------------------------------------------------------------------
+    def _need(self, i: int) -> int:
+        """Prompt tokens to compute on (re)admission: the uncached prompt plus any tokens already
+        generated before a preemption (recompute)."""
+        t = self.table
+        return t.prompt[i] - t.cached[i] + self.fleet.resume_gen.get(i, 0)
+
+    def _admissible(self, n_dec: int) -> bool:
+        """Would the next step admit the head of the waiting queue (FCFS, no skipping)?"""
+        if not self.waiting or len(self.running) >= self.max_seqs:
+            return False
+        i = self.waiting[0]
+        free = self.kv_cap - self.kv_used - n_dec
+        base = self.table.cached[i]
+        if self.chunked:
+            return self.max_tokens - n_dec > 0 and free >= base + 1
+        return free + n_dec >= base + self._need(i)
+
+    def _jump_len(self) -> int:
+        """Steps until the batch changes, or 0 when the next step must be planned on its own."""
+        n = len(self.dec)
+        if n == 0 or self.prefilling or self._admissible(n):
+            return 0
+        heap, dec = self.heap, self.dec
+        while heap and (heap[0][1] not in dec or dec[heap[0][1]][3] != heap[0][0]):
+            heappop(heap)
+        k = heap[0][0] - self.steps
+        k_kv = (self.kv_cap - self.kv_used) // n
+        return min(k, k_kv)
+
+    def _plan_step(self):
+        table, dec = self.table, self.dec
+        n = len(dec)
+        while n and self.kv_cap - self.kv_used < n:
+            self._preempt(self.running[-1])
+            n = len(dec)
+        chunks: list[tuple[int, int]] = []
+        attn = 0.0
+        free = self.kv_cap - self.kv_used - n
+        waiting, running = self.waiting, self.running
+        if self.chunked:
+            budget = self.max_tokens - n
+            for i in self.prefilling:
+                if budget <= 0 or free <= 0:
+                    break
+                c = min(self.todo[i], budget, free)
+                chunks.append((i, c))
+                attn += c * (self.ctx[i] + (c + 1) / 2)
+                budget -= c
+                free -= c
+            while waiting and budget > 0 and len(running) < self.max_seqs:
+                i = waiting[0]
+                base = table.cached[i]
+                if free < base + 1:
+                    break
+                need = self._need(i)
+                c = min(need, budget, free - base)
+                self._admit(i, base, need)
+                chunks.append((i, c))
+                attn += c * (base + (c + 1) / 2)
+                budget -= c
+                free -= base + c
+        else:
+            # Without chunking, vLLM's default scheduler runs prefill-only steps: decodes pause.
+            budget = self.max_tokens
+            free += n
+            while waiting and len(running) < self.max_seqs:
+                i = waiting[0]
+                base = table.cached[i]
+                need = self._need(i)
+                if (chunks and need > budget) or free < base + need:
+                    break
+                self._admit(i, base, need)
+                chunks.append((i, need))
+                attn += need * (base + (need + 1) / 2)
+                budget -= need
+                free -= base + need
+            if chunks:
+                n = 0
+        prefill = sum(c for _, c in chunks) if chunks else 0
+        self.kv_used += prefill
+        if not chunks and not n and running:
+            # Only partial prefills that cannot grow: free KV by recomputing the newest later.
+            self._preempt(running[-1])
+        return chunks, prefill, n, attn
+
+    def _admit(self, i: int, base: int, need: int) -> None:
+        self.waiting.popleft()
+        self.running.append(i)
+        self.prefilling.append(i)
+        self.todo[i] = need
+        self.ctx[i] = base
+        self.kv_used += base
+        self.table.started(i, self.env.now)
+
+    def _apply_step(self, chunks, n_dec: int) -> None:
+        if n_dec:
+            self.steps += 1
+            self.dec_ctx += n_dec
+            self.kv_used += n_dec
+            self._pop_finished()
+        if not chunks:
+            return
+        now = self.env.now
+        table = self.table
+        resume_gen = self.fleet.resume_gen
+        for i, c in chunks:
+            self.ctx[i] += c
+            left = self.todo[i] - c
+            if left:
+                self.todo[i] = left
+                continue
+            del self.todo[i]
+            self.prefilling.remove(i)
+            generated = resume_gen.pop(i, 0) + 1  # the prefill step samples one token
+            table.first_token(i, now)
+            kv = self.ctx.pop(i)
+            out = table.output[i]
+            if generated >= out:
+                self.running.remove(i)
+                self.kv_used -= kv
+                self.fleet.complete(i)
+                continue
+            finish_step = self.steps + out - generated
+            self.dec[i] = (self.steps, generated, kv, finish_step)
+            heappush(self.heap, (finish_step, i))
+            self.dec_ctx += kv
+
+    def _pop_finished(self) -> None:
+        heap, dec, steps = self.heap, self.dec, self.steps
+        while heap and heap[0][0] <= steps:
+            finish_step, i = heappop(heap)
+            d = dec.get(i)
+            if d is None or d[3] != finish_step:
+                continue
+            del dec[i]
+            kv = d[2] + steps - d[0]
+            self.dec_ctx -= kv
+            self.kv_used -= kv
+            self.running.remove(i)
+            self.fleet.complete(i)
+
+    def _preempt(self, i: int, requeue: bool = True) -> None:
+        """Evict by recompute: free the KV, remember how many tokens were generated."""
+        self.running.remove(i)
+        d = self.dec.pop(i, None)
+        if d is not None:
+            kv = d[2] + self.steps - d[0]
+            self.dec_ctx -= kv
+            self.kv_used -= kv
+            self.fleet.resume_gen[i] = d[1] + self.steps - d[0]
+        else:
+            self.prefilling.remove(i)
+            self.kv_used -= self.ctx.pop(i)
+            del self.todo[i]
+        self.table.attempts[i] += 1
+        if requeue:
+            self.waiting.appendleft(i)
+
+
+def _steps_reached(elapsed: float, t0: float, delta: float, k: int) -> int:
+    """The first step boundary at or after `elapsed` into a jump whose i-th step (from 0) lasts
+    t0 + i * delta: smallest m with m*t0 + delta*m*(m-1)/2 >= elapsed, within [1, k]."""
+    if abs(delta) < 1e-18 * max(t0, 1e-30):
+        m = math.ceil(elapsed / t0 - 1e-12) if t0 > 0 else k
+    else:
+        a, b = delta / 2, t0 - delta / 2
+        disc = max(b * b + 4 * a * elapsed, 0.0)
+        m = math.ceil((-b + math.sqrt(disc)) / (2 * a) - 1e-9)
+    return min(max(m, 1), k)
+
+
+class ExpReplica:
+    """Validation replica: one request at a time, exponential service time, no physics.
+
+    Together with the fleet's single FIFO queue this is exactly an M/M/c server.
+    """
+
+    def __init__(self, fleet, rid: int, gpus: int, mean_s: float, rng):
+        self.env = fleet.env
+        self.fleet = fleet
+        self.table = fleet.table
+        self.rid = rid
+        self.gpus = gpus
+        self.mean_s = mean_s
+        self.rng = rng
+        self.busy = False
+        self.current = -1
+        self.state = "starting"
+        self.interruptible = False
+        self.process = None
+        self.waiting: deque[int] = deque()  # unused: the fleet's central queue feeds it
+
+    @property
+    def outstanding(self) -> int:
+        return int(self.busy)
+
+    def start(self) -> None:
+        self.state = "warm"
+        self.process = self.env.process(self.serve())
+
+    def poke(self, need_admissible: bool = False) -> None:
+        if self.interruptible:
+            self.interruptible = False
+            self.process.interrupt(WAKE)
+
+    def evict_all(self) -> list[int]:
+        return []
+
+    def take_waiting(self) -> list[int]:
+        return []
+
+    def kill(self) -> list[int]:
+        self.state = "dead"
+        lost = [self.current] if self.busy else []
+        for i in lost:
+            self.table.attempts[i] += 1
+        self.busy = False
+        if self.process is not None and self.process.is_alive:
+            self.process.interrupt(KILL)
+        return lost
+
+    def serve(self):
+        env, table, queue = self.env, self.table, self.fleet.central
+        try:
+            while True:
+                if not queue or self.state != "warm":
+                    if self.state == "draining":
+                        self.fleet.retire(self)
+                        return
+                    self.interruptible = True
+                    try:
+                        yield env.event()
+                    except simpy.Interrupt as irq:
+                        if irq.cause == KILL:
+                            raise
+                    continue
+                i = queue.popleft()
+                self.current = i
+                start = env.now
+                table.started(i, start)
+                table.first_token(i, start)
+                self.busy = True
+                yield env.timeout(self.rng.exponential(self.mean_s))
+                self.busy = False
+                self.fleet.busy_gpu_s.add_interval(start, env.now, self.gpus)
+                self.fleet.complete(i)
+        except simpy.Interrupt as irq:
+            if irq.cause != KILL:
+                raise

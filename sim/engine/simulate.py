@@ -1,0 +1,256 @@
+"""`simulate_fleet`: run one fleet against one workload and return its `FleetResult`."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+
+import numpy as np
+import simpy
+
+from sim.engine.accounting import allocate_cost, build_timeseries, window_edges
+from sim.engine.api import ApiFleet
+from sim.engine.cloud import CloudFleet
+from sim.engine.config import ApiFleetConfig, CloudFleetConfig, SelfHostedFleetConfig
+from sim.engine.requests import RequestTable
+from sim.engine.result import OK, FleetResult
+from sim.engine.self_hosted import SelfHostedFleet
+from sim.workload import Workload
+
+# With no horizon, a run stops this long after the last arrival even if queues never drain
+# (an overloaded fleet); whatever is still in flight is reported UNFINISHED.
+DRAIN_LIMIT_S = 6 * 3600.0
+
+_profile_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _profile(factory: Callable, gpu: str, tp: int, precision: str | None, mem_util: float):
+    """Build perf profiles once per (factory, gpu, tp, precision, mem_util): they are pure."""
+    key = (gpu, tp, precision, mem_util)
+    try:
+        cache = _profile_cache.setdefault(factory, {})
+    except TypeError:  # not weak-referenceable: no cache
+        return factory(*key)
+    if key not in cache:
+        cache[key] = factory(*key)
+    return cache[key]
+
+
+def simulate_fleet(
+    cfg: ApiFleetConfig | CloudFleetConfig | SelfHostedFleetConfig,
+    workload: Workload,
+    *,
+    profile_factory: Callable | None,
+    rng: np.random.Generator,
+    window_s: float = 60.0,
+    horizon_s: float | None = None,
+    progress: Callable[[float], None] | None = None,
+    jump: bool = True,
+) -> FleetResult:
+    """Simulate `workload` on the fleet `cfg` (prices already resolved) and return every request's
+    times, status and cost share plus a time series per `window_s`.
+
+    horizon_s: end of the simulation; None runs until every request is settled, at most
+    `DRAIN_LIMIT_S` after the last arrival. Costs accrue over [0, end].
+    jump: advance decode-only batches in jumps (False = one SimPy event per step, the reference).
+    """
+    if not window_s > 0:
+        raise ValueError(f"window_s: must be positive, got {window_s}")
+    if horizon_s is not None and not horizon_s > 0:
+        raise ValueError(f"horizon_s: must be positive, got {horizon_s}")
+    table = RequestTable(workload)
+    if isinstance(cfg, ApiFleetConfig):
+        return _simulate_api(cfg, table, rng, window_s, horizon_s, progress)
+
+    env = simpy.Environment()
+    if isinstance(cfg, CloudFleetConfig | SelfHostedFleetConfig):
+        profile = None
+        if profile_factory is not None:
+            profile = _profile(profile_factory, cfg.gpu, cfg.tp, cfg.precision, cfg.engine.mem_util)
+        elif cfg.engine.service != "exponential":
+            raise ValueError("profile_factory: needed for GPU fleets with service = 'physics'")
+        fleet_cls = CloudFleet if isinstance(cfg, CloudFleetConfig) else SelfHostedFleet
+        fleet = fleet_cls(env, table, cfg, profile=profile, rng=rng, window_s=window_s, jump=jump)
+    else:
+        raise ValueError(f"kind: unknown fleet config {type(cfg).__name__}")
+
+    fleet.start_arrivals()
+    if table.n == 0 and not fleet.done.triggered:
+        fleet.done.succeed()
+    expected_end = horizon_s if horizon_s is not None else max(workload.duration_s, 1.0)
+    if progress is not None:
+        env.process(_report_progress(env, progress, expected_end))
+    if horizon_s is None:
+        limit = env.timeout(workload.duration_s + DRAIN_LIMIT_S)
+        env.run(until=env.any_of([fleet.done, limit]))
+        end = env.now
+    else:
+        env.run(until=horizon_s)
+        end = float(horizon_s)
+
+    overflow = getattr(fleet, "overflow", None)
+    api_idx = np.zeros(0, dtype=np.int64)
+    api_cost = np.zeros(0)
+    throttle_s = np.zeros(0)
+    if overflow is not None:
+        overflow.run()
+        api_idx, api_cost, throttle_s = overflow.idx, overflow.cost_usd, overflow.throttle_s
+        if horizon_s is None and len(api_idx):
+            end = max(end, float(np.nanmax(table.end_s[api_idx])))
+        else:
+            _cut_at_horizon(table, api_idx, end)
+            api_cost = np.where(table.status[api_idx] == OK, api_cost, 0.0)
+
+    edges = window_edges(end, window_s)
+    parts = fleet.window_costs(edges)
+    if overflow is not None:
+        parts["api_overflow"] = _cost_by_finish(edges, table.end_s[api_idx], api_cost)
+    window_cost = np.sum(list(parts.values()), axis=0)
+    billed = fleet.billed_gpu_s(edges)
+    util = fleet.gpu_util(edges, billed)
+    replicas = fleet.replicas_in(edges)
+
+    own_status = table.status.copy()
+    own_status[api_idx] = -1  # the API's requests pay their own exact price
+    gpu_cost = np.sum([v for k, v in parts.items() if k != "api_overflow"], axis=0)
+    share = allocate_cost(
+        edges, gpu_cost, table.end_s, own_status, table.prompt_tokens + table.output_tokens
+    )
+    share[api_idx] += api_cost
+    if progress is not None:
+        progress(1.0)
+    return _result(
+        cfg,
+        table,
+        edges,
+        window_cost,
+        share,
+        replicas,
+        util,
+        throttle_s,
+        parts,
+        served_by=table.served_by if overflow is not None else None,
+        meta=_meta(fleet, end),
+    )
+
+
+def _simulate_api(cfg, table, rng, window_s, horizon_s, progress) -> FleetResult:
+    fleet = ApiFleet(cfg, table, rng)
+    keep = np.arange(table.n) if horizon_s is None else np.flatnonzero(table.arrival_s <= horizon_s)
+    fleet._idx = keep.tolist()
+    fleet._t = table.arrival_s[keep].tolist()
+    fleet.run()
+    if horizon_s is None:
+        ends = table.end_s[fleet.idx]
+        end = float(np.nanmax(ends)) if len(ends) else 0.0
+    else:
+        end = float(horizon_s)
+        _cut_at_horizon(table, fleet.idx, end)
+    cost = np.zeros(table.n)
+    cost[fleet.idx] = np.where(table.status[fleet.idx] == OK, fleet.cost_usd, 0.0)
+    edges = window_edges(end, window_s)
+    window_cost = _cost_by_finish(edges, table.end_s, cost)
+    n_w = len(edges) - 1
+    if progress is not None:
+        progress(1.0)
+    meta = {
+        "price_usd_per_mtok_input": fleet.price_in,
+        "price_usd_per_mtok_output": fleet.price_out,
+        "price_usd_per_mtok_cached_input": fleet.price_cached,
+        "end_s": end,
+    }
+    return _result(
+        cfg,
+        table,
+        edges,
+        window_cost,
+        cost,
+        np.zeros(n_w),
+        np.zeros(n_w),
+        fleet.throttle_s[fleet.throttle_s <= end],
+        {"tokens": window_cost},
+        served_by=None,
+        meta=meta,
+    )
+
+
+def _cut_at_horizon(table: RequestTable, idx: np.ndarray, end: float) -> None:
+    """API requests that settle after the horizon are UNFINISHED; they cost nothing within it."""
+    from sim.engine.result import UNFINISHED
+
+    late = idx[table.end_s[idx] > end]
+    table.status[late] = UNFINISHED
+    table.finish_s[late] = np.nan
+    table.end_s[late] = np.nan
+    ft = table.first_token_s[late]
+    table.first_token_s[late] = np.where(ft > end, np.nan, ft)
+
+
+def _cost_by_finish(edges: np.ndarray, end_s: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    n_w = len(edges) - 1
+    mask = (cost != 0) & ~np.isnan(end_s)
+    if not mask.any():
+        return np.zeros(n_w)
+    k = np.clip(np.searchsorted(edges, end_s[mask], side="right") - 1, 0, n_w - 1)
+    return np.bincount(k, weights=cost[mask], minlength=n_w)[:n_w]
+
+
+def _report_progress(env: simpy.Environment, progress: Callable, expected_end: float):
+    tick = max(expected_end / 100, 1.0)
+    while True:
+        yield env.timeout(tick)
+        progress(min(env.now / expected_end, 0.999))
+
+
+def _meta(fleet, end: float) -> dict:
+    meta = {"end_s": end, "events": [list(e) for e in fleet.log[:10000]]}
+    if fleet.kv_cap is not None:
+        meta["kv_capacity_tokens"] = fleet.kv_cap
+    meta["replicas_launched"] = len(fleet.replicas)
+    meta["preemptions"] = int(fleet.table.attempts.sum()) if fleet.kind != "api" else 0
+    if isinstance(fleet, CloudFleet):
+        meta["instances_per_replica"] = fleet.instances
+        meta["price_usd_per_hour"] = fleet.cfg.price_usd_per_hour
+        meta["cold_start_load_s"] = fleet.load_s
+    if isinstance(fleet, SelfHostedFleet):
+        meta["capex_usd"] = fleet.capex_usd
+        meta["amortised_usd_per_s"] = fleet.amortised_usd_per_s
+        meta["replicas"] = fleet.n_replicas
+        if fleet.overflow is not None:
+            meta["overflowed"] = len(fleet.overflow.idx)
+    return meta
+
+
+def _result(
+    cfg, table, edges, window_cost, share, replicas, util, throttle_s, parts, served_by, meta
+) -> FleetResult:
+    ts = build_timeseries(
+        edges,
+        arrival_s=table.arrival_s,
+        start_s=table.start_s,
+        first_token_s=table.first_token_s,
+        end_s=table.end_s,
+        status=table.status,
+        cost_usd=window_cost,
+        replicas=replicas,
+        gpu_util=util,
+        throttle_s=throttle_s,
+    )
+    return FleetResult(
+        name=cfg.name,
+        kind=cfg.kind,
+        arrival_s=table.arrival_s,
+        start_s=table.start_s,
+        first_token_s=table.first_token_s,
+        finish_s=table.finish_s,
+        prompt_tokens=table.prompt_tokens,
+        output_tokens=table.output_tokens,
+        status=table.status,
+        attempts=table.attempts,
+        cost_usd=share,
+        timeseries=ts,
+        total_cost_usd=float(window_cost.sum()),
+        cost_breakdown_usd={k: float(v.sum()) for k, v in parts.items()},
+        served_by=served_by,
+        meta=meta,
+    )

@@ -1,0 +1,109 @@
+"""Golden summaries of every shipped scenario, shortened for speed, on the real simulator.
+
+Prices are pinned by --set overrides (the litellm 1.110.2 together_ai prices and Lambda's on-demand
+prices the shipped snapshot holds), so a price refresh does not move these figures: they check
+the simulation and its cost accounting. After an intended change to the engine, the perf model
+or the traffic generators, rewrite them with `INFERCOST_UPDATE_GOLDEN=1 pytest tests/scenario`
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from sim.run import run_replications, summarize
+from sim.scenario import load_scenario
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden"
+
+API_70B = [
+    "fleet.api-together.price_usd_per_mtok_input=0.88",
+    "fleet.api-together.price_usd_per_mtok_output=0.88",
+]
+API_8B = [
+    "fleet.api-together.price_usd_per_mtok_input=0.18",
+    "fleet.api-together.price_usd_per_mtok_output=0.18",
+]
+LAMBDA_8XH100 = [
+    "fleet.cloud-8xh100.price_usd_per_hour=23.92",
+    "fleet.cloud-8xh100.gpus_per_instance=8",
+]
+LAMBDA_1XA100 = [
+    "fleet.cloud-a100-scale-to-zero.price_usd_per_hour=1.29",
+    "fleet.cloud-a100-scale-to-zero.gpus_per_instance=1",
+]
+
+# scenario -> overrides that shorten it (first N requests of a trace, or a lower rate) and pin prices
+CASES = {
+    "peak": ["workload.max_requests=3000", *API_70B, *LAMBDA_8XH100],
+    "baseline": ["workload.max_requests=3000", *API_70B, *LAMBDA_8XH100],
+    "bursty_code": ["workload.max_requests=2000", *API_70B, *LAMBDA_8XH100],
+    "offline_low_traffic": ["workload.duration_s=21600", *API_8B, *LAMBDA_1XA100],
+    "diurnal_day": ["workload.rate_per_s=0.1", *API_70B, *LAMBDA_8XH100],
+}
+
+FIGURES = {
+    "total_cost_usd": ("total_cost_usd", "mean"),
+    "usd_per_mtok_output": ("usd_per_mtok_output", "mean"),
+    "success_rate": ("success_rate", "mean"),
+    "ttft_p50_s": ("ttft_s", "p50", "mean"),
+    "ttft_p99_s": ("ttft_s", "p99", "mean"),
+    "tpot_p99_s": ("tpot_s", "p99", "mean"),
+    "e2e_p99_s": ("e2e_s", "p99", "mean"),
+    "requests_ok": ("requests", "ok"),
+}
+
+
+def _sig(value, digits: int = 4):
+    if value is None or value == 0 or not math.isfinite(value):
+        return value
+    return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+
+
+def _dig(entry, path):
+    for key in path:
+        entry = entry[key]
+    return entry
+
+
+def key_figures(summary: dict) -> dict:
+    return {
+        "cheapest_meeting_slo": summary["cheapest_meeting_slo"],
+        "fleets": {
+            f["name"]: {
+                "meets_slo": f["meets_slo"],
+                **{k: _sig(_dig(f, p)) for k, p in FIGURES.items()},
+            }
+            for f in summary["fleets"]
+        },
+    }
+
+
+def test_every_shipped_scenario_has_a_golden_case():
+    shipped = sorted(p.stem for p in (REPO / "scenarios").glob("*.toml"))
+    assert shipped == sorted(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_summary(name):
+    scenario = load_scenario(REPO / "scenarios" / f"{name}.toml", CASES[name])
+    summary = summarize(scenario, run_replications(scenario, n=1, seed=scenario.seed, workers=1))
+    got = key_figures(summary)
+    path = GOLDEN / f"{name}.json"
+    if os.environ.get("INFERCOST_UPDATE_GOLDEN") == "1":
+        path.write_text(json.dumps({"overrides": CASES[name], **got}, indent=2) + "\n")
+    want = json.loads(path.read_text())
+    assert got["cheapest_meeting_slo"] == want["cheapest_meeting_slo"]
+    assert sorted(got["fleets"]) == sorted(want["fleets"])
+    for fleet, figures in want["fleets"].items():
+        for key, value in figures.items():
+            if isinstance(value, float):
+                assert got["fleets"][fleet][key] == pytest.approx(value, rel=2e-3), (fleet, key)
+            else:
+                assert got["fleets"][fleet][key] == value, (fleet, key)
