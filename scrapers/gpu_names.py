@@ -163,6 +163,12 @@ GPU_NAMES: tuple[tuple[str, str, str, str], ...] = (
     ("Nvidia H100 80GB Mega", "gcp", "H100-SXM", "gcp a3-mega machines (H100 SXM 80GB), 2025-06"),
     ("Nvidia H100 Mega 80GB", "gcp", "H100-SXM", "gcp billing sku variant spelling, 2025-06"),
     ("Nvidia H100 80GB", "gcp", "H100-SXM", "gcp a3-highgpu machines (H100 SXM 80GB), 2025-06"),
+    # Retail listings in the GPU purchase price table (United-Compute gpu-price-tracker, 2025-05).
+    # "PCle" is the source's own typo. "H100 PCIe 96 GB" stays unmapped: no such SKU is sold
+    # under that name (the 94 GB H100 NVL is the nearest), so it is not guessed.
+    ("NVIDIA H100 PCIe 80 GB", "gpu_purchase", "H100-PCIe", "gpu-price-tracker rows, 2025-05"),
+    ("NVIDIA A100 40GB PCle", "gpu_purchase", "A100-40GB", "gpu-price-tracker rows, 2025-05"),
+    ("NVIDIA A40 PCIe", "gpu_purchase", "A40", "gpu-price-tracker rows, 2025-05"),
 )
 
 

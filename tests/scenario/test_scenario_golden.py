@@ -1,7 +1,7 @@
 """Golden summaries of every shipped scenario, shortened for speed, on the real simulator.
 
 Prices are pinned by --set overrides (the litellm 1.110.2 together_ai prices and Lambda's on-demand
-prices the shipped snapshot holds), so a price refresh does not move these figures: they check
+prices the shipped snapshot holds, and a fixed A40 purchase price), so a price refresh does not move these figures: they check
 the simulation and its cost accounting. After an intended change to the engine, the perf model
 or the traffic generators, rewrite them with `INFERCOST_UPDATE_GOLDEN=1 pytest tests/scenario`
 and review the diff.
@@ -44,7 +44,12 @@ CASES = {
     "peak": ["workload.max_requests=3000", *API_70B, *LAMBDA_8XH100],
     "baseline": ["workload.max_requests=3000", *API_70B, *LAMBDA_8XH100],
     "bursty_code": ["workload.max_requests=2000", *API_70B, *LAMBDA_8XH100],
-    "offline_low_traffic": ["workload.duration_s=21600", *API_8B, *LAMBDA_1XA100],
+    "offline_low_traffic": [
+        "workload.duration_s=21600",
+        *API_8B,
+        *LAMBDA_1XA100,
+        "fleet.own-a40.gpu_price_usd=4500",
+    ],
     "diurnal_day": ["workload.rate_per_s=0.1", *API_70B, *LAMBDA_8XH100],
 }
 

@@ -139,3 +139,11 @@ def test_gpu_hour_bound():
 def test_canonical_gpu_is_total_and_closed(name, source):
     result = canonical_gpu(name, source)
     assert result is None or result in CANONICAL
+
+
+def test_purchase_table_names_map_without_guessing():
+    # Names as they appear in gpu_purchase_price_history_rows.csv (United-Compute, 2025-05).
+    assert canonical_gpu("NVIDIA H100 PCIe 80 GB", "gpu_purchase") == "H100-PCIe"
+    assert canonical_gpu("NVIDIA A100 40GB PCle", "gpu_purchase") == "A100-40GB"
+    assert canonical_gpu("NVIDIA A40 PCIe", "gpu_purchase") == "A40"
+    assert canonical_gpu("NVIDIA H100 PCIe 96 GB", "gpu_purchase") is None

@@ -1,0 +1,237 @@
+"""A synthetic run directory in the exact shape `sim run` writes, for tests, benchmarks and demos.
+
+Numbers are invented (smooth diurnal traffic plus noise from a seeded Generator); nothing here is
+a simulation result. Never shown to users as one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+FLEETS = (
+    ("openai-api", "api"),
+    ("cloud-h100", "cloud"),
+    ("own-h100", "self_hosted"),
+)
+SERIES_METRICS = (
+    "arrivals",
+    "completions",
+    "throttled",
+    "failed",
+    "queue_len",
+    "replicas",
+    "gpu_util",
+    "cost_usd",
+    "cumulative_cost_usd",
+    "ttft_p50_s",
+    "ttft_p90_s",
+    "ttft_p99_s",
+    "e2e_p50_s",
+    "e2e_p90_s",
+    "e2e_p99_s",
+)
+
+
+def write_synthetic_run(
+    run_dir: Path,
+    *,
+    fleets: tuple[tuple[str, str], ...] = FLEETS,
+    replications: int = 5,
+    windows: int = 60,
+    window_s: float = 60.0,
+    seed: int = 0,
+    cost_scale: dict[str, float] | None = None,
+    meets_slo: dict[str, bool] | None = None,
+    name: str = "synthetic",
+) -> Path:
+    """Write scenario.resolved.json, summary.json, timeseries/bands/requests parquet into `run_dir`.
+
+    `cost_scale` multiplies a fleet's costs (to build a second run that differs); `meets_slo`
+    overrides the SLO verdict per fleet (default: all meet it).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    cost_scale = cost_scale or {}
+    meets_slo = meets_slo or {}
+    starts = np.arange(windows) * window_s
+    diurnal = 1.0 + 0.6 * np.sin(np.linspace(0, 2 * np.pi, windows))
+    base_cost = {"api": 0.9, "cloud": 0.7, "self_hosted": 0.5}
+    series = []
+    for rep in range(replications):
+        for fleet, kind in fleets:
+            arrivals = rng.poisson(100 * diurnal)
+            scale = cost_scale.get(fleet, 1.0)
+            if kind == "api":
+                cost = arrivals * 0.002 * base_cost[kind] * scale
+                replicas = np.zeros(windows)
+                util = np.full(windows, np.nan)
+            else:
+                replicas = np.ceil(diurnal * 2) if kind == "cloud" else np.full(windows, 4.0)
+                cost = replicas * base_cost[kind] * scale * window_s / 3600 * 10
+                util = np.clip(diurnal / 2 + rng.normal(0, 0.05, windows), 0, 1)
+            ttft50 = 0.2 * diurnal * rng.lognormal(0, 0.1, windows)
+            e2e50 = 4.0 * diurnal * rng.lognormal(0, 0.1, windows)
+            series.append(
+                pl.DataFrame(
+                    {
+                        "replication": np.full(windows, rep),
+                        "fleet": [fleet] * windows,
+                        "kind": [kind] * windows,
+                        "window_start_s": starts,
+                        "window_end_s": starts + window_s,
+                        "arrivals": arrivals,
+                        "completions": arrivals,
+                        "throttled": np.zeros(windows, dtype=np.int64),
+                        "failed": np.zeros(windows, dtype=np.int64),
+                        "queue_len": rng.exponential(2.0, windows),
+                        "replicas": replicas,
+                        "gpu_util": util,
+                        "cost_usd": cost,
+                        "cumulative_cost_usd": np.cumsum(cost),
+                        "ttft_p50_s": ttft50,
+                        "ttft_p90_s": ttft50 * 2,
+                        "ttft_p99_s": ttft50 * 4,
+                        "e2e_p50_s": e2e50,
+                        "e2e_p90_s": e2e50 * 1.5,
+                        "e2e_p99_s": e2e50 * 2.5,
+                    }
+                )
+            )
+    timeseries = pl.concat(series)
+    timeseries.write_parquet(run_dir / "timeseries.parquet")
+    _bands(timeseries).write_parquet(run_dir / "bands.parquet")
+    _requests(fleets, rng).write_parquet(run_dir / "requests.parquet")
+
+    slo = {"ttft_p99_s": 2.0, "e2e_p99_s": 30.0, "min_success_rate": 0.99}
+    summary_fleets = []
+    for fleet, kind in fleets:
+        part = timeseries.filter(pl.col("fleet") == fleet)
+        totals = (
+            part.group_by("replication")
+            .agg(pl.col("cost_usd").sum())
+            .sort("replication")["cost_usd"]
+        )
+        requests = (
+            part.group_by("replication")
+            .agg(pl.col("arrivals").sum())
+            .sort("replication")["arrivals"]
+        )
+        per_1k = (totals / requests * 1000).to_numpy()
+        summary_fleets.append(
+            {
+                "name": fleet,
+                "kind": kind,
+                "total_cost_usd": _stat(totals.to_numpy()),
+                "usd_per_mtok_output": _stat(per_1k * 2.5),
+                "usd_per_1k_requests": _stat(per_1k),
+                "slo_attainment": _stat(np.full(replications, 0.995)),
+                "success_rate": _stat(np.ones(replications)),
+                "meets_slo": meets_slo.get(fleet, True),
+                "ttft_s": {
+                    p: _stat(part[f"ttft_{p}_s"].to_numpy()[:replications])
+                    for p in ("p50", "p90", "p99")
+                },
+                "e2e_s": {
+                    p: _stat(part[f"e2e_{p}_s"].to_numpy()[:replications])
+                    for p in ("p50", "p90", "p99")
+                },
+                "requests": {
+                    "arrivals": int(requests.sum()),
+                    "ok": int(requests.sum()),
+                    "failed": 0,
+                    "dropped": 0,
+                    "unfinished": 0,
+                },
+                "cost_breakdown_usd": {
+                    "tokens" if kind == "api" else "compute": float(totals.mean())
+                },
+                "prices": _prices(kind),
+            }
+        )
+    winners = [f for f in summary_fleets if f["meets_slo"]]
+    cheapest = min(winners, key=lambda f: f["total_cost_usd"]["mean"])["name"] if winners else None
+    summary = {
+        "scenario": name,
+        "seed": seed,
+        "replications": replications,
+        "price_as_of": "2025-07-01",
+        "slo": slo,
+        "cheapest_meeting_slo": cheapest,
+        "fleets": summary_fleets,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    resolved = {
+        "name": name,
+        "seed": seed,
+        "replications": replications,
+        "price_as_of": "2025-07-01",
+        "workload": {"type": "synthetic", "rate_per_s": 1.7},
+        "model": {"name": "llama-3.1-70b"},
+        "slo": slo,
+        "fleets": [{"name": f, "kind": k, "prices": _prices(k)} for f, k in fleets],
+    }
+    (run_dir / "scenario.resolved.json").write_text(json.dumps(resolved, indent=2))
+    return run_dir
+
+
+def _stat(values: np.ndarray) -> dict:
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    half = float(1.96 * values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+    return {"mean": mean, "ci95": [mean - half, mean + half], "values": values.tolist()}
+
+
+def _prices(kind: str) -> dict:
+    common = {"region": "", "term": "on_demand", "source": "synthetic", "valid_from": "2025-06-01"}
+    sku = {"api": "gpt-4o-mini", "cloud": "p5.48xlarge", "self_hosted": "H100-SXM"}[kind]
+    provider = {"api": "openai", "cloud": "aws", "self_hosted": "purchase"}[kind]
+    return {"provider": provider, "sku": sku, **common}
+
+
+def _bands(timeseries: pl.DataFrame) -> pl.DataFrame:
+    long = timeseries.unpivot(
+        index=["fleet", "window_start_s", "replication"],
+        on=list(SERIES_METRICS),
+        variable_name="metric",
+    ).with_columns(pl.col("value").cast(pl.Float64).fill_nan(None))
+    return (
+        long.group_by(["fleet", "window_start_s", "metric"], maintain_order=True)
+        .agg(
+            pl.col("value").mean().alias("mean"),
+            pl.col("value").quantile(0.05, "linear").alias("p5"),
+            pl.col("value").quantile(0.5, "linear").alias("p50"),
+            pl.col("value").quantile(0.95, "linear").alias("p95"),
+        )
+        .sort(["fleet", "metric", "window_start_s"])
+    )
+
+
+def _requests(fleets, rng: np.random.Generator, n: int = 20) -> pl.DataFrame:
+    parts = []
+    for fleet, _ in fleets:
+        arrival = np.sort(rng.uniform(0, 600, n))
+        parts.append(
+            pl.DataFrame(
+                {
+                    "replication": np.zeros(n, dtype=np.int64),
+                    "fleet": [fleet] * n,
+                    "request": np.arange(n),
+                    "arrival_s": arrival,
+                    "start_s": arrival + 0.01,
+                    "first_token_s": arrival + 0.3,
+                    "finish_s": arrival + 4.0,
+                    "prompt_tokens": np.full(n, 500),
+                    "output_tokens": np.full(n, 200),
+                    "status": ["ok"] * n,
+                    "attempts": np.ones(n, dtype=np.int64),
+                    "served_by": [fleet] * n,
+                    "cost_usd": np.full(n, 0.001),
+                }
+            )
+        )
+    return pl.concat(parts)
