@@ -26,7 +26,9 @@ def _is_local(address) -> bool:
 def _guarded(real):
     def connect(self, address):
         if not _is_local(address):
-            raise OSError(f"test tried to reach the network: {address!r} (only 127.0.0.1 is allowed)")
+            raise OSError(
+                f"test tried to reach the network: {address!r} (only 127.0.0.1 is allowed)"
+            )
         return real(self, address)
 
     return connect

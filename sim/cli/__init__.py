@@ -50,7 +50,15 @@ def _register() -> None:
     # Each module adds its commands to `cli`; a missing module means that part is not built yet.
     import importlib
 
-    for name in ("sql_cmd", "prices_cmd", "refresh_cmd", "perf_cmd", "trace_cmd", "run_cmd", "analysis_cmd"):
+    for name in (
+        "sql_cmd",
+        "prices_cmd",
+        "refresh_cmd",
+        "perf_cmd",
+        "trace_cmd",
+        "run_cmd",
+        "analysis_cmd",
+    ):
         try:
             importlib.import_module(f"sim.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -63,15 +63,21 @@ class ApiFleetConfig:
     volume_tiers: list[VolumeTier] = field(default_factory=list)
     batch: bool = False  # use the batch API (discounted, latency in hours)
     batch_discount: float = 0.5  # fraction of the price paid with batch = true
-    batch_latency_s: DistSpec = field(default_factory=lambda: DistSpec("uniform", low=600, high=86400))
+    batch_latency_s: DistSpec = field(
+        default_factory=lambda: DistSpec("uniform", low=600, high=86400)
+    )
     rpm_limit: float | None = None  # requests per minute (token bucket); None = unlimited
     tpm_limit: float | None = None  # input + output tokens per minute
     max_retries: int = 5  # client retries on throttling, then the request fails
     backoff_base_s: float = 1.0  # exponential backoff base with full jitter
     backoff_max_s: float = 60.0
-    network_rtt_s: DistSpec = field(default_factory=lambda: DistSpec("lognormal", median=0.08, sigma=0.3))
+    network_rtt_s: DistSpec = field(
+        default_factory=lambda: DistSpec("lognormal", median=0.08, sigma=0.3)
+    )
     ttft_s: DistSpec = field(default_factory=lambda: DistSpec("lognormal", median=0.5, sigma=0.5))
-    output_tokens_per_s: DistSpec = field(default_factory=lambda: DistSpec("lognormal", median=60.0, sigma=0.3))
+    output_tokens_per_s: DistSpec = field(
+        default_factory=lambda: DistSpec("lognormal", median=60.0, sigma=0.3)
+    )
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,8 @@ class CloudFleetConfig:
     upscale_delay_s: float = 60.0  # the condition must hold this long before scaling up
     downscale_delay_s: float = 600.0  # ... before scaling down
     provision_s: DistSpec = field(default_factory=lambda: DistSpec("normal", mean=240.0, std=30.0))
-    weight_load_gbps: float = 2.0  # GB/s from storage into GPU memory (cold start = provision + load)
+    # GB/s from storage into GPU memory (cold start = provision + load)
+    weight_load_gbps: float = 2.0
     billing: str = "per_second"  # "per_second" | "per_hour"
     min_billed_s: float = 60.0
     spot_preemptions_per_hour: float = 0.0  # per replica, with term = "spot"
