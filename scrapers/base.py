@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 # Sanity bounds: a price outside them is a unit mix-up (per token vs per million) or junk.
@@ -68,3 +70,21 @@ def to_decimal(value: object) -> Decimal | None:
 def per_mtok(per_token: Decimal) -> Decimal:
     """USD per token -> USD per million tokens, exactly."""
     return (per_token * 1_000_000).normalize()
+
+
+def checked_price(
+    value: object, dropped: Counter, *, limit: Decimal, convert: Callable | None = None
+) -> Decimal | None:
+    """A usable price from `value` (after `convert`, e.g. per token -> per Mtok), or None with the
+    reason counted in `dropped`: "not a price" (missing, sentinel, NaN, negative, text) or
+    "absurd magnitude" (above `limit`, the sign of a unit mix-up)."""
+    price = to_decimal(value)
+    if price is None:
+        dropped["not a price"] += 1
+        return None
+    if convert is not None:
+        price = convert(price)
+    if price > limit:
+        dropped["absurd magnitude"] += 1
+        return None
+    return price

@@ -9,7 +9,13 @@ from collections import Counter
 from datetime import datetime
 from decimal import Decimal
 
-from scrapers.base import MAX_USD_PER_MTOK, LayoutError, per_mtok, source_url, to_decimal
+from scrapers.base import (
+    MAX_USD_PER_MTOK,
+    LayoutError,
+    checked_price,
+    per_mtok,
+    source_url,
+)
 from scrapers.http import Http
 from warehouse.records import PriceRecord, RawCapture
 
@@ -93,13 +99,8 @@ def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceReco
                 if m:
                     if value is None:
                         continue  # the map says "unknown": nothing to store
-                    price = to_decimal(value)
+                    price = checked_price(value, dropped, limit=MAX_USD_PER_MTOK, convert=mtok)
                     if price is None:
-                        dropped["not a price"] += 1
-                        continue
-                    price = mtok(price)
-                    if price > MAX_USD_PER_MTOK:
-                        dropped["absurd magnitude"] += 1
                         continue
                     records.append(
                         PriceRecord(
@@ -116,12 +117,9 @@ def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceReco
                         )
                     )
                 elif key == "input_cost_per_request" and value is not None:
-                    price = to_decimal(value)
+                    # No API call costs $100: above that it is a unit mix-up.
+                    price = checked_price(value, dropped, limit=Decimal(100))
                     if price is None:
-                        dropped["not a price"] += 1
-                        continue
-                    if price > Decimal(100):  # no API call costs $100; a unit mix-up
-                        dropped["absurd magnitude"] += 1
                         continue
                     records.append(
                         PriceRecord(

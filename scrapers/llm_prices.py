@@ -11,7 +11,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from urllib.parse import urljoin
 
-from scrapers.base import MAX_USD_PER_MTOK, FetchError, LayoutError, source_url, to_decimal
+from scrapers.base import (
+    MAX_USD_PER_MTOK,
+    FetchError,
+    LayoutError,
+    checked_price,
+    source_url,
+)
 from scrapers.http import Http
 from warehouse.records import PriceRecord, RawCapture
 
@@ -72,12 +78,8 @@ def _records(vendor, model_id, period, valid_from, valid_to, dropped) -> list[Pr
     for key, unit in _UNITS.items():
         if period.get(key) is None:
             continue
-        price = to_decimal(period[key])
+        price = checked_price(period[key], dropped, limit=MAX_USD_PER_MTOK)
         if price is None:
-            dropped["not a price"] += 1
-            continue
-        if price > MAX_USD_PER_MTOK:
-            dropped["absurd magnitude"] += 1
             continue
         out.append(
             PriceRecord(

@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from datetime import datetime
 
-from scrapers.base import MAX_USD_PER_MTOK, LayoutError, source_url, to_decimal
+from scrapers.base import MAX_USD_PER_MTOK, LayoutError, checked_price, source_url
 from scrapers.http import Http
 from scrapers.litellm import mtok
 from scrapers.llm_prices import dedupe
@@ -68,13 +68,10 @@ def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceReco
                     if key not in prices:
                         continue
                     # "-1" means "variable" (e.g. the auto router): never a price.
-                    price = to_decimal(prices[key])
+                    price = checked_price(
+                        prices[key], dropped, limit=MAX_USD_PER_MTOK, convert=mtok
+                    )
                     if price is None:
-                        dropped["not a price"] += 1
-                        continue
-                    price = mtok(price)
-                    if price > MAX_USD_PER_MTOK:
-                        dropped["absurd magnitude"] += 1
                         continue
                     records.append(
                         PriceRecord(

@@ -224,7 +224,8 @@ SUMMARY_METRICS: tuple[tuple[str, tuple], ...] = (
 )
 
 
-def _dig(entry: dict, path: tuple) -> float | None:
+def dig(entry: dict, path: tuple) -> float | None:
+    """The number at `path` in a nested summary entry; None when absent or not finite."""
     value: Any = entry
     for key in path:
         try:
@@ -243,7 +244,7 @@ def summaries_long(summary: dict) -> pl.DataFrame:
     for entry in summary["fleets"]:
         base = {"fleet": entry["name"], "kind": entry["kind"]}
         for metric, path in SUMMARY_METRICS:
-            rows.append({**base, "metric": metric, "value": _dig(entry, path)})
+            rows.append({**base, "metric": metric, "value": dig(entry, path)})
         rows.append({**base, "metric": "meets_slo", "value": 1.0 if entry["meets_slo"] else 0.0})
         for key, value in entry["cost_breakdown_usd"].items():
             rows.append({**base, "metric": f"cost_{key}_usd", "value": float(value)})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from sim.output import dig
+
 # (column, path into a fleet's summary entry); every figure is a mean across replications.
 FIGURES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("total_cost_usd", ("total_cost_usd", "mean")),
@@ -23,19 +25,6 @@ FIGURES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _dig(entry: dict, path: tuple) -> float | None:
-    value = entry
-    for key in path:
-        try:
-            value = value[key]
-        except (KeyError, IndexError, TypeError):
-            return None
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
-
-
 def fleet_rows(summary: dict) -> list[dict]:
     """One dict per fleet: name, kind, meets_slo, the FIGURES columns (None where absent)."""
     rows = []
@@ -43,7 +32,7 @@ def fleet_rows(summary: dict) -> list[dict]:
         row = {"fleet": str(entry["name"]), "kind": str(entry.get("kind", ""))}
         row["meets_slo"] = bool(entry.get("meets_slo", False))
         for column, path in FIGURES:
-            row[column] = _dig(entry, path)
+            row[column] = dig(entry, path)
         # Per-replication totals: with common random numbers across fleets, paired differences
         # give a much tighter interval on "which is cheaper" than the two CIs side by side.
         values = (entry.get("total_cost_usd") or {}).get("values")
