@@ -5,6 +5,7 @@ cost and each request's share of the cost.
 from __future__ import annotations
 
 import math
+from array import array
 
 import numpy as np
 import polars as pl
@@ -13,35 +14,59 @@ from sim.engine.result import DROPPED, FAILED, OK, TIMESERIES_COLUMNS
 
 
 class WindowSums:
-    """Adds amounts spread over time intervals into fixed-width windows (a growing list).
+    """Adds amounts spread over time intervals into fixed-width windows.
 
-    Used for GPU busy seconds: one call per engine step or jump, so it is kept to plain floats.
+    Used for GPU busy seconds: one call per engine step or jump, so a call only records the
+    interval; every `CHUNK` intervals (and in `array`) they are spread into the windows at once,
+    adding each window's parts in call order (`np.add.at`), which gives the same floats as adding
+    them one call at a time.
     """
 
-    def __init__(self, window_s: float):
-        self.window_s = window_s
-        self.values: list[float] = []
+    CHUNK = 1 << 16  # intervals held before they are spread (16 bytes each)
 
-    def add_interval(self, t0: float, t1: float, weight: float = 1.0) -> None:
+    def __init__(self, window_s: float, weight: float = 1.0):
+        self.window_s = window_s
+        self.weight = weight  # e.g. the GPUs of one replica
+        self._values = np.zeros(0)
+        self._t0 = array("d")
+        self._t1 = array("d")
+
+    def add_interval(self, t0: float, t1: float) -> None:
         """Add weight * (overlap of [t0, t1] with each window)."""
-        w = self.window_s
-        k0 = int(t0 // w)
-        k1 = int(t1 // w)
-        values = self.values
-        if k1 >= len(values):
-            values.extend([0.0] * (k1 + 1 - len(values)))
-        if k0 == k1:
-            values[k0] += (t1 - t0) * weight
+        self._t0.append(t0)
+        self._t1.append(t1)
+        if len(self._t1) >= self.CHUNK:
+            self._spread()
+
+    def _spread(self) -> None:
+        if not len(self._t0):
             return
-        values[k0] += ((k0 + 1) * w - t0) * weight
-        for k in range(k0 + 1, k1):
-            values[k] += w * weight
-        values[k1] += (t1 - k1 * w) * weight
+        w = self.window_s
+        t0 = np.array(self._t0, dtype=np.float64)
+        t1 = np.array(self._t1, dtype=np.float64)
+        self._t0, self._t1 = array("d"), array("d")
+        k0 = (t0 // w).astype(np.int64)
+        k1 = (t1 // w).astype(np.int64)
+        n_windows = int(k1.max()) + 1
+        if n_windows > len(self._values):
+            self._values = np.concatenate([self._values, np.zeros(n_windows - len(self._values))])
+        # One part per window an interval touches, in call order: first, whole middles, last.
+        parts = k1 - k0 + 1
+        j = np.repeat(np.arange(len(t0)), parts)
+        pos = np.arange(len(j)) - np.repeat(np.cumsum(parts) - parts, parts)
+        last = pos == parts[j] - 1
+        amount = np.where(
+            pos == 0,
+            np.where(last, t1[j] - t0[j], (k0[j] + 1) * w - t0[j]),
+            np.where(last, t1[j] - k1[j] * w, w),
+        )
+        np.add.at(self._values, k0[j] + pos, amount * self.weight)
 
     def array(self, n_windows: int) -> np.ndarray:
+        self._spread()
         out = np.zeros(n_windows)
-        m = min(n_windows, len(self.values))
-        out[:m] = self.values[:m]
+        m = min(n_windows, len(self._values))
+        out[:m] = self._values[:m]
         return out
 
 

@@ -12,12 +12,12 @@ from collections import deque
 
 import numpy as np
 import simpy
-from simpy.events import URGENT, Event, Timeout
+from simpy.events import NORMAL, URGENT
 
 from sim.engine.accounting import WindowSums
-from sim.engine.replica import ExpReplica, Replica
+from sim.engine.replica import Due, ExpReplica, Replica
 from sim.engine.requests import RequestTable
-from sim.engine.result import DROPPED
+from sim.engine.result import DROPPED, OK
 
 ROUTERS = ("round_robin", "least_outstanding", "jsq")
 
@@ -73,7 +73,14 @@ class GpuFleet:
         for field in ("max_batch_seqs", "max_batched_tokens"):
             if getattr(engine, field) < 1:
                 raise ValueError(f"engine.{field} must be at least 1")
-        self.busy_gpu_s = WindowSums(window_s)
+        self.busy_gpu_s = WindowSums(window_s, gpus_per_replica)  # busy GPU-seconds
+        self._router, self._max_queue = engine.router, engine.max_queue  # read once per arrival
+        if self.exp:
+            self._never_fits = bytearray(table.n)
+        else:
+            self._never_fits = bytearray(
+                (table.prompt_tokens + table.output_tokens > self.kv_cap).astype(np.uint8)
+            )
         self.replicas: list = []
         self.routable: list = []
         self.pending: deque[int] = deque()  # arrived while no replica was warm
@@ -146,11 +153,8 @@ class GpuFleet:
         timeouts: no generator to resume per arrival, which is most of the cost of an event."""
         self._arrival_t = self.table.arrival_s.tolist()
         self._arrival_next = 0
-        kick = Event(self.env)
-        kick._ok = True
-        kick._value = None
-        kick.callbacks.append(self._on_arrival_kick)
-        self.env.schedule(kick, URGENT)  # where the process's Initialize event would run
+        # Where the process's Initialize event would run: urgent, at the current time.
+        self.env.schedule(Due(self._on_arrival_kick), URGENT)
 
     def _on_arrival_kick(self, _ev) -> None:
         self._submit_arrivals(self._arrival_next)
@@ -173,7 +177,7 @@ class GpuFleet:
         while i < n:
             if times[i] > now:
                 self._arrival_next = i
-                Timeout(env, times[i] - now).callbacks.append(self._on_arrival_timeout)
+                env.schedule(Due(self._on_arrival_timeout), NORMAL, times[i] - now)
                 return
             self.n_arrived += 1
             submit(i)
@@ -181,8 +185,7 @@ class GpuFleet:
         self._arrival_next = i
 
     def submit(self, i: int) -> None:
-        table = self.table
-        if not self.exp and table.prompt[i] + table.output[i] > self.kv_cap:
+        if self._never_fits[i]:
             # It could never finish: vLLM rejects prompts beyond the model length in the same way.
             self.drop(i)
             return
@@ -195,7 +198,7 @@ class GpuFleet:
         return False
 
     def route(self, i: int) -> None:
-        max_queue = self.engine.max_queue
+        max_queue = self._max_queue
         if self.exp:
             if max_queue is not None and len(self.central) >= max_queue:
                 self.drop(i)
@@ -213,18 +216,16 @@ class GpuFleet:
             else:
                 self.pending.append(i)
             return
-        router = self.engine.router
+        router = self._router
         if router == "round_robin":
             rep = reps[self._rr % len(reps)]
             self._rr += 1
         elif router == "least_outstanding":
-            rep = reps[0]
-            if len(reps) > 1:  # inlined min(): this runs once per arrival
-                best = len(rep.running) + len(rep.waiting)
-                for r in reps:
-                    load = len(r.running) + len(r.waiting)
-                    if load < best:
-                        rep, best = r, load
+            if len(reps) > 1:  # the first replica with the fewest; runs once per arrival
+                loads = [len(r.running) + len(r.waiting) for r in reps]
+                rep = reps[loads.index(min(loads))]
+            else:
+                rep = reps[0]
         else:  # jsq
             rep = min(reps, key=_queue_then_outstanding)
         if max_queue is not None and len(rep.waiting) >= max_queue:
@@ -234,7 +235,12 @@ class GpuFleet:
 
     def complete(self, i: int) -> None:
         table = self.table
-        table.complete(i, self.env.now)
+        now = self.env._now
+        # RequestTable.complete, inlined: once per request.
+        table.finish_s[i] = now
+        table.end_s[i] = now
+        table.status[i] = OK
+        table.n_terminal += 1
         if table.n_terminal >= table.n and not self.done.triggered:
             self.done.succeed()
 

@@ -24,6 +24,7 @@ from heapq import heappop, heappush
 import simpy
 from simpy.events import NORMAL, URGENT
 
+from sim.engine.steptime import decode_step_time
 
 
 class Due:
@@ -62,7 +63,16 @@ class Replica:
         self.table = fleet.table
         self.rid = rid
         self.gpus = gpus
-        self.step_time = profile.step_time_s
+        self.step_time = profile.step_time_s  # called positionally: the hot path
+        self.decode_step_time = decode_step_time(profile)
+        self.prompt, self.cached, self.output = (
+            fleet.table.prompt,
+            fleet.table.cached,
+            fleet.table.output,
+        )
+        self.resume_gen = fleet.resume_gen
+        self.complete = fleet.complete
+        self.add_busy = fleet.busy_gpu_s.add_interval
         self.kv_cap = int(profile.kv_capacity_tokens)
         engine = fleet.engine
         self.max_seqs = engine.max_batch_seqs
@@ -70,7 +80,7 @@ class Replica:
         self.chunked = engine.chunked_prefill
         self.jump_enabled = jump
         self.waiting: deque[int] = deque()
-        self.running: list[int] = []
+        self.running: dict[int, None] = {}  # an ordered set: admission order, O(1) removal
         self.prefilling: list[int] = []
         self.todo: dict[int, int] = {}
         self.ctx: dict[int, int] = {}
@@ -150,7 +160,7 @@ class Replica:
 
     def _on_step_end(self, _ev) -> None:
         chunks, n_dec, start = self._step
-        self.fleet.busy_gpu_s.add_interval(start, self.env.now, self.gpus)
+        self.add_busy(start, self.env._now)
         self._apply_step(chunks, n_dec)
         self._run()
 
@@ -168,7 +178,7 @@ class Replica:
         event at the current time, as a SimPy interrupt would; only a jump cut exactly at a step
         boundary continues in such an event, so that same-time arrivals still join that step."""
         start, t0, delta, k, _ = self._jump
-        elapsed = self.env.now - start
+        elapsed = self.env._now - start
         done = _steps_reached(elapsed, t0, delta, k)
         rest = done * t0 + delta * done * (done - 1) / 2 - elapsed
         self._done = done
@@ -176,58 +186,77 @@ class Replica:
 
     def _end_jump(self, done: int) -> None:
         start, _, _, _, n = self._jump
-        self.fleet.busy_gpu_s.add_interval(start, self.env.now, self.gpus)
+        self.add_busy(start, self.env._now)
         self.steps += done
         self.dec_ctx += n * done
         self.kv_used += n * done
-        self._pop_finished()
+        if self.heap[0][0] <= self.steps:
+            self._pop_finished()
         self._run()
 
     def _run(self) -> None:
         """Plan what comes next and schedule the event that ends it (or go idle, or retire)."""
-        env = self.env
         step_time = self.step_time
+        running, waiting, dec = self.running, self.waiting, self.dec
         while True:
             if self.state == "dead":
                 self._ev = None
                 return
-            if not self.running and not self.waiting:
+            if not running and not waiting:
                 self._ev = None
                 if self.state == "draining":
                     self.fleet.retire(self)
                     return
                 self.idle = True
                 return
-            k = self._jump_len() if self.jump_enabled else 0
-            if k > 1:
-                n = len(self.dec)
-                dec_ctx = self.dec_ctx
-                t0 = step_time(decode_seqs=n, decode_ctx_tokens=dec_ctx)
-                t_last = step_time(decode_seqs=n, decode_ctx_tokens=dec_ctx + n * (k - 1))
-                delta = (t_last - t0) / (k - 1)
-                self._jump = (env.now, t0, delta, k, n)
-                self.interruptible = True
-                self._wait(k * t0 + delta * k * (k - 1) / 2, self._on_jump_end)
-                return
+            n = len(dec)
+            if (
+                n
+                and self.jump_enabled
+                and not self.prefilling
+                and (not waiting or len(running) >= self.max_seqs or not self._admissible(n))
+            ):
+                # Steps until the batch changes: the earliest completion or KV exhaustion.
+                heap = self.heap
+                while True:
+                    finish_step, i = heap[0]
+                    d = dec.get(i)
+                    if d is not None and d[3] == finish_step:
+                        break
+                    heappop(heap)
+                k = finish_step - self.steps
+                k_kv = (self.kv_cap - self.kv_used) // n
+                if k_kv < k:
+                    k = k_kv
+                if k > 1:
+                    dec_ctx = self.dec_ctx
+                    decode_time = self.decode_step_time
+                    t0 = decode_time(n, dec_ctx)
+                    t_last = decode_time(n, dec_ctx + n * (k - 1))
+                    delta = (t_last - t0) / (k - 1)
+                    env = self.env
+                    self._jump = (env._now, t0, delta, k, n)
+                    self.interruptible = True
+                    ev = Due(self._on_jump_end)
+                    env.schedule(ev, NORMAL, k * t0 + delta * k * (k - 1) / 2)
+                    self._ev = ev
+                    return
             chunks, prefill, n_dec, attn = self._plan_step()
             if not chunks and not n_dec:
                 continue
-            dt = step_time(
-                prefill_tokens=prefill,
-                prefill_attn_pairs=attn,
-                decode_seqs=n_dec,
-                decode_ctx_tokens=self.dec_ctx if n_dec else 0,
-            )
-            self._step = (chunks, n_dec, env.now)
-            self._wait(dt, self._on_step_end)
+            dt = step_time(prefill, attn, n_dec, self.dec_ctx if n_dec else 0)
+            env = self.env
+            self._step = (chunks, n_dec, env._now)
+            ev = Due(self._on_step_end)
+            env.schedule(ev, NORMAL, dt)
+            self._ev = ev
             return
 
     # -- scheduling ------------------------------------------------------------------------------
     def _need(self, i: int) -> int:
         """Prompt tokens to compute on (re)admission: the uncached prompt plus any tokens already
         generated before a preemption (recompute)."""
-        t = self.table
-        return t.prompt[i] - t.cached[i] + self.fleet.resume_gen.get(i, 0)
+        return self.prompt[i] - self.cached[i] + self.resume_gen.get(i, 0)
 
     def _admissible(self, n_dec: int) -> bool:
         """Would the next step admit the head of the waiting queue (FCFS, no skipping)?"""
@@ -235,13 +264,14 @@ class Replica:
             return False
         i = self.waiting[0]
         free = self.kv_cap - self.kv_used - n_dec
-        base = self.table.cached[i]
+        base = self.cached[i]
         if self.chunked:
             return self.max_tokens - n_dec > 0 and free >= base + 1
         return free + n_dec >= base + self._need(i)
 
     def _jump_len(self) -> int:
-        """Steps until the batch changes, or 0 when the next step must be planned on its own."""
+        """Steps until the batch changes, or 0 when the next step must be planned on its own
+        (`_run` inlines this)."""
         n = len(self.dec)
         if n == 0 or self.prefilling or self._admissible(n):
             return 0
@@ -253,28 +283,32 @@ class Replica:
         return min(k, k_kv)
 
     def _plan_step(self):
-        table, dec = self.table, self.dec
+        dec, cached = self.dec, self.cached
         n = len(dec)
         while n and self.kv_cap - self.kv_used < n:
-            self._preempt(self.running[-1])
+            self._preempt(next(reversed(self.running)))
             n = len(dec)
         chunks: list[tuple[int, int]] = []
         attn = 0.0
+        prefill = 0
         free = self.kv_cap - self.kv_used - n
-        waiting, running = self.waiting, self.running
+        waiting, running, max_seqs = self.waiting, self.running, self.max_seqs
         if self.chunked:
             budget = self.max_tokens - n
-            for i in self.prefilling:
-                if budget <= 0 or free <= 0:
-                    break
-                c = min(self.todo[i], budget, free)
-                chunks.append((i, c))
-                attn += c * (self.ctx[i] + (c + 1) / 2)
-                budget -= c
-                free -= c
-            while waiting and budget > 0 and len(running) < self.max_seqs:
+            if self.prefilling:
+                todo, ctx = self.todo, self.ctx
+                for i in self.prefilling:
+                    if budget <= 0 or free <= 0:
+                        break
+                    c = min(todo[i], budget, free)
+                    chunks.append((i, c))
+                    attn += c * (ctx[i] + (c + 1) / 2)
+                    prefill += c
+                    budget -= c
+                    free -= c
+            while waiting and budget > 0 and len(running) < max_seqs:
                 i = waiting[0]
-                base = table.cached[i]
+                base = cached[i]
                 if free < base + 1:
                     break
                 need = self._need(i)
@@ -282,68 +316,78 @@ class Replica:
                 self._admit(i, base, need)
                 chunks.append((i, c))
                 attn += c * (base + (c + 1) / 2)
+                prefill += c
                 budget -= c
                 free -= base + c
         else:
             # Without chunking, vLLM's default scheduler runs prefill-only steps: decodes pause.
             budget = self.max_tokens
             free += n
-            while waiting and len(running) < self.max_seqs:
+            while waiting and len(running) < max_seqs:
                 i = waiting[0]
-                base = table.cached[i]
+                base = cached[i]
                 need = self._need(i)
                 if (chunks and need > budget) or free < base + need:
                     break
                 self._admit(i, base, need)
                 chunks.append((i, need))
                 attn += need * (base + (need + 1) / 2)
+                prefill += need
                 budget -= need
                 free -= base + need
             if chunks:
                 n = 0
-        prefill = sum(c for _, c in chunks) if chunks else 0
         self.kv_used += prefill
         if not chunks and not n and running:
             # Only partial prefills that cannot grow: free KV by recomputing the newest later.
-            self._preempt(running[-1])
+            self._preempt(next(reversed(running)))
         return chunks, prefill, n, attn
 
     def _admit(self, i: int, base: int, need: int) -> None:
         self.waiting.popleft()
-        self.running.append(i)
+        self.running[i] = None
         self.prefilling.append(i)
         self.todo[i] = need
         self.ctx[i] = base
         self.kv_used += base
-        self.table.started(i, self.env.now)
+        table = self.table
+        if not table._has_start[i]:  # RequestTable.started, inlined: once per admission
+            table._has_start[i] = 1
+            table.start_s[i] = self.env._now
 
     def _apply_step(self, chunks, n_dec: int) -> None:
         if n_dec:
             self.steps += 1
             self.dec_ctx += n_dec
             self.kv_used += n_dec
-            self._pop_finished()
+            heap = self.heap
+            if heap and heap[0][0] <= self.steps:
+                self._pop_finished()
         if not chunks:
             return
-        now = self.env.now
+        now = self.env._now
         table = self.table
-        resume_gen = self.fleet.resume_gen
+        resume_gen = self.resume_gen
+        todo, ctx, output = self.todo, self.ctx, self.output
+        has_first, first_token_s = table._has_first_token, table.first_token_s
         for i, c in chunks:
-            self.ctx[i] += c
-            left = self.todo[i] - c
+            ctx[i] += c
+            left = todo[i] - c
             if left:
-                self.todo[i] = left
+                todo[i] = left
                 continue
-            del self.todo[i]
+            del todo[i]
             self.prefilling.remove(i)
             generated = resume_gen.pop(i, 0) + 1  # the prefill step samples one token
-            table.first_token(i, now)
-            kv = self.ctx.pop(i)
-            out = table.output[i]
+            if not has_first[i]:  # RequestTable.first_token, inlined
+                has_first[i] = 1
+                first_token_s[i] = now
+            kv = ctx.pop(i)
+            out = output[i]
             if generated >= out:
-                self.running.remove(i)
+                del self.running[i]
                 self.kv_used -= kv
-                self.fleet.complete(i)
+                self.complete(i)
                 continue
             finish_step = self.steps + out - generated
             self.dec[i] = (self.steps, generated, kv, finish_step)
@@ -351,22 +395,24 @@ class Replica:
             self.dec_ctx += kv
 
     def _pop_finished(self) -> None:
-        heap, dec, steps = self.heap, self.dec, self.steps
+        heap, dec, steps, running = self.heap, self.dec, self.steps, self.running
+        complete = self.complete
+        freed = 0
         while heap and heap[0][0] <= steps:
             finish_step, i = heappop(heap)
             d = dec.get(i)
             if d is None or d[3] != finish_step:
                 continue
             del dec[i]
-            kv = d[2] + steps - d[0]
-            self.dec_ctx -= kv
-            self.kv_used -= kv
-            self.running.remove(i)
-            self.fleet.complete(i)
+            freed += d[2] + steps - d[0]
+            del running[i]
+            complete(i)
+        self.dec_ctx -= freed
+        self.kv_used -= freed
 
     def _preempt(self, i: int, requeue: bool = True) -> None:
         """Evict by recompute: free the KV, remember how many tokens were generated."""
-        self.running.remove(i)
+        del self.running[i]
         d = self.dec.pop(i, None)
         if d is not None:
             kv = d[2] + self.steps - d[0]
@@ -467,7 +513,7 @@ class ExpReplica:
                 self.busy = True
                 yield env.timeout(self.rng.exponential(self.mean_s))
                 self.busy = False
-                self.fleet.busy_gpu_s.add_interval(start, env.now, self.gpus)
+                self.fleet.busy_gpu_s.add_interval(start, env.now)
                 self.fleet.complete(i)
         except simpy.Interrupt as irq:
             if irq.cause != KILL:

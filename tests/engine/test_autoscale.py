@@ -130,3 +130,24 @@ def test_rate_policy_sizes_the_fleet_to_the_last_minute_of_arrivals():
     env.run(until=130.0)
     ups = [(t, what) for t, what, _ in fleet.log if what.startswith("scale_up")]
     assert ups == [(40.0, "scale_up 1->2"), (60.0, "scale_up 2->3")]
+
+
+def test_rate_policy_does_not_scale_to_zero_with_work_outstanding():
+    # One request at t=0, scale to zero, provisioning longer than the 60 s rate window: at 60 s
+    # the rate is 0 but the request still waits for the starting replica. Cancelling that replica
+    # would strand it for good (found by the invariant test; Autoscaler.wanted keeps one replica).
+    w = workload([0.0], 1, 1)
+    env, fleet = make(
+        w,
+        policy="rate",
+        target=1.0,
+        min_replicas=0,
+        initial_replicas=0,
+        upscale_delay_s=0.0,
+        downscale_delay_s=0.0,
+    )
+    env.run(until=400.0)
+    assert "cancel" not in [what for _, what, _ in fleet.log]
+    # Launched at the first decision (20 s), warm at 20 + 100 + 30 = 150 s, served there.
+    assert fleet.table.start_s[0] == 150.0
+    assert fleet.table.status[0] == 0
