@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import math
 from importlib import metadata
@@ -27,14 +28,18 @@ def make_run_dir(name: str, out_dir: Path | None, started_at: dt.datetime) -> tu
     if out_dir is not None:
         run_dir = Path(out_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        return run_dir, f"{name}-{stamp}-{run_dir.name}"
-    base = Path("runs") / f"{name}-{stamp}"
-    run_dir, k = base, 1
-    while run_dir.exists():
-        k += 1
-        run_dir = base.with_name(f"{base.name}-{k}")
-    run_dir.mkdir(parents=True)
-    return run_dir, run_dir.name
+    else:
+        base = Path("runs") / f"{name}-{stamp}"
+        run_dir, k = base, 1
+        while run_dir.exists():
+            k += 1
+            run_dir = base.with_name(f"{base.name}-{k}")
+        run_dir.mkdir(parents=True)
+    # The id names the directory by its absolute path, so two runs in the same second into
+    # folders of the same name (a/run, b/run) never replace each other in the warehouse; a re-run
+    # into the same folder does replace its record, as it replaces the files.
+    where = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:8]
+    return run_dir, f"{name}-{stamp}-{run_dir.name}-{where}"
 
 
 def _version() -> str:

@@ -160,6 +160,8 @@ def run_replications(
     """`n` replications from `SeedSequence(seed).spawn(n)`; identical whatever `workers` is."""
     if n < 1:
         raise InputError(str(scenario.path), "scenario.replications", f"must be >= 1, got {n}")
+    if seed < 0:  # the file's seed is checked on load, so a negative one came from --seed
+        raise InputError("--seed", None, f"must be >= 0 (numpy SeedSequence), got {seed}")
     scenario = ensure_prices(scenario, warehouse)
     seqs = np.random.SeedSequence(seed).spawn(n)
     workers = max(1, min(workers, n))

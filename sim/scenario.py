@@ -138,7 +138,8 @@ def load_scenario(
         raise InputError(source, None, f"invalid TOML: {exc}") from None
     for item in overrides:
         apply_override(raw, item)
-    scenario = parse_scenario(raw, path, text)
+    overridden = {item.partition("=")[0].strip().rsplit(".", 1)[-1] for item in overrides}
+    scenario = parse_scenario(raw, path, text, overridden=overridden)
     if check_fit:
         check_models_fit(scenario)
     return scenario
@@ -231,13 +232,15 @@ def _line_of(text: str, key: str) -> int | None:
 class _Checker:
     """Carries the file name and text so every error can name the file, field and line."""
 
-    def __init__(self, path: Path, text: str):
+    def __init__(self, path: Path, text: str, overridden: typing.Iterable[str] = ()):
         self.source = str(path)
         self.text = text
+        self.overridden = frozenset(overridden)
 
     def fail(self, field_path: str, reason: str) -> typing.NoReturn:
         key = field_path.rsplit(".", 1)[-1].split("[", 1)[0]
-        raise InputError(self.source, field_path, reason, line=_line_of(self.text, key))
+        line = None if key in self.overridden else _line_of(self.text, key)
+        raise InputError(self.source, field_path, reason, line=line)
 
     def unknown_keys(self, table: dict, allowed: typing.Iterable[str], prefix: str) -> None:
         allowed = list(allowed)
@@ -381,9 +384,15 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def parse_scenario(raw: dict[str, Any], path: Path, text: str = "") -> Scenario:
-    """Validate parsed TOML (after overrides) into a Scenario."""
-    ck = _Checker(path, text)
+def parse_scenario(
+    raw: dict[str, Any], path: Path, text: str = "", *, overridden: typing.Iterable[str] = ()
+) -> Scenario:
+    """Validate parsed TOML (after overrides) into a Scenario.
+
+    `overridden`: key names set by `--set`; errors on them cite no line, as the file's line holds
+    the value that was replaced.
+    """
+    ck = _Checker(path, text, overridden)
     ck.unknown_keys(raw, ("scenario", "workload", "model", "slo", "fleet"), "")
 
     head = ck.table(raw.get("scenario", {}), "scenario")

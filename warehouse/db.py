@@ -31,6 +31,9 @@ from warehouse.records import KINDS, TERMS, UNITS, PriceRecord, RawCapture
 SNAPSHOT_DIR = Path(__file__).parent / "snapshot"
 SNAPSHOT_SOURCE = "snapshot"
 DEFAULT_LOCK_TIMEOUT_S = 10.0
+# DuckDB otherwise downloads a missing extension (httpfs for a URL in `sim sql`) from
+# extensions.duckdb.org: nothing but an explicit refresh may touch the network.
+_DUCKDB_CONFIG = {"autoinstall_known_extensions": False}
 
 KEY_COLUMNS = ("source", "kind", "provider", "sku", "region", "term", "unit", "tier_min_tokens")
 VALUE_COLUMNS = (
@@ -143,7 +146,7 @@ class Warehouse:
             path = self.default_path()
         if str(path) == ":memory:":
             self.path = None
-            self._memory = duckdb.connect(":memory:")
+            self._memory = duckdb.connect(":memory:", config=_DUCKDB_CONFIG)
         else:
             self.path = Path(path).expanduser()
         if os.environ.get("INFERCOST_NO_SNAPSHOT"):  # an empty warehouse on purpose (tests, audits)
@@ -200,17 +203,20 @@ class Warehouse:
         delay_s = 0.01
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=not write)
+                return duckdb.connect(str(self.path), read_only=not write, config=_DUCKDB_CONFIG)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise WarehouseError(f"{self.path}: cannot open: {exc}") from None
-                if time.monotonic() + delay_s > deadline:
+                remaining_s = deadline - time.monotonic()
+                if remaining_s <= 0:
                     raise WarehouseLockedError(
                         f"{self.path}: another process holds the write lock "
                         f"(waited {self.lock_timeout_s:g} s; a refresh may be running, try again "
                         "later or raise INFERCOST_LOCK_TIMEOUT_S)"
                     ) from None
-                time.sleep(delay_s)
+                # The last sleep is cut to the deadline: giving up one backoff step early waited
+                # only about half the promised timeout.
+                time.sleep(min(delay_s, remaining_s))
                 delay_s = min(delay_s * 2, 0.5)
 
     @contextlib.contextmanager

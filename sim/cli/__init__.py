@@ -3,26 +3,48 @@
 from __future__ import annotations
 
 import sys
+import typing
 
 import click
 
 from sim.errors import InputError
 
 
+def _fail(message: object, code: int) -> typing.NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
 class _Main(click.Group):
     """Turns known input errors into one line on stderr and exit code 2, never a traceback."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        # The root's own options (--db) are parsed here, outside invoke.
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except InputError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            _fail(exc, 2)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a bare `sim prices` shows that group's help, as click does
+        except OSError as exc:
+            # A path the user gave that cannot be written or read (--out /dev/null/x, --db in a
+            # read-only folder); an OSError without a file name is not the user's and propagates.
+            if exc.filename is None:
+                raise
+            _fail(f"{exc.filename}: {exc.strerror or exc}", 2)
         except Exception as exc:  # warehouse errors carry their own exit code
             code = getattr(exc, "exit_code", None)
             if isinstance(code, int) and not isinstance(exc, click.exceptions.Exit):
-                click.echo(f"error: {exc}", err=True)
-                sys.exit(code)
+                # format_message names the parameter ("Invalid value for '--tp': ..."); str() does not.
+                _fail(exc.format_message() if isinstance(exc, click.ClickException) else exc, code)
             raise
 
 

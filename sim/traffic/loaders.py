@@ -67,8 +67,12 @@ def resolve_trace_path(spec: str, base_dir: Path | None = None) -> Path:
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
     if not path.is_file():
-        raise InputError(str(path), None, "trace file not found")
+        raise InputError(str(path), None, _not_a_file(path))
     return path
+
+
+def _not_a_file(path: Path) -> str:
+    return "is a directory, not a trace file" if path.is_dir() else "trace file not found"
 
 
 def _first_line(path: Path) -> str:
@@ -319,7 +323,7 @@ def load_trace(
     path = Path(path)
     source = str(path)
     if not path.is_file():
-        raise InputError(source, None, "trace file not found")
+        raise InputError(source, None, _not_a_file(path))
     if format in (None, "auto"):
         format = "generic_" + _kind_from_suffix(path) if mapping else detect_format(path)
     if model is not None and format != "burstgpt":
@@ -382,6 +386,15 @@ def load_trace(
     except Exception as exc:
         raise _diagnose_text(path, layout, exc) from None
 
+    if frame.is_empty():
+        # Zero requests would only fail later as "no requests left" with the wrong culprit.
+        reason = "no requests: the file has no data rows"
+        if filtered:
+            reason = (
+                f"no requests left after dropping {meta['dropped_failed']} failed and "
+                f"{meta['dropped_empty_prompt']} empty-prompt rows"
+            )
+        raise InputError(source, None, reason)
     rows = frame["_row"].to_numpy() if filtered else None
     t = _seconds(frame["t"], layout.rebase)
     frame = frame.drop("t")

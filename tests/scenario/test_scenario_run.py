@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 
@@ -305,3 +306,13 @@ def test_summary_describes_the_workload(small_toml):
     assert summary["workload"]["name"] == "fake poisson(2.0/s)"
     # 2 req/s for 600 s: about 1,200 requests per replication
     assert 1000 < summary["workload"]["requests"]["mean"] < 1400
+
+
+def test_run_ids_differ_for_same_named_folders_in_the_same_second(tmp_path):
+    from sim.output import make_run_dir
+
+    at = dt.datetime(2026, 1, 1, 12, 0, 0)
+    _, id_a = make_run_dir("s", tmp_path / "a" / "run", at)
+    _, id_b = make_run_dir("s", tmp_path / "b" / "run", at)
+    _, id_a2 = make_run_dir("s", tmp_path / "a" / "run", at)
+    assert id_a != id_b and id_a == id_a2
