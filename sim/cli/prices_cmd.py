@@ -106,7 +106,8 @@ def history(ctx, sku, provider, fmt) -> None:
     wh = open_warehouse(ctx, read_only=True)
     df = wh.price_history(sku, provider=provider)
     if df.is_empty():
-        raise click.UsageError(f"no prices stored for SKU {sku!r}")
+        which = f"SKU {sku!r}" + (f" from provider {provider!r}" if provider else "")
+        raise click.UsageError(f"no prices stored for {which}")
     click.echo(render(df.select(_HISTORY_COLUMNS) if fmt == "table" else df, fmt))
 
 

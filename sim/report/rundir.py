@@ -91,6 +91,12 @@ def load_run(run_dir: Path) -> RunData:
         raise InputError(str(run_dir), None, "no such run directory")
     data = RunData(run_dir=run_dir)
     data.summary = _json(run_dir / "summary.json")
+    if data.summary is not None and not (
+        isinstance(data.summary, dict) and isinstance(data.summary.get("fleets"), list)
+    ):
+        raise InputError(
+            str(run_dir / "summary.json"), "fleets", "missing: not a summary written by sim run"
+        )
     data.resolved = _json(run_dir / "scenario.resolved.json")
     data.timeseries = _parquet(run_dir / "timeseries.parquet")
     data.bands = _parquet(run_dir / "bands.parquet")

@@ -234,6 +234,16 @@ COMMANDS = [
     ("db_is_directory", ["--db", "{tmp}/empty_dir", "sql", "SELECT 1"], ["'--db'"]),
     ("report_not_a_run", ["report", "{tmp}/empty_dir"], ["{tmp}/empty_dir", "nothing to report"]),
     ("report_missing_dir", ["report", "{tmp}/nope"], ["RUN_DIR", "{tmp}/nope"]),
+    (
+        "report_summary_without_fleets",
+        ["report", "{tmp}/existing_run"],
+        ["{tmp}/existing_run/summary.json: fleets"],
+    ),
+    (
+        "prices_history_unknown_provider",
+        ["prices", "history", "gpt-4o", "--provider", "nobody"],
+        ["'gpt-4o'", "'nobody'"],
+    ),
     ("compare_not_runs", ["compare", "{tmp}/empty_dir", "{tmp}/existing_run"], ["{tmp}/empty_dir"]),
     ("compare_missing", ["compare", "{tmp}/existing_run", "{tmp}/nope"], ["RUN_B"]),
     ("breakeven_scale", ["breakeven", "{tmp}/base.toml", "--scale", "garbage"], ["--scale"]),
