@@ -53,18 +53,21 @@ def breakeven(
     replications: int | None = None,
     workers: int | None = None,
     evaluate: Evaluate = simulate_summary,
+    overrides: Sequence[str] = (),
 ) -> pl.DataFrame:
     """One row per (scale, fleet): cost, $/1k requests, SLO met, and whether it is the verdict.
+
+    `overrides` are `--set` items applied at every point, before the point's own.
 
     `scale` multiplies the scenario's own `workload.rate_scale` (a scenario at 2x swept at 3x runs at
     6x). The same seed at every scale gives common random numbers across the sweep.
     """
-    base = base_rate_scale(scenario_path)
+    base = base_rate_scale(scenario_path, overrides)
     rows = []
     for scale in sorted(scales):
         summary = evaluate(
             scenario_path,
-            [f"workload.rate_scale={base * scale!r}"],
+            [*overrides, f"workload.rate_scale={base * scale!r}"],
             seed=seed,
             replications=replications,
             workers=workers,

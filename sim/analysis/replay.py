@@ -74,13 +74,15 @@ def replay(
     replications: int | None = None,
     workers: int | None = None,
     evaluate: Evaluate = simulate_summary,
+    overrides: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """One row per (price date, fleet), in the given date order, with the verdict at each date."""
+    """One row per (price date, fleet), in the given date order, with the verdict at each date;
+    `overrides` are `--set` items applied at every date, before the date itself."""
     rows = []
     for as_of in dates:
         summary = evaluate(
             scenario_path,
-            [f"scenario.price_as_of={as_of}"],
+            [*overrides, f"scenario.price_as_of={as_of}"],
             seed=seed,
             replications=replications,
             workers=workers,

@@ -54,9 +54,15 @@ def read_toml(scenario_path: Path) -> dict:
         raise InputError(str(path), None, f"not valid TOML: {exc}") from None
 
 
-def base_rate_scale(scenario_path: Path) -> float:
-    """The scenario's own `workload.rate_scale` (1 when absent), so sweeps multiply rather than replace it."""
-    value = read_toml(scenario_path).get("workload", {}).get("rate_scale", 1.0)
+def base_rate_scale(scenario_path: Path, overrides: Sequence[str] = ()) -> float:
+    """The scenario's own `workload.rate_scale` after `--set` overrides (1 when absent), so sweeps
+    multiply rather than replace it."""
+    from sim.scenario import apply_override
+
+    raw = read_toml(scenario_path)
+    for item in overrides:
+        apply_override(raw, item)
+    value = raw.get("workload", {}).get("rate_scale", 1.0)
     try:
         scale = float(value)
     except (TypeError, ValueError):

@@ -53,13 +53,15 @@ def sweep(
     replications: int | None = None,
     workers: int | None = None,
     evaluate: Evaluate = simulate_summary,
+    overrides: Sequence[str] = (),
 ) -> list[tuple[dict[str, str], dict]]:
-    """(grid point, its summary.json content) for every point, in grid order."""
+    """(grid point, its summary.json content) for every point, in grid order; `overrides` are
+    `--set` items applied at every point, before the point's own."""
     results = []
     for point in grid_points(axes):
-        overrides = [f"{key}={value}" for key, value in point.items()]
+        point_overrides = [*overrides, *(f"{key}={value}" for key, value in point.items())]
         summary = evaluate(
-            scenario_path, overrides, seed=seed, replications=replications, workers=workers
+            scenario_path, point_overrides, seed=seed, replications=replications, workers=workers
         )
         results.append((point, summary))
     return results

@@ -101,6 +101,13 @@ _common = [
         help="Processes for each point's replications (default: as `sim run`).",
     ),
     click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a scenario key at every point, as in `sim run` (repeatable).",
+    ),
+    click.option(
         "--out",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
@@ -184,7 +191,15 @@ def compare_cmd(run_a: Path, run_b: Path, as_json: bool) -> None:
 @_with_common
 @click.pass_context
 def breakeven_cmd(
-    ctx, scenario_file: Path, scale_text: str, points: int, replications, seed, workers, out
+    ctx,
+    scenario_file: Path,
+    scale_text: str,
+    points: int,
+    replications,
+    seed,
+    workers,
+    overrides,
+    out,
 ) -> None:
     """Sweep a traffic multiplier and report where the cheapest fleet meeting the SLO changes.
 
@@ -212,6 +227,7 @@ def breakeven_cmd(
         replications=replications,
         workers=workers,
         evaluate=_evaluate(ctx),
+        overrides=list(overrides),
     )
     found = crossovers(df)
     out_dir = _out_dir(ctx, out, "breakeven", scenario_file)
@@ -254,6 +270,7 @@ def sweep_cmd(
     replications,
     seed,
     workers,
+    overrides,
     out,
 ) -> None:
     """Run every combination of the --grid values; all results in one table (sweep.parquet, the
@@ -275,6 +292,7 @@ def sweep_cmd(
         replications=replications,
         workers=workers,
         evaluate=_evaluate(ctx),
+        overrides=list(overrides),
     )
     df = sweep_table(results)
     out_dir = _out_dir(ctx, out, "sweep", scenario_file)
@@ -318,7 +336,9 @@ def sweep_cmd(
 )
 @_with_common
 @click.pass_context
-def replay_cmd(ctx, scenario_file: Path, as_of: str, replications, seed, workers, out) -> None:
+def replay_cmd(
+    ctx, scenario_file: Path, as_of: str, replications, seed, workers, overrides, out
+) -> None:
     """Re-cost the same scenario at several price dates and show how the verdict moved.
 
     The traffic and seed are the same at every date, so differences come from prices alone.
@@ -339,6 +359,7 @@ def replay_cmd(ctx, scenario_file: Path, as_of: str, replications, seed, workers
         replications=replications,
         workers=workers,
         evaluate=_evaluate(ctx),
+        overrides=list(overrides),
     )
     out_dir = _out_dir(ctx, out, "replay", scenario_file)
     write_replay(out_dir, df)

@@ -65,6 +65,18 @@ def test_scale_multiplies_the_scenarios_own_rate_scale(tmp_path):
     assert crossing["scale"] == pytest.approx(1.25, rel=1e-9)
 
 
+def test_set_overrides_apply_at_every_point_and_to_the_base_scale(tmp_path):
+    path = tmp_path / "doubled.toml"
+    path.write_text("[workload]\nrate_scale = 2.0\n")
+    case = ApiVersusOwned(usd_per_request=0.002, usd_per_hour=36.0, base_rps=2.0)
+    overrides = ["workload.rate_scale=3.0", "fleet.0.tp=2"]
+    breakeven(path, [1.0, 2.0], evaluate=case, overrides=overrides)
+    # --set replaced the file's 2x with 3x, so the sweep multiplies 3x; the point's own override
+    # comes last so it wins over the --set one.
+    assert [c[-1] for c in case.calls] == ["workload.rate_scale=3.0", "workload.rate_scale=6.0"]
+    assert all(c[:2] == overrides for c in case.calls)
+
+
 def test_owned_fleet_running_out_of_capacity_hands_back_to_the_api(scenario):
     # Owned fleet meets the SLO up to 20 requests/s = 10x; beyond that only the API does.
     case = ApiVersusOwned(base_rps=2.0, capacity_rps=20.0)
