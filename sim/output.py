@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,24 @@ import numpy as np
 import polars as pl
 
 from sim.engine.result import STATUS_NAMES, TIMESERIES_COLUMNS
+from sim.errors import InputError
 
 STATUS_ENUM = pl.Enum([STATUS_NAMES[k] for k in sorted(STATUS_NAMES)])
 BAND_METRICS = tuple(c for c in TIMESERIES_COLUMNS if c not in ("window_start_s", "window_end_s"))
+
+
+def check_out_dir(out_dir: Path | None) -> None:
+    """Fail before simulating, not after, when `--out` can never be written."""
+    if out_dir is None:
+        return
+    target = Path(out_dir)
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(str(target), None, f"Not a directory: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(str(target), None, f"Permission denied: cannot write in {probe}")
 
 
 def make_run_dir(name: str, out_dir: Path | None, started_at: dt.datetime) -> tuple[Path, str]:

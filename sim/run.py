@@ -401,6 +401,7 @@ def run_scenario(
     workers = default_workers(n) if workers is None else workers
     scenario = dataclasses.replace(scenario, seed=seed, replications=n)
 
+    output.check_out_dir(out_dir)
     owned = None
     if warehouse is None and (record or needs_prices(scenario)):
         from warehouse import Warehouse

@@ -218,7 +218,7 @@ COMMANDS = [
         ["breakeven", "{tmp}/base.toml", "--scale", "1,2", "--seed", "-1"],
         ["--seed"],
     ),
-    # Unusable output paths: after the simulation, still one line, no traceback.
+    # Unusable output paths: refused before simulating, one line, no traceback.
     (
         "run_out_under_a_file",
         ["run", "{tmp}/base.toml", "--out", "{tmp}/base.toml/run", "--no-record"],
