@@ -24,7 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 from urllib.parse import urljoin
 
-from scrapers.base import LayoutError, source_url, to_decimal
+from scrapers.base import LayoutError, bodies, load_json, source_url, to_decimal
 from scrapers.gpu_names import gpu_memory_gb, instance_gpus, within_gpu_hour_bound
 from scrapers.http import Http
 from warehouse.records import PriceRecord, RawCapture
@@ -75,15 +75,11 @@ def fetch(http: Http) -> list[RawCapture]:
 
 
 def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceRecord]:
-    bodies = [bytes(raw)] if isinstance(raw, bytes | bytearray) else [c.body for c in raw]
     dropped: Counter[str] = Counter()
     best: dict[tuple[str, str, str], PriceRecord] = {}
     offer_files = 0
-    for body in bodies:
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise LayoutError(f"aws: response is not JSON: {exc}") from None
+    for body in bodies(raw):
+        data = load_json(body, "aws")
         if isinstance(data, dict) and "regions" in data and "products" not in data:
             continue  # the region index: it lists files, it prices nothing
         if not isinstance(data, dict) or not isinstance(data.get("products"), dict):

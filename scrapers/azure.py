@@ -27,7 +27,7 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from decimal import Decimal
 
-from scrapers.base import LayoutError, source_url, to_decimal
+from scrapers.base import LayoutError, bodies, load_json, source_url, to_decimal
 from scrapers.gpu_names import gpu_memory_gb, instance_gpus, within_gpu_hour_bound
 from scrapers.http import Http
 from warehouse.records import PriceRecord, RawCapture
@@ -65,14 +65,10 @@ def fetch(http: Http) -> list[RawCapture]:
 
 
 def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceRecord]:
-    bodies = [bytes(raw)] if isinstance(raw, bytes | bytearray) else [c.body for c in raw]
     dropped: Counter[str] = Counter()
     best: dict[tuple[str, str, str], PriceRecord] = {}
-    for body in bodies:
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise LayoutError(f"azure: response is not JSON: {exc}") from None
+    for body in bodies(raw):
+        data = load_json(body, "azure")
         if isinstance(data, dict) and isinstance(data.get("Items"), list):
             records = _parse_api(data["Items"], fetched_at, dropped)
         elif isinstance(data, list):

@@ -8,12 +8,15 @@ stores nothing from that source.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
+
+from warehouse.records import RawCapture
 
 # Sanity bounds: a price outside them is a unit mix-up (per token vs per million) or junk.
 MAX_USD_PER_MTOK = Decimal(1000)
@@ -88,3 +91,16 @@ def checked_price(
         dropped["absurd magnitude"] += 1
         return None
     return price
+
+
+def bodies(raw: Sequence[RawCapture] | bytes) -> list[bytes]:
+    """The bodies `parse` was given: one response as bytes, or the captures of a (paged) fetch."""
+    return [bytes(raw)] if isinstance(raw, bytes | bytearray) else [c.body for c in raw]
+
+
+def load_json(body: bytes, source: str, what: str = "response"):
+    """Parsed JSON, or a LayoutError naming the source: a page that stopped being JSON changed."""
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise LayoutError(f"{source}: {what} is not JSON: {exc}") from None

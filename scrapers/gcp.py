@@ -24,7 +24,14 @@ from collections import Counter
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from scrapers.base import MAX_USD_PER_GPU_HOUR, LayoutError, SkipSource, source_url
+from scrapers.base import (
+    MAX_USD_PER_GPU_HOUR,
+    LayoutError,
+    SkipSource,
+    bodies,
+    load_json,
+    source_url,
+)
 from scrapers.gpu_names import canonical_gpu, gpu_memory_gb
 from scrapers.http import Http
 from warehouse.records import PriceRecord, RawCapture
@@ -137,16 +144,12 @@ def fetch(http: Http) -> list[RawCapture]:
 
 
 def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceRecord]:
-    bodies = [bytes(raw)] if isinstance(raw, bytes | bytearray) else [c.body for c in raw]
     dropped: Counter[str] = Counter()
     best: dict[tuple[str, str, str], PriceRecord] = {}
     components: dict[tuple[str, str, str, str], tuple[Decimal, str]] = {}
     locations: dict[tuple[str, str, str], str] = {}  # (accelerator, region, term) -> location
-    for body in bodies:
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise LayoutError(f"gcp: response is not JSON: {exc}") from None
+    for body in bodies(raw):
+        data = load_json(body, "gcp")
         # An API page is {"skus": [...], "nextPageToken": ...}; a saved projection is the bare list.
         skus = data.get("skus") if isinstance(data, dict) else data
         if not isinstance(skus, list):

@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from scrapers.base import LayoutError, source_url, to_decimal
+from scrapers.base import LayoutError, bodies, source_url, to_decimal
 from scrapers.gpu_names import canonical_gpu
 from scrapers.http import Http
 from warehouse.records import PriceRecord, RawCapture
@@ -47,10 +47,9 @@ def _timestamp(text: str) -> datetime:
 
 
 def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceRecord]:
-    bodies = [raw] if isinstance(raw, bytes | bytearray) else [c.body for c in raw]
     records: list[PriceRecord] = []
     dropped: Counter[str] = Counter()
-    for body in bodies:
+    for body in bodies(raw):
         reader = csv.DictReader(io.StringIO(body.decode("utf-8-sig"), newline=""))
         missing = REQUIRED_COLUMNS - set(reader.fieldnames or ())
         if missing:

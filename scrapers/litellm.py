@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter
@@ -12,7 +11,9 @@ from decimal import Decimal
 from scrapers.base import (
     MAX_USD_PER_MTOK,
     LayoutError,
+    bodies,
     checked_price,
+    load_json,
     per_mtok,
     source_url,
 )
@@ -63,10 +64,6 @@ def fetch(http: Http) -> list[RawCapture]:
     return [http.get(source_url(NAME, DEFAULT_URL))]
 
 
-def _bodies(raw: list[RawCapture] | bytes) -> list[bytes]:
-    return [raw] if isinstance(raw, bytes | bytearray) else [c.body for c in raw]
-
-
 def _context_length(entry: dict) -> int | None:
     for key in ("max_input_tokens", "max_tokens"):
         value = entry.get(key)
@@ -78,11 +75,8 @@ def _context_length(entry: dict) -> int | None:
 def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceRecord]:
     records: list[PriceRecord] = []
     dropped: Counter[str] = Counter()
-    for body in _bodies(raw):
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise LayoutError(f"litellm: response is not JSON: {exc}") from None
+    for body in bodies(raw):
+        data = load_json(body, "litellm")
         if not isinstance(data, dict):
             raise LayoutError("litellm: expected a JSON object of model -> prices")
         models = {k: v for k, v in data.items() if k not in _SKIP_KEYS and isinstance(v, dict)}

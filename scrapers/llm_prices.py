@@ -15,6 +15,7 @@ from scrapers.base import (
     MAX_USD_PER_MTOK,
     FetchError,
     LayoutError,
+    bodies,
     checked_price,
     source_url,
 )
@@ -122,12 +123,11 @@ def dedupe(records: list[PriceRecord], dropped: Counter) -> list[PriceRecord]:
 
 
 def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceRecord]:
-    bodies = [raw] if isinstance(raw, bytes | bytearray) else [c.body for c in raw]
     history: list[PriceRecord] = []
     current: list[PriceRecord] = []
     covered: set[tuple[str, str]] = set()
     dropped: Counter[str] = Counter()
-    for body in bodies:
+    for body in bodies(raw):
         data = _json(body, "response")
         if isinstance(data, dict) and isinstance(data.get("prices"), list):
             for p in data["prices"]:

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from bs4 import BeautifulSoup
 
-from scrapers.base import MAX_USD_PER_GPU_HOUR, LayoutError, source_url, to_decimal
+from scrapers.base import MAX_USD_PER_GPU_HOUR, LayoutError, bodies, source_url, to_decimal
 from scrapers.gpu_names import canonical_gpu
 from scrapers.http import Http
 from warehouse.records import PriceRecord, RawCapture
@@ -31,10 +31,9 @@ def fetch(http: Http) -> list[RawCapture]:
 
 
 def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceRecord]:
-    bodies = [raw] if isinstance(raw, bytes | bytearray) else [c.body for c in raw]
     records: list[PriceRecord] = []
     dropped: Counter[str] = Counter()
-    for body in bodies:
+    for body in bodies(raw):
         soup = BeautifulSoup(body, "html.parser")
         gpu_rows = 0
         for item in soup.select("div.line-item"):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from datetime import datetime
 
-from scrapers.base import MAX_USD_PER_MTOK, LayoutError, checked_price, source_url
+from scrapers.base import (
+    MAX_USD_PER_MTOK,
+    LayoutError,
+    bodies,
+    checked_price,
+    load_json,
+    source_url,
+)
 from scrapers.http import Http
 from scrapers.litellm import mtok
 from scrapers.llm_prices import dedupe
@@ -31,18 +37,11 @@ def fetch(http: Http) -> list[RawCapture]:
     return [http.get(source_url(NAME, DEFAULT_URL))]
 
 
-def _bodies(raw: list[RawCapture] | bytes) -> list[bytes]:
-    return [raw] if isinstance(raw, bytes | bytearray) else [c.body for c in raw]
-
-
 def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceRecord]:
     records: list[PriceRecord] = []
     dropped: Counter[str] = Counter()
-    for body in _bodies(raw):
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise LayoutError(f"openrouter: response is not JSON: {exc}") from None
+    for body in bodies(raw):
+        data = load_json(body, "openrouter")
         models = data.get("data") if isinstance(data, dict) else None
         if not isinstance(models, list):
             raise LayoutError("openrouter: expected an object with a `data` list")

@@ -12,10 +12,10 @@ import os
 from collections import Counter
 from datetime import datetime
 
-from scrapers.base import LayoutError, source_url, to_decimal
+from scrapers.base import LayoutError, bodies, source_url, to_decimal
 from scrapers.gpu_names import canonical_gpu, gpu_memory_gb, within_gpu_hour_bound
 from scrapers.http import Http
-from scrapers.skypilot import CATALOG_BASE_URL, CatalogRules, bodies, parse_catalog
+from scrapers.skypilot import CATALOG_BASE_URL, CatalogRules, parse_catalog
 from warehouse.records import PriceRecord, RawCapture
 
 NAME = "runpod"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from scrapers.base import LayoutError, to_decimal
+from scrapers.base import LayoutError, bodies, to_decimal
 from scrapers.gpu_names import canonical_gpu, gpu_memory_gb, within_gpu_hour_bound
 from warehouse.records import PriceRecord, RawCapture
 
@@ -43,10 +43,6 @@ class CatalogRules:
     gpu_name: Callable[[dict[str, str]], str]
     region: Callable[[dict[str, str]], str]
     memory_gb: Callable[[dict[str, str], dict | None], float | None]
-
-
-def bodies(raw: list[RawCapture] | bytes) -> list[bytes]:
-    return [bytes(raw)] if isinstance(raw, bytes | bytearray) else [c.body for c in raw]
 
 
 @lru_cache(maxsize=1024)  # a catalog repeats one GpuInfo text per instance type in every region
