@@ -55,6 +55,8 @@ def make_run_dir(name: str, out_dir: Path | None, started_at: dt.datetime) -> tu
     # folders of the same name (a/run, b/run) never replace each other in the warehouse; a re-run
     # into the same folder does replace its record, as it replaces the files.
     where = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:8]
+    if out_dir is None:  # the folder name already is <name>-<stamp>
+        return run_dir, f"{run_dir.name}-{where}"
     return run_dir, f"{name}-{stamp}-{run_dir.name}-{where}"
 
 
