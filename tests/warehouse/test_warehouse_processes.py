@@ -63,18 +63,24 @@ def _wait_for(path, timeout_s: float = 20.0) -> None:
 
 
 def test_reader_and_writer_processes_run_at_the_same_time(tmp_path):
-    db, done = tmp_path / "w.duckdb", tmp_path / "writer.done"
+    db, done, ready = tmp_path / "w.duckdb", tmp_path / "writer.done", tmp_path / "reader.ready"
     Warehouse(db, load_snapshot=False)
     writer = _spawn(
         """
+        import os
         wh = Warehouse(sys.argv[1], lock_timeout_s=30, load_snapshot=False)
+        # Start writing only once the reader is reading, however slowly each process started.
+        deadline = time.monotonic() + 60
+        while not os.path.exists(sys.argv[3]) and time.monotonic() < deadline:
+            time.sleep(0.01)
         for night in range(1, 11):
             assert ingest(wh, night).status == "ok"
-            time.sleep(0.05)  # the next scrape's network time
+            time.sleep(0.2)  # the next scrape's network time
         open(sys.argv[2], "w").close()
         """,
         str(db),
         str(done),
+        str(ready),
     )
     reader = _spawn(
         """
@@ -90,12 +96,15 @@ def test_reader_and_writer_processes_run_at_the_same_time(tmp_path):
             if low is not None:
                 versions.add(int(low))
             reads += 1
+            if reads == 1:
+                open(sys.argv[3], "w").close()
             if finished:
                 break
         print(reads, len(versions), max(versions))
         """,
         str(db),
         str(done),
+        str(ready),
     )
     w_out, w_err = writer.communicate(timeout=120)
     r_out, r_err = reader.communicate(timeout=120)
