@@ -93,7 +93,7 @@ class Http:
             timeout=timeout_s,
             follow_redirects=True,
             transport=transport,
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate, br"},
         )
 
     # -- public -------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import brotli
 import httpx
 import pytest
 from werkzeug import Response
@@ -89,6 +90,16 @@ def test_gzip_body_is_decoded(httpserver):
     )
     with make_http() as http:
         cap = http.get(httpserver.url_for("/gz"))
+    assert cap.body == raw
+
+
+def test_brotli_body_is_decoded_and_asked_for(httpserver):
+    raw = json.dumps({"a": "y" * 1000}).encode()
+    httpserver.expect_request(
+        "/br", headers={"Accept-Encoding": "gzip, deflate, br"}
+    ).respond_with_response(Response(brotli.compress(raw), headers={"Content-Encoding": "br"}))
+    with make_http() as http:
+        cap = http.get(httpserver.url_for("/br"))
     assert cap.body == raw
 
 
