@@ -1,6 +1,8 @@
 """Parse time per source over the recorded files, and a full refresh against a local server.
 
-Run: .venv/bin/python bench/bench_scrapers.py [--fixtures DIR]   (default: tests/fixtures/prices)
+Run: .venv/bin/python bench/bench_scrapers.py [--group api|cloud|all] [--fixtures DIR]
+(default fixtures: the excerpts in tests/fixtures/prices; pass the full recorded files' directory
+for the figures in bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from scrapers.registry import get_source  # noqa: E402
 from warehouse import Warehouse  # noqa: E402
 from warehouse.records import RawCapture  # noqa: E402
 
-# source -> the recorded file(s) one refresh would fetch, under the fixtures directory
-FILES = {
+# source -> candidate recorded files one refresh would fetch, full recording first, excerpt second
+API_FILES = {
     "litellm": ["litellm_model_prices_1.110.2.json"],
     "openrouter": ["openrouter_models.json"],
     "llm_prices": ["simonw_llm_prices_current_v1_trimmed.json"],
@@ -34,16 +36,28 @@ FILES = {
         "gpu_purchase_price_history_excerpt.csv",
     ],
 }
+CLOUD_FILES = {
+    "azure": [
+        "azure_gpu_retail_prices_projection.json",
+        "azure_gpu_retail_prices_projection_excerpt.json",
+    ],
+    "aws": ["aws_offer_us-east-1_excerpt.json"],
+    "gcp": ["gcp_billing_gpu_skus.json", "gcp_billing_gpu_skus_excerpt.json"],
+    "lambda": ["skypilot_lambda_vms_11580132.csv", "skypilot_lambda_vms_v7_excerpt.csv"],
+    "runpod": ["skypilot_runpod_vms_0727c2bd.csv", "skypilot_runpod_vms_excerpt.csv"],
+    "vast": ["skypilot_vast_vms_00690e76.csv", "skypilot_vast_vms_excerpt.csv"],
+}
+GROUPS = {"api": API_FILES, "cloud": CLOUD_FILES, "all": {**API_FILES, **CLOUD_FILES}}
 
 
 def _first(fixtures: Path, names: list[str]) -> Path | None:
     return next((fixtures / n for n in names if (fixtures / n).exists()), None)
 
 
-def bench_parse(fixtures: Path, repeat: int = 5) -> None:
+def bench_parse(files: dict[str, list[str]], fixtures: Path, repeat: int = 5) -> None:
     now = datetime.now(UTC)
     print(f"{'source':<14}{'file':<48}{'MB':>7}{'records':>9}{'best s':>9}")
-    for source, names in FILES.items():
+    for source, names in files.items():
         path = _first(fixtures, names)
         if path is None:
             continue
@@ -58,7 +72,7 @@ def bench_parse(fixtures: Path, repeat: int = 5) -> None:
         print(f"{source:<14}{path.name:<48}{len(body) / 1e6:>7.2f}{len(records):>9}{best:>9.3f}")
 
 
-def bench_refresh(fixtures: Path) -> None:
+def bench_refresh(files: dict[str, list[str]], fixtures: Path) -> None:
     handler = type(
         "Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}
     )
@@ -67,9 +81,11 @@ def bench_refresh(fixtures: Path) -> None:
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    sources = [s for s, names in FILES.items() if s != "llm_prices" and _first(fixtures, names)]
+    # llm_prices fetches per-vendor files next to its index: not servable from one flat directory.
+    sources = [s for s, names in files.items() if s != "llm_prices" and _first(fixtures, names)]
     for s in sources:
-        os.environ[f"INFERCOST_{s.upper()}_URL"] = f"{base}/{_first(fixtures, FILES[s]).name}"
+        os.environ[f"INFERCOST_{s.upper()}_URL"] = f"{base}/{_first(fixtures, files[s]).name}"
+    os.environ["INFERCOST_GCP_API_KEY"] = "bench"  # the local server ignores it
     with tempfile.TemporaryDirectory() as tmp:
         wh = Warehouse(Path(tmp) / "b.duckdb", load_snapshot=False)
         for label in ("first refresh (all new)", "second refresh (unchanged)"):
@@ -85,11 +101,13 @@ def bench_refresh(fixtures: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--group", choices=sorted(GROUPS), default="all")
     parser.add_argument("--fixtures", type=Path, default=ROOT / "tests" / "fixtures" / "prices")
     args = parser.parse_args()
     print(f"fixtures: {args.fixtures}")
-    bench_parse(args.fixtures)
-    bench_refresh(args.fixtures)
+    files = GROUPS[args.group]
+    bench_parse(files, args.fixtures)
+    bench_refresh(files, args.fixtures)
 
 
 if __name__ == "__main__":
