@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from sim.analysis.runner import Evaluate, base_rate_scale, simulate_summary
-from sim.analysis.summary import fleet_rows, verdict
+from sim.analysis.summary import verdict_rows
 from sim.errors import InputError
 
 DEFAULT_POINTS = 12
@@ -72,17 +72,7 @@ def breakeven(
             replications=replications,
             workers=workers,
         )
-        fleets = fleet_rows(summary)
-        winner = verdict(summary)
-        for row in fleets:
-            rows.append(
-                {
-                    "scale": float(scale),
-                    "rate_scale": base * scale,
-                    **row,
-                    "cheapest": row["fleet"] == winner,
-                }
-            )
+        rows += verdict_rows(summary, scale=float(scale), rate_scale=base * scale)
     return pl.DataFrame(rows, infer_schema_length=None)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from sim.analysis.runner import Evaluate, simulate_summary
-from sim.analysis.summary import fleet_rows, verdict
+from sim.analysis.summary import verdict_rows
 from sim.errors import InputError
 
 LATEST = "latest"
@@ -87,20 +87,12 @@ def replay(
             replications=replications,
             workers=workers,
         )
-        fleets = fleet_rows(summary)
-        winner = verdict(summary)
         prices = {str(f.get("name")): f.get("prices", {}) for f in summary.get("fleets", [])}
-        for row in fleets:
-            rows.append(
-                {
-                    "as_of": as_of,
-                    **row,
-                    "cheapest": row["fleet"] == winner,
-                    "prices_json": json.dumps(
-                        prices.get(row["fleet"], {}), sort_keys=True, default=str
-                    ),
-                }
+        for row in verdict_rows(summary, as_of=as_of):
+            row["prices_json"] = json.dumps(
+                prices.get(row["fleet"], {}), sort_keys=True, default=str
             )
+            rows.append(row)
     return pl.DataFrame(rows, infer_schema_length=None)
 
 

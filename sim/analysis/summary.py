@@ -52,6 +52,13 @@ def verdict(summary: dict) -> str | None:
     return cheapest_meeting_slo(fleet_rows(summary))
 
 
+def verdict_rows(summary: dict, **point) -> list[dict]:
+    """One row per fleet of `summary`: the `point` columns (scale, price date, ...), the FIGURES,
+    and `cheapest` (whether the fleet is the run's verdict)."""
+    winner = verdict(summary)
+    return [{**point, **row, "cheapest": row["fleet"] == winner} for row in fleet_rows(summary)]
+
+
 def cheapest_meeting_slo(rows: Iterable[dict], cost: str = "total_cost_usd") -> str | None:
     """The fleet with the lowest `cost` among those meeting the SLO; None when none does.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from sim.analysis.runner import Evaluate, simulate_summary
-from sim.analysis.summary import fleet_rows, verdict
+from sim.analysis.summary import verdict_rows
 from sim.errors import InputError
 
 
@@ -71,10 +71,7 @@ def sweep_table(results: Sequence[tuple[dict[str, str], dict]]) -> pl.DataFrame:
     """One row per (grid point, fleet): point index, the key values as text, then the figures."""
     rows = []
     for index, (point, summary) in enumerate(results):
-        fleets = fleet_rows(summary)
-        winner = verdict(summary)
-        for row in fleets:
-            rows.append({"point": index, **point, **row, "cheapest": row["fleet"] == winner})
+        rows += verdict_rows(summary, **{"point": index, **point})
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
