@@ -151,9 +151,29 @@ class Warehouse:
             self.path = Path(path).expanduser()
         if os.environ.get("INFERCOST_NO_SNAPSHOT"):  # an empty warehouse on purpose (tests, audits)
             load_snapshot = False
-        # A read-only open of a database that does not exist yet still has to find tables.
-        if not read_only or self.path is None or not self.path.exists():
+        # A read-only open of a database that does not exist yet, or that an older infercost
+        # created, still has to find today's tables and views: set them up first, briefly writable.
+        if not read_only or self.path is None or not self.path.exists() or self._pending():
             self._initialise(load_snapshot)
+
+    def _pending(self) -> bool:
+        """Whether migrations shipped since this file was last opened for writing are missing.
+
+        One attempt, no waiting: while a writer holds the file it is being migrated anyway, and
+        the reads that follow wait for the lock as usual."""
+        try:
+            con = duckdb.connect(str(self.path), read_only=True, config=_DUCKDB_CONFIG)
+        except duckdb.IOException:
+            return False
+        try:
+            applied = {
+                name for (name,) in con.execute("SELECT name FROM schema_migrations").fetchall()
+            }
+        except duckdb.CatalogException:
+            return True
+        finally:
+            con.close()
+        return any(name not in applied for name, _ in MIGRATIONS)
 
     @staticmethod
     def default_path() -> Path:

@@ -338,3 +338,18 @@ def test_default_path_follows_env(monkeypatch, tmp_path):
     assert Warehouse.default_path() == tmp_path / "x.duckdb"
     monkeypatch.delenv("INFERCOST_DB")
     assert Warehouse.default_path().name == "infercost.duckdb"
+
+
+def test_read_only_open_of_an_older_database_applies_the_missing_migrations(tmp_path):
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    Warehouse(path, load_snapshot=False).close()
+    # Make it look like a file written before 0003_sim_results shipped.
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE sim_timeseries; DROP TABLE sim_summaries; DROP TABLE sim_runs")
+    con.execute("DELETE FROM schema_migrations WHERE name = '0003_sim_results'")
+    con.close()
+    ro = Warehouse(path, read_only=True, load_snapshot=False)
+    assert "0003_sim_results" in ro.migrations()["name"].to_list()
+    assert ro.query("SELECT count(*) AS n FROM sim_runs")["n"].to_list() == [0]
