@@ -44,7 +44,8 @@ class WindowSums:
         w = self.window_s
         t0 = np.array(self._t0, dtype=np.float64)
         t1 = np.array(self._t1, dtype=np.float64)
-        self._t0, self._t1 = array("d"), array("d")
+        # Emptied in place: replicas hold the arrays' bound `append` methods.
+        del self._t0[:], self._t1[:]
         k0 = (t0 // w).astype(np.int64)
         k1 = (t1 // w).astype(np.int64)
         n_windows = int(k1.max()) + 1

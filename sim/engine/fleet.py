@@ -9,6 +9,7 @@ The shared interface of every fleet kind is small: `submit(i)` at a request's ar
 from __future__ import annotations
 
 from collections import deque
+from heapq import heappush
 
 import numpy as np
 import simpy
@@ -152,6 +153,10 @@ class GpuFleet:
         """The same arrival process as `arrivals`, event for event, written as callbacks on its
         timeouts: no generator to resume per arrival, which is most of the cost of an event."""
         self._arrival_t = self.table.arrival_s.tolist()
+        # `submit` may skip `divert` if this fleet never diverts (a self-hosted one without overflow).
+        self._plain_submit = (
+            type(self).divert is GpuFleet.divert or getattr(self, "overflow", True) is None
+        )
         self._arrival_next = 0
         # Where the process's Initialize event would run: urgent, at the current time.
         self.env.schedule(Due(self._on_arrival_kick), URGENT)
@@ -164,8 +169,23 @@ class GpuFleet:
         # delay to it) differs from its time in the last bit, as in the generator version.
         i = self._arrival_next
         self.n_arrived += 1
-        self.submit(i)
-        self._submit_arrivals(i + 1)
+        if self._plain_submit and not self._never_fits[i]:
+            self.route(i)  # `submit(i)`, inlined for fleets that never divert
+        else:
+            self.submit(i)
+        i += 1
+        times = self._arrival_t
+        env = self.env
+        now = env._now
+        if i < len(times) and times[i] > now:  # the usual case: one arrival per time
+            self._arrival_next = i
+            # `env.schedule(Due(...), NORMAL, times[i] - now)`, inlined
+            heappush(
+                env._queue,
+                (now + (times[i] - now), NORMAL, next(env._eid), Due(self._on_arrival_timeout)),
+            )
+            return
+        self._submit_arrivals(i)
 
     def _submit_arrivals(self, i: int) -> None:
         """Submit every request due by now from index `i`, then wait for the next one."""
@@ -221,11 +241,14 @@ class GpuFleet:
             rep = reps[self._rr % len(reps)]
             self._rr += 1
         elif router == "least_outstanding":
-            if len(reps) > 1:  # the first replica with the fewest; runs once per arrival
-                loads = [len(r.running) + len(r.waiting) for r in reps]
-                rep = reps[loads.index(min(loads))]
-            else:
-                rep = reps[0]
+            # The first replica with the fewest; runs once per arrival over a few replicas.
+            rep = reps[0]
+            if len(reps) > 1:
+                best = len(rep.running) + len(rep.waiting)
+                for r in reps:
+                    load = len(r.running) + len(r.waiting)
+                    if load < best:
+                        rep, best = r, load
         else:  # jsq
             rep = min(reps, key=_queue_then_outstanding)
         if max_queue is not None and len(rep.waiting) >= max_queue:

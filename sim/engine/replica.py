@@ -72,7 +72,13 @@ class Replica:
         )
         self.resume_gen = fleet.resume_gen
         self.complete = fleet.complete
-        self.add_busy = fleet.busy_gpu_s.add_interval
+        # GPU busy intervals go straight into the fleet's `WindowSums` (its `add_interval`,
+        # inlined: once per step or jump).
+        busy = fleet.busy_gpu_s
+        self._busy_t0, self._busy_t1, self._busy_spread = busy._t0.append, busy._t1, busy._spread
+        self._busy_t1_add, self._busy_chunk = busy._t1.append, busy.CHUNK
+        # `Environment.schedule`, inlined: the event queue and its id counter.
+        self._queue, self._eid = self.env._queue, self.env._eid
         self.kv_cap = int(profile.kv_capacity_tokens)
         engine = fleet.engine
         self.max_seqs = engine.max_batch_seqs
@@ -95,7 +101,7 @@ class Replica:
         self._ev: Due | None = None  # the event the engine loop waits for
         self._step: tuple = ()  # the plain step in progress: (chunks, n_dec, start_s)
         self._jump: tuple = ()  # the jump in progress: (start_s, t0, delta, k, n_dec)
-        self._done = 0  # steps of an interrupted jump, once its last step ends
+        self._done = 0  # steps of the jump in progress (fewer once it is cut short)
 
     # -- interface used by the fleet -------------------------------------------------------------
     @property
@@ -109,7 +115,14 @@ class Replica:
 
     def enqueue(self, i: int) -> None:
         self.waiting.append(i)
-        self.poke(need_admissible=True)
+        # `poke(need_admissible=True)`, inlined: once per arrival.
+        if self.idle:
+            self.idle = False
+            self._wait(0.0, self._on_wake, NORMAL)
+        elif self.interruptible and self._admissible(len(self.dec)):
+            self.interruptible = False
+            self._ev.callbacks.clear()  # the jump's end no longer resumes us
+            self._interrupt()
 
     def poke(self, need_admissible: bool = False) -> None:
         """Wake the loop if it sleeps (idle) or jumps and could now admit work or retire."""
@@ -152,24 +165,73 @@ class Replica:
     # -- the engine loop -------------------------------------------------------------------------
     def _wait(self, delay: float, callback, priority=NORMAL) -> None:
         ev = Due(callback)
-        self.env.schedule(ev, priority, delay)
+        heappush(self._queue, (self.env._now + delay, priority, next(self._eid), ev))
         self._ev = ev
 
     def _on_wake(self, _ev) -> None:
         self._run()
 
     def _on_step_end(self, _ev) -> None:
+        # The step's effects (once per step), then plan the next one.
         chunks, n_dec, start = self._step
-        self.add_busy(start, self.env._now)
-        self._apply_step(chunks, n_dec)
+        now = self.env._now
+        self._busy_t0(start)
+        self._busy_t1_add(now)
+        if len(self._busy_t1) >= self._busy_chunk:
+            self._busy_spread()
+        if n_dec:
+            self.steps += 1
+            self.dec_ctx += n_dec
+            self.kv_used += n_dec
+            heap = self.heap
+            if heap and heap[0][0] <= self.steps:
+                self._pop_finished()
+        if chunks:
+            table = self.table
+            resume_gen = self.resume_gen
+            todo, ctx, output = self.todo, self.ctx, self.output
+            has_first, first_token_s = table._has_first_token, table.first_token_s
+            for i, c in chunks:
+                ctx[i] += c
+                left = todo[i] - c
+                if left:
+                    todo[i] = left
+                    continue
+                del todo[i]
+                self.prefilling.remove(i)
+                # Tokens generated before a preemption, plus the one this prefill step samples.
+                generated = (resume_gen.pop(i, 0) if resume_gen else 0) + 1
+                if not has_first[i]:  # RequestTable.first_token, inlined
+                    has_first[i] = 1
+                    first_token_s[i] = now
+                kv = ctx.pop(i)
+                out = output[i]
+                if generated >= out:
+                    del self.running[i]
+                    self.kv_used -= kv
+                    self.complete(i)
+                    continue
+                finish_step = self.steps + out - generated
+                self.dec[i] = (self.steps, generated, kv, finish_step)
+                heappush(self.heap, (finish_step, i))
+                self.dec_ctx += kv
         self._run()
 
     def _on_jump_end(self, _ev) -> None:
+        """The jump's last step ended: all `_done` steps of it, or fewer if it was cut short."""
         self.interruptible = False
-        self._end_jump(self._jump[3])
-
-    def _on_rest_end(self, _ev) -> None:
-        self._end_jump(self._done)
+        start, _, _, _, n = self._jump
+        done = self._done
+        self._busy_t0(start)
+        self._busy_t1_add(self.env._now)
+        if len(self._busy_t1) >= self._busy_chunk:
+            self._busy_spread()
+        self.steps = steps = self.steps + done
+        self.dec_ctx += n * done
+        self.kv_used += n * done
+        if self.heap[0][0] <= steps:
+            self._pop_finished()
+        self._run()
 
     def _interrupt(self) -> None:
         """Cut the jump short: finish the step in progress, then plan again.
@@ -182,17 +244,7 @@ class Replica:
         done = _steps_reached(elapsed, t0, delta, k)
         rest = done * t0 + delta * done * (done - 1) / 2 - elapsed
         self._done = done
-        self._wait(rest if rest > 0 else 0.0, self._on_rest_end, NORMAL if rest > 0 else URGENT)
-
-    def _end_jump(self, done: int) -> None:
-        start, _, _, _, n = self._jump
-        self.add_busy(start, self.env._now)
-        self.steps += done
-        self.dec_ctx += n * done
-        self.kv_used += n * done
-        if self.heap[0][0] <= self.steps:
-            self._pop_finished()
-        self._run()
+        self._wait(rest if rest > 0 else 0.0, self._on_jump_end, NORMAL if rest > 0 else URGENT)
 
     def _run(self) -> None:
         """Plan what comes next and schedule the event that ends it (or go idle, or retire)."""
@@ -234,21 +286,25 @@ class Replica:
                     t0 = decode_time(n, dec_ctx)
                     t_last = decode_time(n, dec_ctx + n * (k - 1))
                     delta = (t_last - t0) / (k - 1)
-                    env = self.env
-                    self._jump = (env._now, t0, delta, k, n)
+                    now = self.env._now
+                    self._jump = (now, t0, delta, k, n)
+                    self._done = k
                     self.interruptible = True
                     ev = Due(self._on_jump_end)
-                    env.schedule(ev, NORMAL, k * t0 + delta * k * (k - 1) / 2)
+                    heappush(
+                        self._queue,
+                        (now + (k * t0 + delta * k * (k - 1) / 2), NORMAL, next(self._eid), ev),
+                    )
                     self._ev = ev
                     return
             chunks, prefill, n_dec, attn = self._plan_step()
             if not chunks and not n_dec:
                 continue
             dt = step_time(prefill, attn, n_dec, self.dec_ctx if n_dec else 0)
-            env = self.env
-            self._step = (chunks, n_dec, env._now)
+            now = self.env._now
+            self._step = (chunks, n_dec, now)
             ev = Due(self._on_step_end)
-            env.schedule(ev, NORMAL, dt)
+            heappush(self._queue, (now + dt, NORMAL, next(self._eid), ev))
             self._ev = ev
             return
 
@@ -295,9 +351,11 @@ class Replica:
         waiting, running, max_seqs = self.waiting, self.running, self.max_seqs
         if self.chunked:
             budget = self.max_tokens - n
-            if self.prefilling:
-                todo, ctx = self.todo, self.ctx
-                for i in self.prefilling:
+            prefilling, todo, ctx = self.prefilling, self.todo, self.ctx
+            prompt, resume_gen = self.prompt, self.resume_gen
+            has_start, start_s = self.table._has_start, self.table.start_s
+            if prefilling:
+                for i in prefilling:
                     if budget <= 0 or free <= 0:
                         break
                     c = min(todo[i], budget, free)
@@ -311,9 +369,20 @@ class Replica:
                 base = cached[i]
                 if free < base + 1:
                     break
-                need = self._need(i)
-                c = min(need, budget, free - base)
-                self._admit(i, base, need)
+                # `_need` and `_admit`, inlined: once per admission.
+                need = prompt[i] - base + (resume_gen.get(i, 0) if resume_gen else 0)
+                c = need if need < budget else budget
+                if free - base < c:
+                    c = free - base
+                waiting.popleft()
+                running[i] = None
+                prefilling.append(i)
+                todo[i] = need
+                ctx[i] = base
+                self.kv_used += base
+                if not has_start[i]:  # RequestTable.started, inlined
+                    has_start[i] = 1
+                    start_s[i] = self.env._now
                 chunks.append((i, c))
                 attn += c * (base + (c + 1) / 2)
                 prefill += c
@@ -354,45 +423,6 @@ class Replica:
         if not table._has_start[i]:  # RequestTable.started, inlined: once per admission
             table._has_start[i] = 1
             table.start_s[i] = self.env._now
-
-    def _apply_step(self, chunks, n_dec: int) -> None:
-        if n_dec:
-            self.steps += 1
-            self.dec_ctx += n_dec
-            self.kv_used += n_dec
-            heap = self.heap
-            if heap and heap[0][0] <= self.steps:
-                self._pop_finished()
-        if not chunks:
-            return
-        now = self.env._now
-        table = self.table
-        resume_gen = self.resume_gen
-        todo, ctx, output = self.todo, self.ctx, self.output
-        has_first, first_token_s = table._has_first_token, table.first_token_s
-        for i, c in chunks:
-            ctx[i] += c
-            left = todo[i] - c
-            if left:
-                todo[i] = left
-                continue
-            del todo[i]
-            self.prefilling.remove(i)
-            generated = resume_gen.pop(i, 0) + 1  # the prefill step samples one token
-            if not has_first[i]:  # RequestTable.first_token, inlined
-                has_first[i] = 1
-                first_token_s[i] = now
-            kv = ctx.pop(i)
-            out = output[i]
-            if generated >= out:
-                del self.running[i]
-                self.kv_used -= kv
-                self.complete(i)
-                continue
-            finish_step = self.steps + out - generated
-            self.dec[i] = (self.steps, generated, kv, finish_step)
-            heappush(self.heap, (finish_step, i))
-            self.dec_ctx += kv
 
     def _pop_finished(self) -> None:
         heap, dec, steps, running = self.heap, self.dec, self.steps, self.running
