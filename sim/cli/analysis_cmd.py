@@ -76,6 +76,18 @@ def _check_positive(**values: int | None) -> None:
             raise InputError(f"--{name}", None, f"must be >= 1, got {value}")
 
 
+def _point_options(ctx: click.Context, replications, seed, workers, overrides) -> dict:
+    """What breakeven, sweep and replay pass to every point they evaluate (the common options);
+    opens the --db warehouse, so call it after the command's own arguments are checked."""
+    return {
+        "seed": seed,
+        "replications": replications,
+        "workers": workers,
+        "evaluate": _evaluate(ctx),
+        "overrides": list(overrides),
+    }
+
+
 _scenario_arg = click.argument(
     "scenario_file", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -220,14 +232,11 @@ def breakeven_cmd(
 
     _check_positive(replications=replications, workers=workers)
     scales = parse_scales(scale_text, points)
+    point_options = _point_options(ctx, replications, seed, workers, overrides)
     df = breakeven(
         scenario_file,
         scales,
-        seed=seed,
-        replications=replications,
-        workers=workers,
-        evaluate=_evaluate(ctx),
-        overrides=list(overrides),
+        **point_options,
     )
     found = crossovers(df)
     out_dir = _out_dir(ctx, out, "breakeven", scenario_file)
@@ -284,15 +293,12 @@ def sweep_cmd(
 
     _check_positive(replications=replications, workers=workers)
     axes = parse_grid(grid)
+    point_options = _point_options(ctx, replications, seed, workers, overrides)
     started_at = dt.datetime.now(dt.UTC)
     results = sweep(
         scenario_file,
         axes,
-        seed=seed,
-        replications=replications,
-        workers=workers,
-        evaluate=_evaluate(ctx),
-        overrides=list(overrides),
+        **point_options,
     )
     df = sweep_table(results)
     out_dir = _out_dir(ctx, out, "sweep", scenario_file)
@@ -352,14 +358,11 @@ def replay_cmd(
 
     _check_positive(replications=replications, workers=workers)
     dates = parse_dates(as_of)
+    point_options = _point_options(ctx, replications, seed, workers, overrides)
     df = replay(
         scenario_file,
         dates,
-        seed=seed,
-        replications=replications,
-        workers=workers,
-        evaluate=_evaluate(ctx),
-        overrides=list(overrides),
+        **point_options,
     )
     out_dir = _out_dir(ctx, out, "replay", scenario_file)
     write_replay(out_dir, df)
