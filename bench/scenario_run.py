@@ -58,7 +58,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _, out = timed(
             f"peak.toml default ({peak.replications} replications, 2 workers, all outputs)",
-            lambda: run_scenario(peak, out_dir=Path(tmp) / "peak", record=False, report=False),
+            lambda: run_scenario(peak, out_dir=Path(tmp) / "peak", record=False),
         )
         n_requests = out.summary["fleets"][0]["requests"]["arrivals"]
     print(f"  requests per replication: {n_requests:.0f} x {len(peak.fleets)} fleets")

@@ -17,6 +17,8 @@ import polars as pl
 from sim.analysis.runner import Evaluate, base_rate_scale, simulate_summary
 from sim.analysis.summary import verdict_rows
 from sim.errors import InputError
+from sim.scenario import Scenario
+from sim.stats import mean_ci
 
 DEFAULT_POINTS = 12
 
@@ -46,28 +48,24 @@ def parse_scales(
 
 
 def breakeven(
-    scenario_path: Path,
+    scenario: Scenario,
     scales: Sequence[float],
     *,
     seed: int | None = None,
     replications: int | None = None,
     workers: int | None = None,
     evaluate: Evaluate = simulate_summary,
-    overrides: Sequence[str] = (),
 ) -> pl.DataFrame:
     """One row per (scale, fleet): cost, $/1k requests, SLO met, and whether it is the verdict.
-
-    `overrides` are `--set` items applied at every point, before the point's own.
 
     `scale` multiplies the scenario's own `workload.rate_scale` (a scenario at 2x swept at 3x runs at
     6x). The same seed at every scale gives common random numbers across the sweep.
     """
-    base = base_rate_scale(scenario_path, overrides)
+    base = base_rate_scale(scenario)
     rows = []
     for scale in sorted(scales):
         summary = evaluate(
-            scenario_path,
-            [*overrides, f"workload.rate_scale={base * scale!r}"],
+            scenario.varied([f"workload.rate_scale={base * scale!r}"]),
             seed=seed,
             replications=replications,
             workers=workers,
@@ -131,15 +129,21 @@ def _zero(s0: float, y0: float, s1: float, y1: float) -> float:
 
 
 def describe_crossover(crossing: dict) -> str:
-    """One line for terminals and reports."""
-    why = "costs cross" if crossing["reason"] == "cost" else "a fleet gains or loses the SLO"
-    ci = crossing.get("scale_ci95")
-    sure = f", 95% CI {ci[0]:.3g}x..{ci[1]:.3g}x" if ci else ""
-    return (
-        f"at {crossing['scale']:.3g}x the cheapest fleet meeting the SLO goes from "
-        f"{crossing['from_fleet'] or 'none'} to {crossing['to_fleet'] or 'none'} "
-        f"({why}; between {crossing['scale_lo']:.3g}x and {crossing['scale_hi']:.3g}x{sure})"
+    """One line for terminals and reports. The grid brackets the change; the interpolated scale
+    (and its CI, which only covers replication noise under a linear-cost assumption) is a hint
+    inside that bracket, never a claim finer than the grid."""
+    lo, hi = crossing["scale_lo"], crossing["scale_hi"]
+    change = (
+        f"the cheapest fleet meeting the SLO goes from {crossing['from_fleet'] or 'none'} to "
+        f"{crossing['to_fleet'] or 'none'} between {lo:.3g}x and {hi:.3g}x"
     )
+    if crossing["reason"] == "cost":
+        ci = crossing.get("scale_ci95")
+        sure = f" (95% CI {ci[0]:.3g}x..{ci[1]:.3g}x from replication noise)" if ci else ""
+        hint = f"costs cross; linear interpolation puts it near {crossing['scale']:.3g}x{sure}"
+    else:
+        hint = "a fleet gains or loses the SLO there"
+    return f"{change}: {hint}; refine with --scale {lo:.3g}..{hi:.3g}"
 
 
 def _cost_gap(
@@ -159,9 +163,7 @@ def _cost_gap(
     gap = {"mean": rows[a][cost] - rows[b][cost], "ci95": None}
     va, vb = rows[a].get("total_cost_usd_values"), rows[b].get("total_cost_usd_values")
     if cost == "total_cost_usd" and va and vb and len(va) == len(vb) >= 2:
-        from sim.run import mean_ci
-
-        gap["ci95"] = mean_ci([x - y for x, y in zip(va, vb, strict=True)])["ci95"]
+        gap["ci95"] = mean_ci([x - y for x, y in zip(va, vb, strict=True)])[1]
     return gap
 
 
@@ -169,4 +171,5 @@ def write_breakeven(out_dir: Path, df: pl.DataFrame, crossings: list[dict]) -> N
     """`breakeven.parquet` and `crossovers.json` in `out_dir`; the report draws the curve from them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     df.write_parquet(out_dir / "breakeven.parquet")
-    (out_dir / "crossovers.json").write_text(json.dumps(crossings, indent=2) + "\n")
+    described = [{**c, "description": describe_crossover(c)} for c in crossings]
+    (out_dir / "crossovers.json").write_text(json.dumps(described, indent=2) + "\n")

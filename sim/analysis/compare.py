@@ -8,19 +8,27 @@ from pathlib import Path
 
 import polars as pl
 
-from sim.analysis.summary import FIGURES, fleet_rows, verdict
+from sim.analysis.summary import fleet_rows
 from sim.errors import InputError
+from sim.summary import RunSummary
 
 # Figures compared, with their 95% CI bounds when the summary has them (CIs that do not overlap
 # mark a difference larger than replication noise).
-COMPARED = [name for name, _ in FIGURES if not name.endswith(("_lo", "_hi"))]
+COMPARED = [
+    "total_cost_usd", "usd_per_mtok_output", "usd_per_1k_requests", "success_rate",
+    "slo_attainment", "ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s",
+    "e2e_p50_s", "e2e_p90_s", "e2e_p99_s",
+]  # fmt: skip
 CI_BOUNDS = {"total_cost_usd": ("total_cost_usd_lo", "total_cost_usd_hi")}
 
 
-def load_summary(run_dir: Path) -> dict:
+def load_summary(run_dir: Path) -> RunSummary:
     path = Path(run_dir) / "summary.json"
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("fleets"), list):
+            raise InputError(str(path), "fleets", "missing: not a summary written by sim run")
+        return RunSummary.from_json(data)
     except FileNotFoundError:
         raise InputError(str(run_dir), None, "not a run directory (no summary.json)") from None
     except json.JSONDecodeError as exc:
@@ -67,7 +75,7 @@ def compare_runs(run_a: Path, run_b: Path) -> tuple[pl.DataFrame, dict]:
             "ci_separated": pl.Boolean,
         },
     )
-    cheapest_a, cheapest_b = verdict(summary_a), verdict(summary_b)
+    cheapest_a, cheapest_b = summary_a.cheapest_meeting_slo, summary_b.cheapest_meeting_slo
     return df, {"a": cheapest_a, "b": cheapest_b, "changed": cheapest_a != cheapest_b}
 
 

@@ -17,6 +17,7 @@ import polars as pl
 from sim.analysis.runner import Evaluate, simulate_summary
 from sim.analysis.summary import verdict_rows
 from sim.errors import InputError
+from sim.scenario import Scenario
 
 LATEST = "latest"
 
@@ -67,27 +68,24 @@ def _monthly(lo: date, hi: date) -> list[date]:
 
 
 def replay(
-    scenario_path: Path,
+    scenario: Scenario,
     dates: Sequence[str],
     *,
     seed: int | None = None,
     replications: int | None = None,
     workers: int | None = None,
     evaluate: Evaluate = simulate_summary,
-    overrides: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """One row per (price date, fleet), in the given date order, with the verdict at each date;
-    `overrides` are `--set` items applied at every date, before the date itself."""
+    """One row per (price date, fleet), in the given date order, with the verdict at each date."""
     rows = []
     for as_of in dates:
         summary = evaluate(
-            scenario_path,
-            [*overrides, f"scenario.price_as_of={as_of}"],
+            scenario.varied([f'scenario.price_as_of="{as_of}"']),
             seed=seed,
             replications=replications,
             workers=workers,
         )
-        prices = {str(f.get("name")): f.get("prices", {}) for f in summary.get("fleets", [])}
+        prices = {f.name: f.prices for f in summary.fleets}
         for row in verdict_rows(summary, as_of=as_of):
             row["prices_json"] = json.dumps(
                 prices.get(row["fleet"], {}), sort_keys=True, default=str

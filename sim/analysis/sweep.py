@@ -6,13 +6,14 @@ import itertools
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 
 from sim.analysis.runner import Evaluate, simulate_summary
 from sim.analysis.summary import verdict_rows
 from sim.errors import InputError
+from sim.scenario import Scenario
+from sim.summary import RunSummary
 
 
 def parse_grid(specs: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -46,28 +47,25 @@ def grid_points(axes: Sequence[tuple[str, list[str]]]) -> list[dict[str, str]]:
 
 
 def sweep(
-    scenario_path: Path,
+    scenario: Scenario,
     axes: Sequence[tuple[str, list[str]]],
     *,
     seed: int | None = None,
     replications: int | None = None,
     workers: int | None = None,
     evaluate: Evaluate = simulate_summary,
-    overrides: Sequence[str] = (),
-) -> list[tuple[dict[str, str], dict]]:
-    """(grid point, its summary.json content) for every point, in grid order; `overrides` are
-    `--set` items applied at every point, before the point's own."""
+) -> list[tuple[dict[str, str], RunSummary]]:
+    """(grid point, its summary) for every point, in grid order; each point is a typed copy of
+    `scenario` with the point's keys changed."""
     results = []
     for point in grid_points(axes):
-        point_overrides = [*overrides, *(f"{key}={value}" for key, value in point.items())]
-        summary = evaluate(
-            scenario_path, point_overrides, seed=seed, replications=replications, workers=workers
-        )
+        variant = scenario.varied([f"{key}={value}" for key, value in point.items()])
+        summary = evaluate(variant, seed=seed, replications=replications, workers=workers)
         results.append((point, summary))
     return results
 
 
-def sweep_table(results: Sequence[tuple[dict[str, str], dict]]) -> pl.DataFrame:
+def sweep_table(results: Sequence[tuple[dict[str, str], RunSummary]]) -> pl.DataFrame:
     """One row per (grid point, fleet): point index, the key values as text, then the figures."""
     rows = []
     for index, (point, summary) in enumerate(results):
@@ -77,7 +75,7 @@ def sweep_table(results: Sequence[tuple[dict[str, str], dict]]) -> pl.DataFrame:
 
 def record_sweep(
     warehouse,
-    results: Sequence[tuple[dict[str, str], dict]],
+    results: Sequence[tuple[dict[str, str], RunSummary]],
     *,
     scenario: str,
     started_at: datetime | None = None,
@@ -87,7 +85,7 @@ def record_sweep(
     Figures use the same long form and metric names as `sim run` (sim.output.summaries_long), so one
     query covers runs and sweeps; the point's key values travel in the run's config JSON.
     """
-    from sim.output import summaries_long
+    from sim.outputs import summaries_long
 
     started_at = started_at or datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
@@ -107,7 +105,7 @@ def record_sweep(
             run_id,
             scenario=scenario,
             started_at=started_at,
-            config_json=json.dumps({"sweep": point, "seed": summary.get("seed")}, sort_keys=True),
+            config_json=json.dumps({"sweep": point, "seed": summary.seed}, sort_keys=True),
             summaries=summaries_long(summary),
             timeseries=no_series,
         )

@@ -69,7 +69,7 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
 
 def _register() -> None:
-    # Each module adds its commands to `cli`; a missing module means that part is not built yet.
+    # Each module adds its commands to `cli` when imported; a broken module fails loudly.
     import importlib
 
     for name in (
@@ -78,14 +78,11 @@ def _register() -> None:
         "refresh_cmd",
         "perf_cmd",
         "trace_cmd",
+        "scenario_cmd",
         "run_cmd",
         "analysis_cmd",
     ):
-        try:
-            importlib.import_module(f"sim.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"sim.cli.{name}":
-                raise
+        importlib.import_module(f"sim.cli.{name}")
 
 
 _register()

@@ -41,10 +41,9 @@ def _warehouse(ctx: click.Context):
 
 
 def _write_report(ctx: click.Context, out_dir: Path) -> Path:
-    from sim.report.html import write_report
+    from sim.report import write_report
 
-    db = (ctx.obj or {}).get("db")
-    return write_report(out_dir, warehouse=Path(db) if db else None)
+    return write_report(out_dir, db_path=(ctx.obj or {}).get("db"))
 
 
 def _evaluate(ctx: click.Context):
@@ -76,7 +75,7 @@ def _check_positive(**values: int | None) -> None:
             raise InputError(f"--{name}", None, f"must be >= 1, got {value}")
 
 
-def _point_options(ctx: click.Context, replications, seed, workers, overrides) -> dict:
+def _point_options(ctx: click.Context, replications, seed, workers) -> dict:
     """What breakeven, sweep and replay pass to every point they evaluate (the common options);
     opens the --db warehouse, so call it after the command's own arguments are checked."""
     return {
@@ -84,8 +83,22 @@ def _point_options(ctx: click.Context, replications, seed, workers, overrides) -
         "replications": replications,
         "workers": workers,
         "evaluate": _evaluate(ctx),
-        "overrides": list(overrides),
     }
+
+
+def _scenario(scenario_file: Path, overrides):
+    """The scenario, loaded and validated once; every point is a typed copy of it."""
+    from sim.scenario import load_scenario
+
+    return load_scenario(scenario_file, list(overrides))
+
+
+# Columns every analysis table prints after its own point columns: cost, then why a fleet
+# meets the SLO or not.
+VERDICT_COLUMNS = (
+    "fleet", "total_cost_usd", "usd_per_1k_requests", "ttft_p99_s", "tpot_p99_s",
+    "success_rate", "meets_slo", "slo_failed", "cheapest",
+)  # fmt: skip
 
 
 _scenario_arg = click.argument(
@@ -232,26 +245,17 @@ def breakeven_cmd(
 
     _check_positive(replications=replications, workers=workers)
     scales = parse_scales(scale_text, points)
-    point_options = _point_options(ctx, replications, seed, workers, overrides)
+    scenario = _scenario(scenario_file, overrides)
+    point_options = _point_options(ctx, replications, seed, workers)
     df = breakeven(
-        scenario_file,
+        scenario,
         scales,
         **point_options,
     )
     found = crossovers(df)
     out_dir = _out_dir(ctx, out, "breakeven", scenario_file)
     write_breakeven(out_dir, df, found)
-    _print_frame(
-        df.select(
-            "scale",
-            "fleet",
-            "kind",
-            "total_cost_usd",
-            "usd_per_1k_requests",
-            "meets_slo",
-            "cheapest",
-        )
-    )
+    _print_frame(df.select("scale", *VERDICT_COLUMNS))
     for crossing in found:
         click.echo(describe_crossover(crossing))
     if not found:
@@ -293,10 +297,11 @@ def sweep_cmd(
 
     _check_positive(replications=replications, workers=workers)
     axes = parse_grid(grid)
-    point_options = _point_options(ctx, replications, seed, workers, overrides)
+    scenario = _scenario(scenario_file, overrides)
+    point_options = _point_options(ctx, replications, seed, workers)
     started_at = dt.datetime.now(dt.UTC)
     results = sweep(
-        scenario_file,
+        scenario,
         axes,
         **point_options,
     )
@@ -304,17 +309,7 @@ def sweep_cmd(
     out_dir = _out_dir(ctx, out, "sweep", scenario_file)
     df.write_parquet(out_dir / "sweep.parquet")
     keys = [key for key, _ in axes]
-    _print_frame(
-        df.select(
-            "point",
-            *keys,
-            "fleet",
-            "total_cost_usd",
-            "usd_per_1k_requests",
-            "meets_slo",
-            "cheapest",
-        )
-    )
+    _print_frame(df.select("point", *keys, *VERDICT_COLUMNS))
     if not no_record:
         from warehouse.db import Warehouse
 
@@ -323,7 +318,7 @@ def sweep_cmd(
             run_ids = record_sweep(
                 wh,
                 results,
-                scenario=str(results[0][1].get("scenario", scenario_file.stem)),
+                scenario=scenario.name,
                 started_at=started_at,
             )
         click.echo(
@@ -358,25 +353,16 @@ def replay_cmd(
 
     _check_positive(replications=replications, workers=workers)
     dates = parse_dates(as_of)
-    point_options = _point_options(ctx, replications, seed, workers, overrides)
+    scenario = _scenario(scenario_file, overrides)
+    point_options = _point_options(ctx, replications, seed, workers)
     df = replay(
-        scenario_file,
+        scenario,
         dates,
         **point_options,
     )
     out_dir = _out_dir(ctx, out, "replay", scenario_file)
     write_replay(out_dir, df)
-    _print_frame(
-        df.select(
-            "as_of",
-            "fleet",
-            "kind",
-            "total_cost_usd",
-            "usd_per_1k_requests",
-            "meets_slo",
-            "cheapest",
-        )
-    )
+    _print_frame(df.select("as_of", *VERDICT_COLUMNS))
     for date, winner in verdicts(df):
         click.echo(f"{date}: cheapest meeting the SLO is {winner or 'none'}")
     click.echo(f"wrote {_write_report(ctx, out_dir)}")

@@ -11,16 +11,15 @@ from rich.table import Table
 
 from sim.cli import cli
 from sim.errors import InputError
+from sim.summary import RunSummary, Stat, slo_failures
 
 
-def _money(stat: dict) -> str:
-    mean = stat.get("mean")
-    if mean is None:
+def _money(stat: Stat) -> str:
+    if stat.mean is None:
         return "-"
-    ci = stat.get("ci95")
-    text = f"${mean:,.2f}"
-    if ci:
-        text += f" ± {(ci[1] - ci[0]) / 2:,.2f}"
+    text = f"${stat.mean:,.2f}"
+    if stat.ci95:
+        text += f" ± {(stat.ci95[1] - stat.ci95[0]) / 2:,.2f}"
     return text
 
 
@@ -28,17 +27,21 @@ def _num(value, fmt: str = "{:,.2f}", prefix: str = "") -> str:
     return "-" if value is None else prefix + fmt.format(value)
 
 
-def summary_table(summary: dict) -> Table:
+def summary_table(summary: RunSummary) -> Table:
     """One row per fleet: cost with its 95% CI half-width, unit costs, latencies, SLO verdict."""
-    n = summary["replications"]
+    n = summary.replications
+    span = summary.workload.duration_s.mean
+    span_text = f", {span / 3600:.3g} h of traffic" if span else ""
     table = Table(
-        title=f"{summary['scenario']}: {n} replication{'s' if n != 1 else ''}, prices as of {summary['price_as_of']}"
+        title=f"{summary.scenario}: {n} replication{'s' if n != 1 else ''}{span_text}, prices as of {summary.price_as_of}",
+        caption="$/month: the simulated span's cost rate x 730 h; $/Mtok: cost over input + output tokens served",
     )
     for header in (
         "fleet",
         "kind",
         "total cost (95% CI)",
-        "$/Mtok out",
+        "$/month",
+        "$/Mtok",
         "$/1k req",
         "TTFT p50",
         "TTFT p99",
@@ -48,31 +51,30 @@ def summary_table(summary: dict) -> Table:
         "SLO",
     ):
         table.add_column(header, justify="left" if header in ("fleet", "kind") else "right")
-    for f in summary["fleets"]:
+    for f in summary.fleets:
+        failed = slo_failures(f, summary.slo)
         table.add_row(
-            f["name"],
-            f["kind"],
-            _money(f["total_cost_usd"]),
-            _num(f["usd_per_mtok_output"]["mean"], prefix="$"),
-            _num(f["usd_per_1k_requests"]["mean"], prefix="$"),
-            _num(f["ttft_s"]["p50"]["mean"], "{:.2f} s"),
-            _num(f["ttft_s"]["p99"]["mean"], "{:.2f} s"),
-            _num(f["tpot_s"]["p99"]["mean"], "{:.3f} s"),
-            _num(f["e2e_s"]["p99"]["mean"], "{:.1f} s"),
-            _num(f["success_rate"]["mean"], "{:.1%}"),
-            "[green]met[/green]" if f["meets_slo"] else "[red]missed[/red]",
+            f.name,
+            f.kind,
+            _money(f.total_cost_usd),
+            _num(f.usd_per_month.mean, "{:,.0f}", prefix="$"),
+            _num(f.usd_per_mtok.mean, prefix="$"),
+            _num(f.usd_per_1k_requests.mean, prefix="$"),
+            _num(f.latency("ttft", "p50"), "{:.2f} s"),
+            _num(f.latency("ttft", "p99"), "{:.2f} s"),
+            _num(f.latency("tpot", "p99"), "{:.3f} s"),
+            _num(f.latency("e2e", "p99"), "{:.1f} s"),
+            _num(f.success_rate.mean, "{:.1%}"),
+            "[green]met[/green]" if f.meets_slo else f"[red]missed[/red] ({', '.join(failed)})",
         )
     return table
 
 
-def verdict(summary: dict) -> str:
-    slo = ", ".join(f"{k} <= {v:g}" for k, v in summary["slo"].items() if k != "min_success_rate")
-    slo = (
-        f"{slo}, success >= {summary['slo']['min_success_rate']:.0%}"
-        if slo
-        else f"success >= {summary['slo']['min_success_rate']:.0%}"
-    )
-    best = summary["cheapest_meeting_slo"]
+def verdict(summary: RunSummary) -> str:
+    slo = ", ".join(f"{k} <= {v:g}" for k, v in summary.slo.targets_s.items())
+    rate = f"success >= {summary.slo.min_success_rate:.0%}"
+    slo = f"{slo}, {rate}" if slo else rate
+    best = summary.cheapest_meeting_slo
     if best is None:
         return f"No fleet meets the SLO ({slo})."
     return f"Cheapest fleet meeting the SLO ({slo}): {best}"
@@ -159,7 +161,6 @@ def run_command(
                 replications=n,
                 workers=workers,
                 record=not no_record,
-                report=not no_report,
                 db_path=db,
                 progress=lambda done, _total: bar.advance(task, done),
             )
@@ -171,18 +172,23 @@ def run_command(
             replications=n,
             workers=workers,
             record=not no_record,
-            report=not no_report,
             db_path=db,
         )
     stdout = Console(width=160)
+    for line in out.summary.warnings:
+        stdout.print(line, markup=False)
     stdout.print(summary_table(out.summary))
     stdout.print(verdict(out.summary))
-    for entry in out.summary["fleets"]:
-        note = (entry.get("prices") or {}).get("note")
+    for fleet in out.summary.fleets:
+        note = fleet.prices.get("note")
         if note:
-            stdout.print(f"note: {entry['name']}: {note}")
+            stdout.print(f"note: {fleet.name}: {note}")
     stdout.print(f"run directory: {out.run_dir}")
     if out.recorded:
         stdout.print(f"recorded as run_id {out.run_id}")
-    if out.report_path is not None:
-        stdout.print(f"report: {out.report_path}")
+    if not no_report:
+        from sim.report import write_report
+
+        report_path = write_report(out.run_dir, db_path=out.db_path)
+        if report_path is not None:
+            stdout.print(f"report: {report_path}")

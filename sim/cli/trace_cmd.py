@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import click
@@ -104,16 +103,17 @@ def stats(
 
 
 def _scenario_workload(path: Path, seed: int):
-    if not path.is_file():
-        raise InputError(str(path), None, "scenario file not found")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(str(path), None, f"not valid TOML: {exc}") from None
+    """The `[workload]` of a scenario file, read and validated as `sim run` does (the other
+    tables are not needed to describe the traffic)."""
+    from sim.scenario.load import parse_toml, parse_workload, read_scenario_text
+
+    text = read_scenario_text(path)
+    raw = parse_toml(text, str(path))
     if "workload" not in raw:
         raise InputError(str(path), "workload", "required table is missing")
+    spec = parse_workload(raw["workload"], str(path), text)
     rng = np.random.default_rng(seed)
-    return build_workload(raw["workload"], base_dir=path.parent, rng=rng, source=str(path))
+    return build_workload(spec, base_dir=path.parent, rng=rng, source=str(path))
 
 
 def _render(file: str, s: dict) -> str:

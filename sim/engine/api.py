@@ -172,7 +172,9 @@ class ApiFleet:
                 attempts[j] = k + 1
                 failed[j] = True
                 continue
-            delay = uniform(0.0, min(cap_backoff, base * 2.0**k))
+            delay = uniform(
+                0.0, min(cap_backoff, base * 2.0 ** min(k, 64))
+            )  # 2^64 s is past any cap
             heapq.heappush(retries, (t + delay, j, k + 1))
         return send, attempts, failed, throttles
 

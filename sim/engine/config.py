@@ -1,76 +1,155 @@
-"""Configuration of the three fleet kinds: one dataclass each, with a `kind` field and help beside
-every field. The scenario loader (sim/scenario.py) fills these from TOML `[[fleet]]` tables by field
-name, rejecting unknown keys; prices left as None are resolved from the warehouse before a run.
+"""Configuration of the three fleet kinds: one validated dataclass each, with a `kind` tag, and
+bounds and help beside every field. These classes are part of the one scenario schema
+(sim/scenario/schema.py): pydantic validates them when a scenario loads (and again on every
+`dataclasses.replace`), so the engine trusts typed, in-range values. Prices left as None are
+resolved from the warehouse before a run.
+
+Bounds say what a real deployment can be, not what a float can hold: each `le` is far above any
+real offer (an 8x B200 instance rents for about 100 USD/h; the bound is 5,000) and exists so that
+a typo such as `1e308` fails at load instead of overflowing the arithmetic later.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import field
+from typing import Annotated, Literal
+
+from pydantic import AllowInfNan, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic.dataclasses import dataclass
+
+# Strict scalar types: TOML gives real numbers, booleans and strings, so a string "2" where a
+# number belongs is a mistake to report, not a value to coerce.
+Num = Annotated[float, Strict(), AllowInfNan(False)]
+Int = Annotated[int, Strict()]
+Str = Annotated[str, Strict()]
+Bool = Annotated[bool, Strict()]
+
+CONFIG = ConfigDict(extra="forbid")
+
+# Names become file names (run directories, report anchors): a safe character set only.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Name = Annotated[Str, Field(pattern=NAME_PATTERN, description="letters, digits, '-', '_', '.'")]
+
+MAX_USD_PER_HOUR = 5_000.0  # per instance-hour; real offers top out near 100
+MIN_USD_PER_HOUR = 0.01  # the cheapest GPU rentals are ~0.05 USD/h: below a cent is a typo
+MAX_USD_PER_MTOK = 1_000.0  # per million tokens; the dearest models are near 150 (output)
+MAX_SECONDS = 31_622_400.0  # 366 days: the longest span a scenario describes
+MAX_GPUS = 100_000  # GPUs in one fleet: beyond any single deployment, and bounded memory
+
+Seconds = Annotated[Num, Field(ge=0, le=MAX_SECONDS)]
+Fraction = Annotated[Num, Field(ge=0, le=1)]
+
+DIST_PARAMS: dict[str, tuple[str, ...]] = {
+    "const": ("value",),
+    "exponential": ("mean",),
+    "lognormal": ("median", "sigma"),
+    "uniform": ("low", "high"),
+    "normal": ("mean", "std"),
+}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class DistSpec:
     """A positive random quantity: `{dist = "lognormal", median = 0.3, sigma = 0.4}` in TOML.
 
     dist: "const" (value), "exponential" (mean), "lognormal" (median, sigma),
           "uniform" (low, high), "normal" (mean, std; truncated at 0).
+    sigma is at most 5 (a p99/p50 ratio of e^11.6, already beyond any measured latency spread).
     """
 
-    dist: str = "const"
-    value: float | None = None
-    mean: float | None = None
-    median: float | None = None
-    sigma: float | None = None
-    std: float | None = None
-    low: float | None = None
-    high: float | None = None
+    dist: Literal["const", "exponential", "lognormal", "uniform", "normal"] = "const"
+    value: Annotated[Num, Field(ge=0, le=1e9)] | None = None
+    mean: Annotated[Num, Field(ge=0, le=1e9)] | None = None
+    median: Annotated[Num, Field(gt=0, le=1e9)] | None = None
+    sigma: Annotated[Num, Field(ge=0, le=5)] | None = None
+    std: Annotated[Num, Field(ge=0, le=1e9)] | None = None
+    low: Annotated[Num, Field(ge=0, le=1e9)] | None = None
+    high: Annotated[Num, Field(ge=0, le=1e9)] | None = None
+
+    @model_validator(mode="after")
+    def _parameters(self) -> DistSpec:
+        needed = DIST_PARAMS[self.dist]
+        for name in needed:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name}: required for dist = {self.dist!r}")
+        for name in ("value", "mean", "median", "sigma", "std", "low", "high"):
+            if name not in needed and getattr(self, name) is not None:
+                raise ValueError(
+                    f"{name}: not a parameter of dist = {self.dist!r} "
+                    f"(it takes {', '.join(needed)})"
+                )
+        if self.dist == "uniform" and self.low > self.high:
+            raise ValueError(f"low: {self.low} is above high {self.high}")
+        return self
 
 
-@dataclass(frozen=True)
+def _dist(value: object) -> object:
+    # A bare number in TOML means a constant: `ttft_s = 0.5`.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return DistSpec("const", value=float(value))
+    return value
+
+
+@dataclass(frozen=True, config=CONFIG)
 class VolumeTier:
     """From `above_mtok` million tokens per billing month on, token prices are multiplied by `factor`."""
 
-    above_mtok: float
-    factor: float
+    above_mtok: Annotated[Num, Field(ge=0, le=1e9)]
+    factor: Annotated[Num, Field(ge=0, le=1)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class EngineConfig:
     """How one replica batches (vLLM-like continuous batching)."""
 
-    max_batch_seqs: int = 256  # most sequences in one step
-    max_batched_tokens: int = 8192  # prefill + decode tokens in one step
-    chunked_prefill: bool = True  # split long prompts across steps
-    mem_util: float = 0.9  # fraction of GPU memory for weights + KV cache
-    router: str = "least_outstanding"  # "round_robin" | "least_outstanding" | "jsq"
-    service: str = "physics"  # "physics" (step-time model) | "exponential" (M/M/c validation)
-    service_mean_s: float | None = None  # with service = "exponential": mean service time
-    max_queue: int | None = None  # requests waiting beyond this are dropped (None = unbounded)
+    max_batch_seqs: Annotated[Int, Field(ge=1, le=65_536, description="most sequences in one step")] = 256  # fmt: skip
+    max_batched_tokens: Annotated[Int, Field(ge=1, le=10_000_000, description="prefill + decode tokens in one step")] = 8192  # fmt: skip
+    chunked_prefill: Annotated[Bool, Field(description="split long prompts across steps")] = True
+    mem_util: Annotated[Num, Field(gt=0, le=1, description="fraction of GPU memory for weights + KV cache")] = 0.9  # fmt: skip
+    router: Literal["round_robin", "least_outstanding", "jsq"] = "least_outstanding"
+    service: Annotated[
+        Literal["physics", "exponential"],
+        Field(description='"physics" (step-time model) or "exponential" (M/M/c validation)'),
+    ] = "physics"
+    service_mean_s: Annotated[Num, Field(gt=0, le=86_400, description='mean service time with service = "exponential"')] | None = None  # fmt: skip
+    max_queue: Annotated[Int, Field(ge=0, le=100_000_000, description="requests waiting beyond this are dropped (unset = unbounded)")] | None = None  # fmt: skip
+
+    @model_validator(mode="after")
+    def _service(self) -> EngineConfig:
+        if self.service == "exponential" and self.service_mean_s is None:
+            raise ValueError('service_mean_s: required with service = "exponential"')
+        return self
 
 
-@dataclass(frozen=True)
+UsdPerMtok = Annotated[Num, Field(ge=0, le=MAX_USD_PER_MTOK)]
+
+
+@dataclass(frozen=True, config=CONFIG)
 class ApiFleetConfig:
     """A metered API. Prices per million tokens; None = look up provider/model in the warehouse."""
 
-    name: str
-    kind: str = "api"
-    provider: str = "openai"
-    model: str = ""  # the provider's model id used for the price lookup
-    price_usd_per_mtok_input: float | None = None
-    price_usd_per_mtok_output: float | None = None
-    price_usd_per_mtok_cached_input: float | None = None
-    price_usd_per_request: float = 0.0
+    name: Name
+    kind: Literal["api"] = "api"
+    provider: Str = "openai"
+    model: Annotated[Str, Field(description="the provider's model id used for the price lookup")] = ""  # fmt: skip
+    price_usd_per_mtok_input: UsdPerMtok | None = None
+    price_usd_per_mtok_output: UsdPerMtok | None = None
+    price_usd_per_mtok_cached_input: UsdPerMtok | None = None
+    price_usd_per_request: Annotated[Num, Field(ge=0, le=100)] = 0.0
     volume_tiers: list[VolumeTier] = field(default_factory=list)
-    batch: bool = False  # use the batch API (discounted, latency in hours)
-    batch_discount: float = 0.5  # fraction of the price paid with batch = true
+    batch: Annotated[Bool, Field(description="use the batch API (discounted, latency in hours)")] = False  # fmt: skip
+    batch_discount: Annotated[Fraction, Field(description="fraction of the price paid with batch = true")] = 0.5  # fmt: skip
     batch_latency_s: DistSpec = field(
         default_factory=lambda: DistSpec("uniform", low=600, high=86400)
     )
-    rpm_limit: float | None = None  # requests per minute (token bucket); None = unlimited
-    tpm_limit: float | None = None  # input + output tokens per minute
-    max_retries: int = 5  # client retries on throttling, then the request fails
-    backoff_base_s: float = 1.0  # exponential backoff base with full jitter
-    backoff_max_s: float = 60.0
+    # At least one request per 100 minutes: a smaller limit is a typo, and with retries it would
+    # push backoff times past any horizon.
+    rpm_limit: Annotated[Num, Field(ge=0.01, le=1e9, description="requests per minute (token bucket); unset = unlimited")] | None = None  # fmt: skip
+    tpm_limit: Annotated[Num, Field(ge=1, le=1e12, description="input + output tokens per minute")] | None = None  # fmt: skip
+    max_retries: Annotated[Int, Field(ge=0, le=100_000, description="client retries on throttling, then the request fails")] = 5  # fmt: skip
+    backoff_base_s: Annotated[Num, Field(gt=0, le=3600, description="exponential backoff base with full jitter")] = 1.0  # fmt: skip
+    backoff_max_s: Annotated[Num, Field(gt=0, le=86_400)] = 60.0
     network_rtt_s: DistSpec = field(
         default_factory=lambda: DistSpec("lognormal", median=0.08, sigma=0.3)
     )
@@ -79,65 +158,148 @@ class ApiFleetConfig:
         default_factory=lambda: DistSpec("lognormal", median=60.0, sigma=0.3)
     )
 
+    _dists = field_validator(
+        "batch_latency_s", "network_rtt_s", "ttft_s", "output_tokens_per_s", mode="before"
+    )(_dist)
 
-@dataclass(frozen=True)
+    @field_validator("output_tokens_per_s")
+    @classmethod
+    def _speed(cls, value: DistSpec) -> DistSpec:
+        if value.dist == "const" and value.value == 0:
+            raise ValueError("must be positive: an API that streams 0 tokens/s never finishes")
+        if value.dist == "uniform" and value.low == 0:
+            raise ValueError("low must be positive: an API that streams 0 tokens/s never finishes")
+        return value
+
+    @model_validator(mode="after")
+    def _priced(self) -> ApiFleetConfig:
+        if (
+            self.price_usd_per_mtok_input is None or self.price_usd_per_mtok_output is None
+        ) and not self.model:
+            raise ValueError(
+                "model: needed to look up prices (or set price_usd_per_mtok_input and _output)"
+            )
+        return self
+
+
+def _power_of_two(tp: int) -> int:
+    if tp & (tp - 1):
+        raise ValueError(f"tensor parallelism must be a power of two, got {tp}")
+    return tp
+
+
+TensorParallel = Annotated[Int, Field(ge=1, le=64, description="tensor-parallel GPUs per replica")]
+Precision = Literal["bf16", "fp16", "fp8", "int8", "int4"]
+GpuName = Annotated[Str, Field(min_length=1, max_length=64, description="GPU catalog name (sim perf --list)")]  # fmt: skip
+
+
+@dataclass(frozen=True, config=CONFIG)
 class CloudFleetConfig:
-    """Autoscaled cloud GPU replicas. A replica = `instances_per_replica` instances of `instance`."""
+    """Autoscaled cloud GPU replicas. A replica = tp / gpus_per_instance instances of `instance`."""
 
-    name: str
-    kind: str = "cloud"
-    gpu: str = "h100-sxm"  # GPU catalog name (sim/perf)
-    tp: int = 1  # tensor-parallel GPUs per replica
-    precision: str | None = None  # None = the scenario's [model] precision
-    provider: str = "aws"  # price lookup in the warehouse
-    instance: str = ""  # instance type / SKU for the price lookup
-    region: str = ""  # "" = cheapest region at the price date
-    term: str = "on_demand"  # "on_demand" | "spot"
-    gpus_per_instance: int | None = None  # None = from the warehouse offer
-    price_usd_per_hour: float | None = None  # per instance; None = from the warehouse
-    min_replicas: int = 0
-    max_replicas: int = 8
-    initial_replicas: int = 1
-    policy: str = "inflight"  # "inflight" | "queue" | "rate"
-    target: float = 32.0  # in-flight per replica, queued per replica, or requests/s per replica
-    decision_interval_s: float = 20.0
-    upscale_delay_s: float = 60.0  # the condition must hold this long before scaling up
-    downscale_delay_s: float = 600.0  # ... before scaling down
+    name: Name
+    kind: Literal["cloud"] = "cloud"
+    gpu: GpuName = "h100-sxm"
+    tp: TensorParallel = 1
+    precision: Annotated[Precision | None, Field(description="unset = the scenario's [model] precision")] = None  # fmt: skip
+    provider: Annotated[Str, Field(description="price lookup in the warehouse")] = "aws"
+    instance: Annotated[Str, Field(description="instance type / SKU for the price lookup")] = ""
+    region: Annotated[Str, Field(description='"" = cheapest region at the price date')] = ""
+    term: Literal["on_demand", "spot"] = "on_demand"
+    gpus_per_instance: Annotated[Int, Field(ge=1, le=64, description="unset = from the warehouse offer")] | None = None  # fmt: skip
+    price_usd_per_hour: Annotated[Num, Field(ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR, description="per instance; unset = from the warehouse")] | None = None  # fmt: skip
+    min_replicas: Annotated[Int, Field(ge=0, le=10_000)] = 0
+    max_replicas: Annotated[Int, Field(ge=1, le=10_000)] = 8
+    initial_replicas: Annotated[Int, Field(ge=0, le=10_000)] = 1
+    policy: Literal["inflight", "queue", "rate"] = "inflight"
+    target: Annotated[Num, Field(gt=0, le=1e6, description="in-flight per replica, queued per replica, or requests/s per replica")] = 32.0  # fmt: skip
+    # Real autoscalers decide every 15-60 s (KEDA polls every 30 s by default); below 1 s the
+    # decision process alone would dominate the event count.
+    decision_interval_s: Annotated[Num, Field(ge=1, le=86_400)] = 20.0
+    upscale_delay_s: Annotated[Seconds, Field(description="the condition must hold this long before scaling up")] = 60.0  # fmt: skip
+    downscale_delay_s: Annotated[Seconds, Field(description="... before scaling down")] = 600.0
     provision_s: DistSpec = field(default_factory=lambda: DistSpec("normal", mean=240.0, std=30.0))
-    # GB/s from storage into GPU memory (cold start = provision + load)
-    weight_load_gbps: float = 2.0
-    billing: str = "per_second"  # "per_second" | "per_hour"
-    min_billed_s: float = 60.0
-    spot_preemptions_per_hour: float = 0.0  # per replica, with term = "spot"
-    spot_warning_s: float = 120.0
-    fallback_on_demand: bool = False  # replace preempted spot replicas with on-demand ones
-    fallback_price_usd_per_hour: float | None = None
+    weight_load_gbps: Annotated[Num, Field(ge=0.01, le=1000, description="GB/s from storage into GPU memory (cold start = provision + load)")] = 2.0  # fmt: skip
+    billing: Literal["per_second", "per_hour"] = "per_second"
+    min_billed_s: Annotated[Num, Field(ge=0, le=86_400)] = 60.0
+    spot_preemptions_per_hour: Annotated[Num, Field(ge=0, le=100, description='per replica, with term = "spot"')] = 0.0  # fmt: skip
+    spot_warning_s: Annotated[Num, Field(ge=0, le=3600)] = 120.0
+    fallback_on_demand: Annotated[Bool, Field(description="replace preempted spot replicas with on-demand ones")] = False  # fmt: skip
+    fallback_price_usd_per_hour: Annotated[Num, Field(ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR)] | None = None  # fmt: skip
     engine: EngineConfig = field(default_factory=EngineConfig)
 
+    _tp = field_validator("tp")(_power_of_two)
+    _dists = field_validator("provision_s", mode="before")(_dist)
 
-@dataclass(frozen=True)
+    @model_validator(mode="after")
+    def _replicas(self) -> CloudFleetConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas: {self.min_replicas} is above max_replicas {self.max_replicas}"
+            )
+        if not self.min_replicas <= self.initial_replicas <= self.max_replicas:
+            raise ValueError(
+                "initial_replicas: must lie in [min_replicas, max_replicas] = "
+                f"[{self.min_replicas}, {self.max_replicas}]"
+            )
+        if self.price_usd_per_hour is None and not self.instance:
+            raise ValueError("instance: needed to look up the price (or set price_usd_per_hour)")
+        if self.gpus_per_instance is None and not self.instance:
+            raise ValueError("gpus_per_instance: needed when no instance is named to look it up")
+        if self.max_replicas * self.tp > MAX_GPUS:
+            raise ValueError(f"max_replicas: {self.max_replicas} x tp {self.tp} is over {MAX_GPUS} GPUs")  # fmt: skip
+        return self
+
+
+@dataclass(frozen=True, config=CONFIG)
 class SelfHostedFleetConfig:
     """Fixed servers you own. Capex amortised straight-line; power and colocation by time."""
 
-    name: str
-    kind: str = "self_hosted"
-    gpu: str = "h100-sxm"
-    servers: int = 1
-    gpus_per_server: int = 8
-    tp: int = 8  # GPUs per replica; replicas = servers * gpus_per_server // tp
-    precision: str | None = None
-    gpu_price_usd: float | None = None  # per GPU; None = from the warehouse (gpu_purchase)
-    server_price_usd: float = 60000.0  # chassis, CPUs, RAM, NICs per server, without GPUs
-    lifetime_years: float = 4.0
-    residual_frac: float = 0.1  # value left at end of life, fraction of capex
-    cost_of_capital: float = 0.0  # annual rate; > 0 uses an annuity instead of straight-line
-    host_power_w: float = 1500.0  # per server, beyond the GPUs
-    pue: float = 1.3
-    electricity_usd_per_kwh: float = 0.13
-    colo_usd_per_month: float = 2000.0  # per server: space, network, operations
-    overflow: ApiFleetConfig | None = None  # hybrid: send requests here when queue is long
-    overflow_queue_threshold: int = 64  # queued requests per replica before overflowing
+    name: Name
+    kind: Literal["self_hosted"] = "self_hosted"
+    gpu: GpuName = "h100-sxm"
+    servers: Annotated[Int, Field(ge=1, le=10_000)] = 1
+    gpus_per_server: Annotated[Int, Field(ge=1, le=64)] = 8
+    tp: Annotated[TensorParallel, Field(description="GPUs per replica; replicas = servers * gpus_per_server // tp")] = 8  # fmt: skip
+    precision: Precision | None = None
+    gpu_price_usd: Annotated[Num, Field(gt=0, le=1e6, description="per GPU; unset = from the warehouse (gpu_purchase)")] | None = None  # fmt: skip
+    server_price_usd: Annotated[Num, Field(ge=0, le=1e7, description="chassis, CPUs, RAM, NICs per server, without GPUs")] = 60000.0  # fmt: skip
+    # Accounting lives of IT hardware are 3-6 years; 0.5-30 admits any real plan.
+    lifetime_years: Annotated[Num, Field(ge=0.5, le=30)] = 4.0
+    residual_frac: Annotated[Fraction, Field(description="value left at end of life, fraction of capex")] = 0.1  # fmt: skip
+    cost_of_capital: Annotated[Fraction, Field(description="annual rate; > 0 uses an annuity instead of straight-line")] = 0.0  # fmt: skip
+    host_power_w: Annotated[Num, Field(ge=0, le=100_000, description="per server, beyond the GPUs")] = 1500.0  # fmt: skip
+    pue: Annotated[Num, Field(ge=1, le=5, description="power usage effectiveness (>= 1)")] = 1.3
+    electricity_usd_per_kwh: Annotated[Num, Field(ge=0, le=10)] = 0.13
+    colo_usd_per_month: Annotated[Num, Field(ge=0, le=1e6, description="per server: space, network, operations")] = 2000.0  # fmt: skip
+    overflow: Annotated[ApiFleetConfig | None, Field(description="hybrid: send requests here when the queue is long")] = None  # fmt: skip
+    overflow_queue_threshold: Annotated[Int, Field(ge=0, le=1_000_000, description="queued requests per replica before overflowing")] = 64  # fmt: skip
     engine: EngineConfig = field(default_factory=EngineConfig)
+
+    _tp = field_validator("tp")(_power_of_two)
+
+    @field_validator("overflow", mode="before")
+    @classmethod
+    def _overflow(cls, value: object) -> object:
+        if isinstance(value, dict):
+            value = dict(value)
+            kind = value.pop("kind", "api")
+            if kind != "api":
+                raise ValueError(f"overflow must be an api fleet, got kind = {kind!r}")
+            value.setdefault("name", "overflow")
+        return value
+
+    @model_validator(mode="after")
+    def _split(self) -> SelfHostedFleetConfig:
+        gpus = self.servers * self.gpus_per_server
+        if gpus > MAX_GPUS:
+            raise ValueError(f"servers: {self.servers} x {self.gpus_per_server} GPUs is over {MAX_GPUS}")  # fmt: skip
+        if self.tp > gpus or gpus % self.tp:
+            raise ValueError(
+                f"tp: {self.servers} x {self.gpus_per_server} GPUs do not split into replicas of "
+                f"tp = {self.tp}"
+            )
+        return self
 
 
 FleetConfig = ApiFleetConfig | CloudFleetConfig | SelfHostedFleetConfig
@@ -146,3 +308,8 @@ FLEET_CLASSES: dict[str, type] = {
     "cloud": CloudFleetConfig,
     "self_hosted": SelfHostedFleetConfig,
 }
+FLEET_KINDS = tuple(FLEET_CLASSES)
+
+
+def is_safe_name(name: str) -> bool:
+    return re.fullmatch(NAME_PATTERN, name) is not None

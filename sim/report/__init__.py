@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def write_report(run_dir: Path, *, warehouse=None) -> Path:
+def write_report(run_dir: Path, *, db_path=None, warehouse=None) -> Path:
     """See `sim.report.html.write_report`; imported lazily so `import sim.report` stays cheap."""
     from sim.report.html import write_report as _write
 
-    return _write(run_dir, warehouse=warehouse)
+    return _write(run_dir, db_path=db_path, warehouse=warehouse)

@@ -115,11 +115,27 @@ def band_chart(
 
 
 def latency_chart(data: RunData, slo_targets: dict[str, float]) -> Chart | None:
-    """TTFT and E2E latency, p50 (dashed) and p99 (solid, with its 5-95% band) per fleet."""
-    panels = [("ttft", "time to first token (s)"), ("e2e", "end-to-end latency (s)")]
+    """TTFT, TPOT and E2E latency, p50 (dashed) and p99 (solid, with its 5-95% band) per fleet.
+
+    A panel whose values span more than 20x (one fleet failing while the others are fine) gets a
+    log axis, so the failing fleet does not flatten the others; the SLO line is always in frame.
+    """
+    panels = [
+        ("ttft", "time to first token (s)"),
+        ("tpot", "time per output token (s)"),
+        ("e2e", "end-to-end latency (s)"),
+    ]
     bands = {f"{k}_{p}": data.band(f"{k}_{p}_s") for k, _ in panels for p in ("p50", "p99")}
     if all(b is None or b.is_empty() for b in bands.values()):
         return None
+
+    def present(key: str) -> bool:
+        return any(
+            bands[f"{key}_{p}"] is not None and not bands[f"{key}_{p}"].is_empty()
+            for p in ("p50", "p99")
+        )
+
+    panels = [(k, label) for k, label in panels if present(k)]
     kinds_of = data.fleet_kinds
     colours = fleet_colours(list(kinds_of))
     max_s = max(
@@ -128,8 +144,9 @@ def latency_chart(data: RunData, slo_targets: dict[str, float]) -> Chart | None:
         if b is not None and not b.is_empty()
     )
     divisor, xlabel = _time_axis(max_s)
-    fig, axes = _figure(rows=2, height=2.8)
+    fig, axes = _figure(rows=len(panels), height=2.8)
     for ax, (key, ylabel) in zip(axes, panels, strict=True):
+        seen: list[float] = []
         for fleet in kinds_of:
             for pct, style in (("p50", "--"), ("p99", "-")):
                 band = bands[f"{key}_{pct}"]
@@ -139,6 +156,7 @@ def latency_chart(data: RunData, slo_targets: dict[str, float]) -> Chart | None:
                 if part.is_empty():
                     continue
                 x = (part["window_start_s"] / divisor).to_numpy()
+                seen += [v for v in part["mean"].to_list() if v is not None and v > 0]
                 if pct == "p99":
                     ax.fill_between(
                         x,
@@ -159,14 +177,23 @@ def latency_chart(data: RunData, slo_targets: dict[str, float]) -> Chart | None:
         target = slo_targets.get(f"{key}_p99_s")
         if target is not None:
             ax.axhline(
-                target, color="black", linestyle=":", linewidth=1, label=f"SLO p99 {target:g} s"
+                target, color="black", linestyle=":", linewidth=1.5, label=f"SLO p99 {target:g} s"
             )
+            seen.append(target)
+        if seen and max(seen) / min(seen) > 20:
+            ax.set_yscale("log")
+            ax.set_ylim(min(seen) / 1.5, max(seen) * 1.5)
+        elif seen:
+            ax.set_ylim(0, max(seen) * 1.15)  # the SLO line sits inside the frame, not on it
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="x-small", ncol=2)
     axes[-1].set_xlabel(xlabel)
     title = "Latency percentiles over time"
-    caption = "Per window, mean across replications; dashed p50, solid p99 with its 5-95% band."
+    caption = (
+        "Per window, mean across replications; dashed p50, solid p99 with its 5-95% band; "
+        "dotted: the SLO target. A log axis where values span more than 20x."
+    )
     return Chart("latency", title, caption, fig)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from sim.errors import InputError
+from sim.summary import RunSummary
 
 BAND_COLUMNS = ("fleet", "window_start_s", "metric", "mean", "p5", "p50", "p95")
 
@@ -16,7 +17,7 @@ BAND_COLUMNS = ("fleet", "window_start_s", "metric", "mean", "p5", "p50", "p95")
 @dataclass
 class RunData:
     run_dir: Path
-    summary: dict | None = None
+    summary: RunSummary | None = None
     resolved: dict | None = None
     timeseries: pl.DataFrame | None = None
     bands: pl.DataFrame | None = None
@@ -30,7 +31,7 @@ class RunData:
     def fleet_kinds(self) -> dict[str, str]:
         """Fleet name -> kind, in scenario order."""
         if self.summary:
-            return {f["name"]: f.get("kind", "") for f in self.summary.get("fleets", [])}
+            return {f.name: f.kind for f in self.summary.fleets}
         if self.timeseries is not None:
             pairs = self.timeseries.select("fleet", "kind").unique(maintain_order=True).rows()
             return dict(pairs)
@@ -64,14 +65,12 @@ class RunData:
     def prices(self) -> dict[str, dict]:
         """Fleet name -> price provenance (provider, sku, region, term, source, valid_from, ...)."""
         found: dict[str, dict] = {}
-        for doc in (self.resolved or {}, self.summary or {}):
-            for fleet in doc.get("fleets", []) or []:
-                if (
-                    isinstance(fleet, dict)
-                    and isinstance(fleet.get("prices"), dict)
-                    and fleet.get("name")
-                ):
-                    found[str(fleet["name"])] = fleet["prices"]
+        for fleet in (self.resolved or {}).get("fleets", []) or []:
+            if isinstance(fleet, dict) and isinstance(fleet.get("prices"), dict) and fleet.get("name"):  # fmt: skip
+                found[str(fleet["name"])] = fleet["prices"]
+        for fleet in self.summary.fleets if self.summary else ():
+            if fleet.prices:
+                found[fleet.name] = fleet.prices
         if self.resolved and isinstance(self.resolved.get("prices"), dict):
             for name, prov in self.resolved["prices"].items():
                 if isinstance(prov, dict):
@@ -90,13 +89,14 @@ def load_run(run_dir: Path) -> RunData:
     if not run_dir.is_dir():
         raise InputError(str(run_dir), None, "no such run directory")
     data = RunData(run_dir=run_dir)
-    data.summary = _json(run_dir / "summary.json")
-    if data.summary is not None and not (
-        isinstance(data.summary, dict) and isinstance(data.summary.get("fleets"), list)
+    summary = _json(run_dir / "summary.json")
+    if summary is not None and not (
+        isinstance(summary, dict) and isinstance(summary.get("fleets"), list)
     ):
         raise InputError(
             str(run_dir / "summary.json"), "fleets", "missing: not a summary written by sim run"
         )
+    data.summary = RunSummary.from_json(summary) if summary is not None else None
     data.resolved = _json(run_dir / "scenario.resolved.json")
     data.timeseries = _parquet(run_dir / "timeseries.parquet")
     data.bands = _parquet(run_dir / "bands.parquet")

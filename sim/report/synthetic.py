@@ -6,11 +6,13 @@ a simulation result. Never shown to users as one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from sim.outputs.rundir import write_json
+from sim.summary import FleetSummary, RunSummary, Slo, Stat, WorkloadSummary, cheapest, stat
 
 FLEETS = (
     ("openai-api", "api"),
@@ -107,7 +109,7 @@ def write_synthetic_run(
     _bands(timeseries).write_parquet(run_dir / "bands.parquet")
     _requests(fleets, rng).write_parquet(run_dir / "requests.parquet")
 
-    slo = {"ttft_p99_s": 2.0, "e2e_p99_s": 30.0, "min_success_rate": 0.99}
+    slo = Slo({"ttft_p99_s": 2.0, "e2e_p99_s": 30.0}, 0.99)
     summary_fleets = []
     for fleet, kind in fleets:
         part = timeseries.filter(pl.col("fleet") == fleet)
@@ -123,48 +125,47 @@ def write_synthetic_run(
         )
         per_1k = (totals / requests * 1000).to_numpy()
         summary_fleets.append(
-            {
-                "name": fleet,
-                "kind": kind,
-                "total_cost_usd": _stat(totals.to_numpy()),
-                "usd_per_mtok_output": _stat(per_1k * 2.5),
-                "usd_per_1k_requests": _stat(per_1k),
-                "slo_attainment": _stat(np.full(replications, 0.995)),
-                "success_rate": _stat(np.ones(replications)),
-                "meets_slo": meets_slo.get(fleet, True),
-                "ttft_s": {
-                    p: _stat(part[f"ttft_{p}_s"].to_numpy()[:replications])
-                    for p in ("p50", "p90", "p99")
+            FleetSummary(
+                name=fleet,
+                kind=kind,
+                total_cost_usd=_stat(totals.to_numpy()),
+                usd_per_mtok_output=_stat(per_1k * 2.5),
+                usd_per_1k_requests=_stat(per_1k),
+                success_rate=_stat(np.ones(replications)),
+                slo_attainment=_stat(np.full(replications, 0.995)),
+                slo_attainment_by_target={},
+                latency_s={
+                    metric: {
+                        p: _stat(part[f"{metric}_{p}_s"].to_numpy()[:replications])
+                        for p in ("p50", "p90", "p99")
+                    }
+                    for metric in ("ttft", "e2e")
                 },
-                "e2e_s": {
-                    p: _stat(part[f"e2e_{p}_s"].to_numpy()[:replications])
-                    for p in ("p50", "p90", "p99")
+                meets_slo=meets_slo.get(fleet, True),
+                requests={
+                    "arrivals": float(requests.sum()),
+                    "ok": float(requests.sum()),
+                    "failed": 0.0,
+                    "dropped": 0.0,
+                    "unfinished": 0.0,
                 },
-                "requests": {
-                    "arrivals": int(requests.sum()),
-                    "ok": int(requests.sum()),
-                    "failed": 0,
-                    "dropped": 0,
-                    "unfinished": 0,
-                },
-                "cost_breakdown_usd": {
-                    "tokens" if kind == "api" else "compute": float(totals.mean())
-                },
-                "prices": _prices(kind),
-            }
+                cost_breakdown_usd={"tokens" if kind == "api" else "compute": float(totals.mean())},
+                prices=_prices(kind),
+            )
         )
-    winners = [f for f in summary_fleets if f["meets_slo"]]
-    cheapest = min(winners, key=lambda f: f["total_cost_usd"]["mean"])["name"] if winners else None
-    summary = {
-        "scenario": name,
-        "seed": seed,
-        "replications": replications,
-        "price_as_of": "2025-07-01",
-        "slo": slo,
-        "cheapest_meeting_slo": cheapest,
-        "fleets": summary_fleets,
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary = RunSummary(
+        scenario=name,
+        description="",
+        workload=WorkloadSummary("synthetic", stat([0.0]), stat([windows * window_s])),
+        seed=seed,
+        replications=replications,
+        price_as_of="2025-07-01",
+        slo=slo,
+        fleets=tuple(summary_fleets),
+        cheapest_meeting_slo=cheapest(summary_fleets),
+    )
+    write_json(run_dir / "summary.json", summary.to_json())
+    slo = slo.to_json()
     resolved = {
         "name": name,
         "seed": seed,
@@ -175,15 +176,15 @@ def write_synthetic_run(
         "slo": slo,
         "fleets": [{"name": f, "kind": k, "prices": _prices(k)} for f, k in fleets],
     }
-    (run_dir / "scenario.resolved.json").write_text(json.dumps(resolved, indent=2))
+    write_json(run_dir / "scenario.resolved.json", resolved)
     return run_dir
 
 
-def _stat(values: np.ndarray) -> dict:
+def _stat(values: np.ndarray) -> Stat:
     values = np.asarray(values, dtype=float)
     mean = float(values.mean())
     half = float(1.96 * values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
-    return {"mean": mean, "ci95": [mean - half, mean + half], "values": values.tolist()}
+    return Stat(mean, (mean - half, mean + half), tuple(values.tolist()))
 
 
 def _prices(kind: str) -> dict:

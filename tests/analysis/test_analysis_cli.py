@@ -6,7 +6,7 @@ import json
 
 import polars as pl
 import pytest
-from analysis_fakes import ApiVersusOwned
+from analysis_fakes import ApiVersusOwned, case_scenario
 from click.testing import CliRunner
 
 from sim.cli import cli
@@ -17,9 +17,7 @@ COMMANDS = ("report", "compare", "breakeven", "sweep", "replay")
 
 @pytest.fixture
 def scenario(tmp_path):
-    path = tmp_path / "case.toml"
-    path.write_text('[scenario]\nname = "case"\n[workload]\nrate_scale = 1.0\n')
-    return path
+    return case_scenario(tmp_path, rate_scale=1.0).path
 
 
 @pytest.fixture
@@ -44,9 +42,10 @@ def test_breakeven_prints_the_crossover_and_writes_its_files(scenario, fake_sim,
     assert result.exit_code == 0, result.output
     # 36 / (3600 * 0.002 * 2) = 2.5x, interpolated between the 2x and 4x points.
     assert (
-        "at 2.5x the cheapest fleet meeting the SLO goes from api to owned (costs cross; between 2x and 4x)"
-        in result.output
+        "the cheapest fleet meeting the SLO goes from api to owned between 2x and 4x: costs cross;"
+        " linear interpolation puts it near 2.5x" in result.output
     )
+    assert "refine with --scale 2..4" in result.output
     assert pl.read_parquet(out / "breakeven.parquet").height == 6
     assert json.loads((out / "crossovers.json").read_text())[0]["scale"] == pytest.approx(2.5)
     page = (out / "report.html").read_text()
@@ -113,11 +112,7 @@ def test_replay_prints_the_verdict_per_date(scenario, fake_sim, tmp_path):
         cli, ["replay", str(scenario), "--as-of", "2025-01..2025-02,latest", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert [c[0] for c in fake_sim.calls] == [
-        "scenario.price_as_of=2025-01-01",
-        "scenario.price_as_of=2025-02-01",
-        "scenario.price_as_of=latest",
-    ]
+    assert fake_sim.dates == ["2025-01-01", "2025-02-01", "latest"]
     assert "latest: cheapest meeting the SLO is api" in result.output
     assert 'data-chart="replay"' in (out / "report.html").read_text()
 

@@ -15,16 +15,17 @@ from sim.analysis.runner import simulate_summary
 from sim.analysis.summary import fleet_rows
 from sim.analysis.sweep import parse_grid, sweep, sweep_table
 from sim.report.html import write_report
+from sim.scenario import load_scenario
 
-TINY = Path(__file__).parent / "data" / "tiny.toml"
-TINY_REPLAY = Path(__file__).parent / "data" / "tiny_replay.toml"
+DATA = Path(__file__).parent / "data"
+TINY = load_scenario(DATA / "tiny.toml")
+TINY_REPLAY = load_scenario(DATA / "tiny_replay.toml")
 
 
 def test_real_breakeven_matches_the_linear_cost_model():
     # At 1x: the owned H100 costs F for the 2 minutes whatever the load; the API costs c per request.
     base = {
-        r["fleet"]: r
-        for r in fleet_rows(simulate_summary(TINY, [], seed=3, replications=1, workers=1))
+        r["fleet"]: r for r in fleet_rows(simulate_summary(TINY, seed=3, replications=1, workers=1))
     }
     fixed_usd = base["owned"]["total_cost_usd"]
     api_usd_at_1x = base["api"]["total_cost_usd"]

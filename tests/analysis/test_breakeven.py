@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import polars as pl
 import pytest
-from analysis_fakes import ApiVersusOwned
+from analysis_fakes import ApiVersusOwned, case_scenario, summary
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,9 +17,7 @@ from sim.errors import InputError
 
 @pytest.fixture
 def scenario(tmp_path):
-    path = tmp_path / "case.toml"
-    path.write_text("[workload]\nrate_scale = 1.0\n")
-    return path
+    return case_scenario(tmp_path, rate_scale=1.0)
 
 
 def test_cost_crossover_matches_closed_form(scenario):
@@ -51,30 +50,31 @@ def test_crossover_interval_from_paired_replications(scenario):
 
 
 def test_scale_multiplies_the_scenarios_own_rate_scale(tmp_path):
-    path = tmp_path / "doubled.toml"
-    path.write_text("[workload]\nrate_scale = 2.0\n")
+    doubled = case_scenario(tmp_path, rate_scale=2.0)
     case = ApiVersusOwned(usd_per_request=0.002, usd_per_hour=36.0, base_rps=2.0)
-    df = breakeven(path, [0.5, 1.0, 2.0], evaluate=case)
-    assert [c[0] for c in case.calls] == [
-        "workload.rate_scale=1.0",
-        "workload.rate_scale=2.0",
-        "workload.rate_scale=4.0",
-    ]
+    df = breakeven(doubled, [0.5, 1.0, 2.0], evaluate=case)
+    assert case.calls == [1.0, 2.0, 4.0]
     # Already at 2x, the 2.5x break-even of the base traffic is at a multiplier of 1.25.
     (crossing,) = crossovers(df)
     assert crossing["scale"] == pytest.approx(1.25, rel=1e-9)
 
 
-def test_set_overrides_apply_at_every_point_and_to_the_base_scale(tmp_path):
-    path = tmp_path / "doubled.toml"
-    path.write_text("[workload]\nrate_scale = 2.0\n")
+def test_set_overrides_change_the_base_scale_and_every_point(tmp_path):
+    # --set is applied once, when the scenario is loaded; every point is a typed copy of it.
+    loaded = case_scenario(tmp_path, rate_scale=2.0, overrides=["workload.rate_scale=3.0"])
     case = ApiVersusOwned(usd_per_request=0.002, usd_per_hour=36.0, base_rps=2.0)
-    overrides = ["workload.rate_scale=3.0", "fleet.0.tp=2"]
-    breakeven(path, [1.0, 2.0], evaluate=case, overrides=overrides)
-    # --set replaced the file's 2x with 3x, so the sweep multiplies 3x; the point's own override
-    # comes last so it wins over the --set one.
-    assert [c[-1] for c in case.calls] == ["workload.rate_scale=3.0", "workload.rate_scale=6.0"]
-    assert all(c[:2] == overrides for c in case.calls)
+    breakeven(loaded, [1.0, 2.0], evaluate=case)
+    assert case.calls == [3.0, 6.0]
+
+
+def test_points_are_validated_copies_not_file_reads(tmp_path):
+    loaded = case_scenario(tmp_path, rate_scale=1.0)
+    loaded.path.unlink()  # the analysis must not need the file again
+    case = ApiVersusOwned()
+    breakeven(loaded, [1.0, 2.0], evaluate=case)
+    assert case.calls == [1.0, 2.0]
+    with pytest.raises(InputError, match="rate_scale"):
+        breakeven(loaded, [5000.0], evaluate=case)  # 5000x is over the schema's bound
 
 
 def test_owned_fleet_running_out_of_capacity_hands_back_to_the_api(scenario):
@@ -98,10 +98,9 @@ def test_no_fleet_meeting_the_slo_is_a_verdict_of_none(scenario):
     case = ApiVersusOwned(base_rps=2.0, capacity_rps=20.0)
 
     def nobody(*args, **kwargs):
-        summary = case(*args, **kwargs)
-        for f in summary["fleets"]:
-            f["meets_slo"] = False
-        return summary
+        result = case(*args, **kwargs)
+        fleets = [dataclasses.replace(f, meets_slo=False) for f in result.fleets]
+        return summary(fleets)
 
     df = breakeven(scenario, [1, 2], evaluate=nobody)
     assert df["cheapest"].to_list() == [False] * 4
@@ -118,8 +117,7 @@ def test_no_fleet_meeting_the_slo_is_a_verdict_of_none(scenario):
 def test_crossovers_are_bracketed_and_match_the_verdict_path(
     tmp_path_factory, usd_per_request, usd_per_hour, capacity_rps, points
 ):
-    path = tmp_path_factory.mktemp("case") / "case.toml"
-    path.write_text("")
+    path = case_scenario(tmp_path_factory.mktemp("case"))
     case = ApiVersusOwned(
         usd_per_request=usd_per_request,
         usd_per_hour=usd_per_hour,

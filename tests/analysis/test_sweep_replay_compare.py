@@ -7,7 +7,7 @@ import json
 from datetime import UTC, date, datetime
 
 import pytest
-from analysis_fakes import fleet, overrides_dict
+from analysis_fakes import case_scenario, fleet, summary, value_at
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,27 +18,27 @@ from sim.errors import InputError
 from sim.report.synthetic import write_synthetic_run
 
 
-def grid_case(scenario_path, overrides, *, seed, replications, workers):
+def grid_case(scenario, *, seed, replications, workers):
     """Cloud cost = 10 $ per replica allowed; it meets the SLO from 4 replicas on."""
-    values = overrides_dict(overrides)
-    replicas = int(values["fleet.1.max_replicas"])
-    scale = float(values["workload.rate_scale"])
+    replicas = scenario.fleets[1].max_replicas
+    assert replicas == int(value_at(scenario, "fleet.1.max_replicas"))  # a typed, validated copy
+    scale = scenario.workload.rate_scale
     requests = 1000 * scale
-    return {
-        "scenario": "grid",
-        "seed": seed,
-        "fleets": [
+    return summary(
+        [
             fleet("api", "api", 0.05 * requests, requests),
             fleet("cloud", "cloud", 10.0 * replicas, requests, meets_slo=replicas >= 4),
         ],
-    }
+        seed=seed,
+        scenario="grid",
+    )
 
 
 def test_sweep_runs_the_cartesian_grid_in_order(tmp_path):
     axes = parse_grid(["fleet.1.max_replicas=2,4,8", "workload.rate_scale=1,2"])
     assert axes == [("fleet.1.max_replicas", ["2", "4", "8"]), ("workload.rate_scale", ["1", "2"])]
     assert len(grid_points(axes)) == 6
-    results = sweep(tmp_path / "x.toml", axes, seed=3, evaluate=grid_case)
+    results = sweep(case_scenario(tmp_path), axes, seed=3, evaluate=grid_case)
     df = sweep_table(results)
     assert df.height == 12  # 6 points x 2 fleets
     assert df["point"].unique().sort().to_list() == list(range(6))
@@ -68,7 +68,7 @@ def test_record_sweep_stores_one_run_per_point(tmp_path):
     from warehouse.db import Warehouse
 
     results = sweep(
-        tmp_path / "x.toml",
+        case_scenario(tmp_path),
         parse_grid(["fleet.1.max_replicas=2,4", "workload.rate_scale=1"]),
         evaluate=grid_case,
     )
@@ -123,14 +123,15 @@ def test_monthly_range_has_one_date_per_month(start, months):
 
 def test_replay_shows_the_verdict_moving_with_prices(tmp_path):
     # An API price cut on 2025-06-01 from 0.01 to 0.002 $/request; owned fleet 30 $ flat; 5000 requests.
-    def priced(scenario_path, overrides, *, seed, replications, workers):
-        as_of = overrides_dict(overrides)["scenario.price_as_of"]
+    def priced(scenario, *, seed, replications, workers):
+        as_of = scenario.price_as_of
         per_request = 0.01 if as_of != "latest" and as_of < "2025-06-01" else 0.002
-        api = fleet("api", "api", per_request * 5000, 5000)
-        api["prices"] = {"source": "fake", "usd_per_request": per_request}
-        return {"fleets": [api, fleet("owned", "self_hosted", 30.0, 5000)]}
+        prices = {"source": "fake", "usd_per_request": per_request}
+        api = fleet("api", "api", per_request * 5000, 5000, prices=prices)
+        return summary([api, fleet("owned", "self_hosted", 30.0, 5000)])
 
-    df = replay(tmp_path / "x.toml", ["2025-01-01", "2025-07-01", "latest"], evaluate=priced)
+    dates = ["2025-01-01", "2025-07-01", "latest"]
+    df = replay(case_scenario(tmp_path), dates, evaluate=priced)
     assert verdicts(df) == [("2025-01-01", "owned"), ("2025-07-01", "api"), ("latest", "api")]
     api_costs = df.filter(df["fleet"] == "api")["total_cost_usd"].to_list()
     assert api_costs == pytest.approx([50.0, 10.0, 10.0])

@@ -197,7 +197,7 @@ def test_bad_scenario_is_one_line_naming_file_and_field(files, text, field):
 # (id, command line with {tmp} for the fixture folder, substrings the one line must contain)
 COMMANDS = [
     ("run_missing_file", ["run", "{tmp}/nope.toml"], ["{tmp}/nope.toml", "cannot read"]),
-    ("run_directory", ["run", "{tmp}/empty_dir"], ["{tmp}/empty_dir", "cannot read"]),
+    ("run_directory", ["run", "{tmp}/empty_dir"], ["{tmp}/empty_dir", "not a regular file"]),
     ("set_bad_index", ["run", "{tmp}/base.toml", "--set", "fleet.9.tp=2"], ["--set", "fleet.9"]),
     ("set_no_value", ["run", "{tmp}/base.toml", "--set", "fleet.0.tp"], ["--set", "KEY=VALUE"]),
     (

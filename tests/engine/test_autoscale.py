@@ -72,7 +72,7 @@ def test_scale_down_drains_after_downscale_delay_and_stops_billing():
     # One request per second needs one replica (in flight ~1 < target 4): from the first decision
     # at 20 s the fleet wants 1 of its 3; after the 120 s delay, at 140 s, two are drained.
     w = workload(np.arange(0.0, 300.0, 1.0), 1, 1)
-    env, fleet = make(w, initial_replicas=3, downscale_delay_s=120.0, upscale_delay_s=1e9)
+    env, fleet = make(w, initial_replicas=3, downscale_delay_s=120.0, upscale_delay_s=3e7)
     env.run(until=600.0)
     downs = [(t, what) for t, what, _ in fleet.log if what.startswith("scale_down")]
     assert downs == [(140.0, "scale_down 3->1")]

@@ -103,7 +103,9 @@ def test_missing_price_names_the_field():
     with pytest.raises(ValueError, match="gpu_price_usd"):
         run(SelfHostedFleetConfig(name="s", tp=8), horizon_s=10.0)
     with pytest.raises(ValueError, match="price_usd_per_mtok_output"):
-        run(ApiFleetConfig(name="a", price_usd_per_mtok_input=1.0), workload([0.0], 1, 1))
+        run(
+            ApiFleetConfig(name="a", model="m", price_usd_per_mtok_input=1.0), workload([0.0], 1, 1)
+        )
 
 
 def api(**kw):

@@ -39,15 +39,19 @@ api_fleets = st.builds(
     batch=st.booleans(),
 )
 
-cloud_fleets = st.builds(
-    CloudFleetConfig,
+
+@st.composite
+def _replica_bounds(draw):
+    low = draw(st.integers(0, 1))
+    high = draw(st.integers(max(low, 1), 3))
+    return {"min_replicas": low, "max_replicas": high, "initial_replicas": draw(st.integers(low, min(high, 2)))}  # fmt: skip
+
+
+_CLOUD = dict(
     name=st.just("cloud"),
     tp=st.sampled_from([1, 2]),
     gpus_per_instance=st.sampled_from([1, 8]),
     price_usd_per_hour=st.floats(0.5, 100),
-    min_replicas=st.integers(0, 1),
-    max_replicas=st.integers(1, 3),
-    initial_replicas=st.integers(0, 2),
     policy=st.sampled_from(["inflight", "queue", "rate"]),
     target=st.floats(0.5, 8),
     decision_interval_s=st.floats(1, 30),
@@ -56,9 +60,15 @@ cloud_fleets = st.builds(
     provision_s=st.just(DistSpec("uniform", low=5.0, high=60.0)),
     billing=st.sampled_from(["per_second", "per_hour"]),
     term=st.sampled_from(["on_demand", "spot"]),
-    spot_preemptions_per_hour=st.floats(0, 120),
+    spot_preemptions_per_hour=st.floats(0, 100),
     spot_warning_s=st.floats(0, 30),
     engine=engines,
+)
+
+cloud_fleets = _replica_bounds().flatmap(
+    lambda bounds: st.builds(
+        CloudFleetConfig, **{k: st.just(v) for k, v in bounds.items()}, **_CLOUD
+    )
 )
 
 self_hosted_fleets = st.builds(
@@ -67,7 +77,7 @@ self_hosted_fleets = st.builds(
     servers=st.integers(1, 2),
     gpus_per_server=st.sampled_from([1, 2]),
     tp=st.just(1),
-    gpu_price_usd=st.floats(0, 40_000),
+    gpu_price_usd=st.floats(1, 40_000),
     overflow=st.one_of(st.none(), api_fleets),
     overflow_queue_threshold=st.integers(0, 3),
     engine=engines,

@@ -13,10 +13,10 @@ from sim.run import Backend
 from sim.workload import Workload
 
 
-def fake_build_workload(cfg: dict, *, base_dir, rng: np.random.Generator, source: str) -> Workload:
+def fake_build_workload(spec, *, base_dir, rng: np.random.Generator, source: str) -> Workload:
     """Poisson arrivals at rate_per_s * rate_scale for duration_s; lengths from a geometric law."""
-    rate = float(cfg.get("rate_per_s", 1.0)) * float(cfg.get("rate_scale", 1.0))
-    duration = float(cfg.get("duration_s", 600.0))
+    rate = (spec.rate_per_s or 1.0) * (spec.rate_scale or 1.0)
+    duration = spec.duration_s or 600.0
     n = rng.poisson(rate * duration)
     arrival = np.sort(rng.uniform(0.0, duration, n))
     return Workload(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import sim.run
+import sim.run.replications
 from sim.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def test_run_help_has_an_example():
         (
             "price_usd_per_hour = 98.32",
             "price_usd_per_hour = -1",
-            "fleet[1].price_usd_per_hour: must be >= 0, got -1",
+            "fleet[1].price_usd_per_hour: must be > 0, got -1",
         ),
         ("tp = 4", 'tp = "4"', "fleet[1].tp: expected an integer, got str '4'"),
         ("seed = 7", "seed = = 7", "invalid TOML"),
@@ -74,7 +74,7 @@ def test_missing_file_exits_2(tmp_path):
 def test_run_with_fake_backend_prints_table_and_verdict(small_toml, tmp_path, monkeypatch):
     from scenario_fakes import FAKE_BACKEND
 
-    monkeypatch.setattr(sim.run, "DEFAULT_BACKEND", FAKE_BACKEND)
+    monkeypatch.setattr(sim.run.replications, "DEFAULT_BACKEND", FAKE_BACKEND)
     out = tmp_path / "run"
     result = invoke(
         "run",
@@ -126,14 +126,23 @@ def test_sim_run_end_to_end_in_a_subprocess(tmp_path):
     run = subprocess.run(
         [
             *sim_cmd, "run", str(REPO / "scenarios" / "baseline.toml"), "--out", str(out), "-n", "2", "-j", "2",
-            "--no-report", "--set", "workload.max_requests=400",
+            "--set", "workload.max_requests=400",
             "--set", "fleet.api-together.price_usd_per_mtok_input=0.88",
             "--set", "fleet.api-together.price_usd_per_mtok_output=0.88",
         ],
         capture_output=True, text=True, cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert "Cheapest fleet meeting the SLO" in run.stdout or "No fleet meets the SLO" in run.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    best = summary["cheapest_meeting_slo"]
+    verdict = [line for line in run.stdout.splitlines() if "meet" in line and "SLO (" in line]
+    assert len(verdict) == 1
+    assert verdict[0].endswith(f": {best}") if best else verdict[0].startswith("No fleet meets")
+    # The report reads price history from the warehouse the run used (--db), not the default.
+    resolved = json.loads((out / "scenario.resolved.json").read_text())
+    assert resolved["warehouse"] == str(db.resolve())
+    page = (out / "report.html").read_text()
+    assert "Price history omitted" not in page and 'data-chart="price_history"' in page
     for name in (
         "scenario.resolved.json",
         "requests.parquet",
@@ -142,7 +151,6 @@ def test_sim_run_end_to_end_in_a_subprocess(tmp_path):
         "summary.json",
     ):
         assert (out / name).is_file(), name
-    summary = json.loads((out / "summary.json").read_text())
     cloud = next(f for f in summary["fleets"] if f["name"] == "cloud-8xh100")
     # the Lambda on-demand price came from the warehouse, with its provenance
     assert cloud["prices"]["source"] == "lambda" and cloud["prices"]["sku"] == "gpu_8x_h100_sxm5"

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from sim.run import run_replications, summarize
+from sim.run import run_replications
 from sim.scenario import load_scenario
+from sim.summary import summarize
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -99,6 +100,7 @@ def test_every_shipped_scenario_has_a_golden_case():
 def test_golden_summary(name):
     scenario = load_scenario(REPO / "scenarios" / f"{name}.toml", CASES[name])
     summary = summarize(scenario, run_replications(scenario, n=1, seed=scenario.seed, workers=1))
+    summary = summary.to_json()
     got = key_figures(summary)
     path = GOLDEN / f"{name}.json"
     if os.environ.get("INFERCOST_UPDATE_GOLDEN") == "1":
@@ -112,3 +114,39 @@ def test_golden_summary(name):
                 assert got["fleets"][fleet][key] == pytest.approx(value, rel=2e-3), (fleet, key)
             else:
                 assert got["fleets"][fleet][key] == value, (fleet, key)
+
+
+def test_peak_figures_by_hand():
+    """Three of peak's golden figures backed by arithmetic done here, not by the simulator.
+
+    - API TPOT p99: the API streams output at a lognormal speed (median 80 tokens/s, sigma 0.3),
+      so 1/speed is lognormal with median 1/80 and its 99th percentile is exp(2.3263 * 0.3) / 80 =
+      0.02513 s; TPOT = (n / speed) / (n - 1) adds a factor n/(n-1) just above 1.
+    - API cost: together_ai bills 0.88 USD per million input or output tokens, so the bill is
+      0.88e-6 x the tokens of the 3,000 requests; their mean comes from reading the shipped trace
+      CSV directly (the first 3,000 of the doubled trace are a sample of it).
+    - Requests: max_requests = 3000 keeps exactly 3,000 arrivals. rate_scale = 2 gives every
+      recorded request exactly one copy between it and the next one, so the first 3,000 are the
+      first 1,500 recorded requests and their copies: they span the trace's first 1,500
+      timestamps (309.8 s in the CSV).
+    """
+    import polars as pl
+
+    scenario = load_scenario(REPO / "scenarios" / "peak.toml", CASES["peak"])
+    summary = summarize(scenario, run_replications(scenario, n=1, seed=scenario.seed, workers=1))
+    api = summary.fleet("api-together")
+
+    tpot_p99 = math.exp(2.3263 * 0.3) / 80
+    assert api.latency("tpot", "p99") == pytest.approx(tpot_p99, rel=0.03)
+    assert api.latency("tpot", "p99") >= tpot_p99 * 0.995  # n/(n-1) only raises it
+
+    trace = pl.read_csv(
+        REPO / "sim" / "data" / "traces" / "azure2023_conv.csv", try_parse_dates=True
+    )
+    tokens_per_request = float((trace["ContextTokens"] + trace["GeneratedTokens"]).mean())
+    assert api.total_cost_usd.mean == pytest.approx(3000 * tokens_per_request * 0.88e-6, rel=0.08)
+
+    assert api.requests["arrivals"] == 3000 and api.requests["ok"] == 3000
+    stamps = trace["TIMESTAMP"]
+    span_s = (stamps[1499] - stamps[0]).total_seconds()
+    assert summary.workload.duration_s.mean == pytest.approx(span_s, rel=0.01)

@@ -44,9 +44,9 @@ def test_small_scenario_loads_into_the_fleet_dataclasses(small_toml):
             "price_usd_per_hour = 98.32",
             "price_usd_per_hour = -1.0",
             "fleet[1].price_usd_per_hour",
-            "must be >= 0, got -1.0",
+            "must be > 0, got -1.0",
         ),
-        ("max_replicas = 4", "max_replicas = 0", "fleet[1].max_replicas", "must be > 0, got 0"),
+        ("max_replicas = 4", "max_replicas = 0", "fleet[1].max_replicas", "must be >= 1, got 0"),
         (
             'kind = "cloud"',
             'kind = "clod"',
@@ -65,7 +65,7 @@ def test_small_scenario_loads_into_the_fleet_dataclasses(small_toml):
             "fleet[1].provision_s.sigma",
             "required for dist = 'lognormal'",
         ),
-        ("ttft_p99_s = 2.0", "ttft_p99_s = 0", "slo.ttft_p99_s", "must be > 0, got 0.0"),
+        ("ttft_p99_s = 2.0", "ttft_p99_s = 0", "slo.ttft_p99_s", "must be > 0, got 0"),
         (
             "price_as_of = 2025-06-01",
             'price_as_of = "yesterday"',
@@ -130,7 +130,7 @@ def test_set_overrides_by_index_and_by_name(small_toml):
             'scenario.name="other"',
         ],
     )
-    assert sc.workload["rate_scale"] == 2
+    assert sc.workload.rate_scale == 2
     assert sc.fleets[1].max_replicas == 6
     assert sc.fleets[2].servers == 2
     assert sc.name == "other"

@@ -105,6 +105,7 @@ price_as_of = 2025-06-01
 generator = "poisson"
 rate_per_s = 1
 duration_s = 60
+lengths_from = "builtin:azure2023_conv"
 [model]
 name = "llama-3.1-70b"
 [[fleet]]

@@ -14,8 +14,18 @@ from hypothesis import strategies as st
 from scenario_fakes import FAKE_BACKEND, fake_build_workload
 
 from sim.engine.result import FAILED, OK, FleetResult
-from sim.run import mean_ci, replication_figures, run_replications, run_scenario, summarize, t95
-from sim.scenario import Slo, load_scenario
+from sim.outputs import bands_frame, make_run_dir, timeseries_frame
+from sim.run import run_replications, run_scenario
+from sim.scenario import load_scenario
+from sim.stats import mean_ci, t95
+from sim.summary import Slo, replication_figures
+from sim.summary import summarize as summarize_typed
+from sim.traffic.spec import WorkloadSpec
+
+
+def summarize(*args, **kwargs) -> dict:
+    """The summary as summary.json holds it (the layout readers of run directories rely on)."""
+    return summarize_typed(*args, **kwargs).to_json()
 
 
 def _summary_figures(summary):
@@ -69,11 +79,11 @@ def test_t_table_matches_scipy():
 
 def test_mean_ci_on_known_values():
     # values 1, 2, 3: mean 2, s = 1, half-width = t(2) / sqrt(3) = 4.303 / 1.732 = 2.484
-    out = mean_ci([1.0, 2.0, 3.0])
-    assert out["mean"] == 2.0
-    assert out["ci95"] == pytest.approx([2 - 2.4843, 2 + 2.4843], abs=1e-3)
-    assert mean_ci([5.0])["ci95"] is None
-    assert mean_ci([math.nan, 4.0, 6.0])["mean"] == 5.0
+    mean, ci, values = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and values == (1.0, 2.0, 3.0)
+    assert ci == pytest.approx([2 - 2.4843, 2 + 2.4843], abs=1e-3)
+    assert mean_ci([5.0])[1] is None
+    assert mean_ci([math.nan, 4.0, 6.0])[0] == 5.0
 
 
 def _fleet(ttft, e2e, status, cost=10.0, out_tokens=None) -> FleetResult:
@@ -106,16 +116,54 @@ def test_replication_figures_by_hand():
 
 
 def test_meets_slo_and_cheapest(small_toml):
+    # The fake's TTFT is exponential with mean 0.3 s, so its p99 is about 0.3 x ln(100) = 1.4 s:
+    # a 100 s target is met by all, a 0.01 s target by none, whatever the costs.
     sc = load_scenario(small_toml, ["slo.ttft_p99_s=100.0", "slo.min_success_rate=0.5"])
     summary = summarize(sc, run_replications(sc, n=2, seed=3, backend=FAKE_BACKEND))
-    costs = {f["name"]: f["total_cost_usd"]["mean"] for f in summary["fleets"]}
     assert all(f["meets_slo"] for f in summary["fleets"])
-    assert summary["cheapest_meeting_slo"] == min(costs, key=costs.get)
-    # a TTFT p99 target below what the fake's exponential(0.3 s) TTFT gives: nobody meets it
+    # Costs by hand from the fake's rules: the API bills 0.88 USD/Mtok on about 1,200 requests x
+    # (500 prompt + 100 output) tokens (geometric means) = 0.63 USD; GPU fleets bill by time until
+    # the last request finishes (~600 s + a few s of decode): cloud 98.32 USD/h -> 16.5 USD, the
+    # fake's self-hosted 10 USD/h -> 1.68 USD.
+    costs = {f["name"]: f["total_cost_usd"]["mean"] for f in summary["fleets"]}
+    assert costs["api"] == pytest.approx(1200 * 600 * 0.88e-6, rel=0.15)
+    assert costs["cloud-h100"] == pytest.approx(98.32 / 3600 * 605, rel=0.02)
+    assert costs["own-8xh100"] == pytest.approx(10 / 3600 * 605, rel=0.02)
+    assert summary["cheapest_meeting_slo"] == "api"
     tight = load_scenario(small_toml, ["slo.ttft_p99_s=0.01"])
     summary = summarize(tight, run_replications(tight, n=2, seed=3, backend=FAKE_BACKEND))
     assert summary["cheapest_meeting_slo"] is None
     assert not any(f["meets_slo"] for f in summary["fleets"])
+
+
+def test_slo_rule_and_cheapest_rule_on_constructed_fleets():
+    from sim.summary import FleetSummary, Stat, cheapest, meets_slo, slo_failures
+
+    def fleet(name, cost, ttft_p99, tpot_p99, success, verdict=None):
+        f = FleetSummary(
+            name=name, kind="api", total_cost_usd=Stat(cost), usd_per_mtok_output=Stat(None),
+            usd_per_1k_requests=Stat(None), success_rate=Stat(success), slo_attainment=Stat(None),
+            slo_attainment_by_target={},
+            latency_s={"ttft": {"p99": Stat(ttft_p99)}, "tpot": {"p99": Stat(tpot_p99)}, "e2e": {}},
+            meets_slo=False, requests={}, cost_breakdown_usd={},
+        )  # fmt: skip
+        slo = Slo({"ttft_p99_s": 2.0, "tpot_p99_s": 0.1}, 0.99)
+        import dataclasses
+
+        return dataclasses.replace(f, meets_slo=meets_slo(f, slo)), slo
+
+    at_limit, slo = fleet("at-limit", 5.0, 2.0, 0.1, 0.99)  # targets are inclusive
+    slow, _ = fleet("slow", 1.0, 2.0001, 0.05, 1.0)
+    flaky, _ = fleet("flaky", 2.0, 0.5, 0.05, 0.985)
+    unmeasured, _ = fleet("unmeasured", 0.5, None, 0.05, 1.0)  # no TTFT: cannot meet a TTFT target
+    assert at_limit.meets_slo and not slow.meets_slo and not flaky.meets_slo
+    assert slo_failures(slow, slo) == ["ttft_p99_s"]
+    assert slo_failures(flaky, slo) == ["success_rate"]
+    assert slo_failures(unmeasured, slo) == ["ttft_p99_s"]
+    assert cheapest([slow, flaky, unmeasured, at_limit]) == "at-limit"
+    twin, _ = fleet("twin", 5.0, 1.0, 0.05, 1.0)
+    assert cheapest([at_limit, twin]) == "at-limit"  # a tie goes to the first
+    assert cheapest([slow, flaky]) is None
 
 
 def test_confidence_interval_shrinks_with_more_replications(small_toml):
@@ -142,7 +190,6 @@ def test_run_scenario_writes_all_outputs_and_records(small_toml, tmp_path):
         workers=1,
         warehouse=wh,
         backend=FAKE_BACKEND,
-        report=False,
     )
     names = sorted(p.name for p in out.run_dir.iterdir())
     for expected in (
@@ -217,7 +264,6 @@ def test_same_seed_gives_identical_files(small_toml, tmp_path):
             replications=2,
             workers=1,
             record=False,
-            report=False,
             backend=FAKE_BACKEND,
         )
         for k in (0, 1)
@@ -227,22 +273,19 @@ def test_same_seed_gives_identical_files(small_toml, tmp_path):
 
 
 def test_fake_workload_is_deterministic():
-    a = fake_build_workload(
-        {"rate_per_s": 1, "duration_s": 10}, base_dir=".", rng=np.random.default_rng(1), source="x"
-    )
-    b = fake_build_workload(
-        {"rate_per_s": 1, "duration_s": 10}, base_dir=".", rng=np.random.default_rng(1), source="x"
-    )
+    spec = WorkloadSpec(trace="x.csv", rate_scale=None)
+    a = fake_build_workload(spec, base_dir=".", rng=np.random.default_rng(1), source="x")
+    b = fake_build_workload(spec, base_dir=".", rng=np.random.default_rng(1), source="x")
     np.testing.assert_array_equal(a.arrival_s, b.arrival_s)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=2, max_size=40))
 def test_mean_ci_brackets_the_mean(values):
-    out = mean_ci(values)
-    assert out["ci95"][0] <= out["mean"] + 1e-6 * (1 + abs(out["mean"]))
-    assert out["mean"] <= out["ci95"][1] + 1e-6 * (1 + abs(out["mean"]))
-    assert len(out["values"]) == len(values)
+    mean, ci, cleaned = mean_ci(values)
+    assert ci[0] <= mean + 1e-6 * (1 + abs(mean))
+    assert mean <= ci[1] + 1e-6 * (1 + abs(mean))
+    assert len(cleaned) == len(values)
 
 
 @settings(
@@ -281,8 +324,6 @@ def test_real_engine_same_seed_same_summary():
 
 def test_band_confidence_narrows_with_more_replications(small_toml):
     """bands.parquet: the CI of each window's mean narrows like 1/sqrt(n); the p5-p95 spread does not."""
-    from sim.output import bands_frame, timeseries_frame
-
     sc = load_scenario(small_toml)
 
     def band(n):
@@ -309,8 +350,6 @@ def test_summary_describes_the_workload(small_toml):
 
 
 def test_run_ids_differ_for_same_named_folders_in_the_same_second(tmp_path):
-    from sim.output import make_run_dir
-
     at = dt.datetime(2026, 1, 1, 12, 0, 0)
     _, id_a = make_run_dir("s", tmp_path / "a" / "run", at)
     _, id_b = make_run_dir("s", tmp_path / "b" / "run", at)

@@ -114,4 +114,6 @@ def test_scenario_with_bad_workload_exits_2(tmp_path):
     path.write_text('[workload]\ngenerator = "poisson"\nrate_per_s = "lots"\n')
     result = run("trace", "stats", str(path))
     assert result.exit_code == 2
-    assert result.output.startswith(f"error: {path}: workload.")
+    assert result.output.strip() == (
+        f"error: {path}:3: workload.rate_per_s: expected a number, got str 'lots'"
+    )

@@ -1,5 +1,6 @@
-"""Write a run directory (resolved config, per-request and per-window Parquet, bands across
-replications, summary.json) and record the run in the warehouse for comparison in SQL.
+"""Write a run directory: the resolved config, per-request and per-window Parquet, bands across
+replications, and summary.json from the typed `RunSummary`. Rendering the report is not done here
+(sim/report reads the directory afterwards).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import polars as pl
 
 from sim.engine.result import STATUS_NAMES, TIMESERIES_COLUMNS
 from sim.errors import InputError
+from sim.stats import t95
+from sim.summary import RunSummary
 
 STATUS_ENUM = pl.Enum([STATUS_NAMES[k] for k in sorted(STATUS_NAMES)])
 BAND_METRICS = tuple(c for c in TIMESERIES_COLUMNS if c not in ("window_start_s", "window_end_s"))
@@ -67,8 +70,11 @@ def _version() -> str:
         return "unknown"
 
 
-def resolved_config(scenario, *, started_at: dt.datetime, run_id: str) -> dict[str, Any]:
-    """Everything a run depended on: the TOML after overrides, resolved fleets and price provenance."""
+def resolved_config(
+    scenario, *, started_at: dt.datetime, run_id: str, warehouse: str | None = None
+) -> dict[str, Any]:
+    """Everything a run depended on: the TOML after overrides, resolved fleets, price provenance
+    and the warehouse the prices came from (the report reads its price history there)."""
     return {
         "run_id": run_id,
         "started_at": started_at.isoformat() + "Z",
@@ -81,10 +87,12 @@ def resolved_config(scenario, *, started_at: dt.datetime, run_id: str) -> dict[s
         "window_s": scenario.window_s,
         "horizon_s": scenario.horizon_s,
         "model": dataclasses.asdict(scenario.model),
-        "slo": dataclasses.asdict(scenario.slo),
-        "workload": scenario.workload,
+        "slo": scenario.slo.to_json(),
+        "workload": scenario.raw.get("workload", {}),
         "fleets": [dataclasses.asdict(f) for f in scenario.fleets],
         "prices": scenario.prices,
+        "warehouse": warehouse,
+        "description": scenario.description,
         "toml": scenario.raw,
     }
 
@@ -150,8 +158,6 @@ def bands_frame(timeseries: pl.DataFrame) -> pl.DataFrame:
     p5..p95 is the spread of the quantity between replications (it converges as replications grow);
     the CI says how sure the mean is (it shrinks like 1/sqrt(n)).
     """
-    from sim.run import t95
-
     long = timeseries.unpivot(
         index=["replication", "fleet", "window_start_s"],
         on=list(BAND_METRICS),
@@ -207,7 +213,14 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_run(
-    run_dir: Path, scenario, reps, summary: dict, *, started_at: dt.datetime, run_id: str
+    run_dir: Path,
+    scenario,
+    reps,
+    summary: RunSummary,
+    *,
+    started_at: dt.datetime,
+    run_id: str,
+    warehouse: str | None = None,
 ) -> dict[str, Path]:
     """Write every output file of a run; returns their paths by short name."""
     paths = {
@@ -217,101 +230,11 @@ def write_run(
         "bands": run_dir / "bands.parquet",
         "summary": run_dir / "summary.json",
     }
-    write_json(paths["config"], resolved_config(scenario, started_at=started_at, run_id=run_id))
+    config = resolved_config(scenario, started_at=started_at, run_id=run_id, warehouse=warehouse)
+    write_json(paths["config"], config)
     requests_frame(reps).write_parquet(paths["requests"], statistics=False)
     ts = timeseries_frame(reps)
     ts.write_parquet(paths["timeseries"], statistics=False)
     bands_frame(ts).write_parquet(paths["bands"], statistics=False)
-    write_json(paths["summary"], summary)
+    write_json(paths["summary"], summary.to_json())
     return paths
-
-
-# Summary figures stored per fleet in sim_summaries (metric name -> path into a fleet entry).
-SUMMARY_METRICS: tuple[tuple[str, tuple], ...] = (
-    ("total_cost_usd", ("total_cost_usd", "mean")),
-    ("total_cost_usd_ci_lo", ("total_cost_usd", "ci95", 0)),
-    ("total_cost_usd_ci_hi", ("total_cost_usd", "ci95", 1)),
-    ("usd_per_mtok_output", ("usd_per_mtok_output", "mean")),
-    ("usd_per_1k_requests", ("usd_per_1k_requests", "mean")),
-    ("success_rate", ("success_rate", "mean")),
-    ("slo_attainment", ("slo_attainment", "mean")),
-    *(
-        (f"{m}_{q}_s", (f"{m}_s", q, "mean"))
-        for m in ("ttft", "e2e", "tpot")
-        for q in ("p50", "p90", "p99")
-    ),
-    *(
-        (f"requests_{k}", ("requests", k))
-        for k in ("arrivals", "ok", "failed", "dropped", "unfinished")
-    ),
-)
-
-
-def dig(entry: dict, path: tuple) -> float | None:
-    """The number at `path` in a nested summary entry; None when absent or not finite."""
-    value: Any = entry
-    for key in path:
-        try:
-            value = value[key]
-        except (KeyError, IndexError, TypeError):
-            return None
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def summaries_long(summary: dict) -> pl.DataFrame:
-    """sim_summaries rows: fleet, kind, metric, value."""
-    rows = []
-    for entry in summary["fleets"]:
-        base = {"fleet": entry["name"], "kind": entry["kind"]}
-        for metric, path in SUMMARY_METRICS:
-            rows.append({**base, "metric": metric, "value": dig(entry, path)})
-        rows.append({**base, "metric": "meets_slo", "value": 1.0 if entry["meets_slo"] else 0.0})
-        for key, value in entry["cost_breakdown_usd"].items():
-            rows.append({**base, "metric": f"cost_{key}_usd", "value": float(value)})
-    return pl.DataFrame(
-        rows,
-        schema={"fleet": pl.String, "kind": pl.String, "metric": pl.String, "value": pl.Float64},
-    )
-
-
-def timeseries_long(timeseries: pl.DataFrame) -> pl.DataFrame:
-    """sim_timeseries rows: replication, fleet, window_start_s, metric, value."""
-    return (
-        timeseries.unpivot(
-            index=["replication", "fleet", "window_start_s"],
-            on=list(BAND_METRICS),
-            variable_name="metric",
-        )
-        .with_columns(
-            pl.when(pl.col("value").is_nan()).then(None).otherwise(pl.col("value")).alias("value")
-        )
-        .select(["replication", "fleet", "window_start_s", "metric", "value"])
-    )
-
-
-def record_run(
-    warehouse, run_id: str, scenario, reps, summary: dict, *, started_at: dt.datetime
-) -> None:
-    """Store the run in sim_runs / sim_summaries / sim_timeseries."""
-    config = resolved_config(scenario, started_at=started_at, run_id=run_id)
-    warehouse.record_sim_run(
-        run_id,
-        scenario=scenario.name,
-        started_at=started_at,
-        config_json=json.dumps(_nan_to_none(config), default=_json_default, sort_keys=True),
-        summaries=summaries_long(summary),
-        timeseries=timeseries_long(timeseries_frame(reps)),
-    )
-
-
-def write_report_if_available(run_dir: Path) -> Path | None:
-    """The HTML report (sim.report), when that part is installed; otherwise nothing."""
-    try:
-        from sim.report import write_report
-    except ImportError:
-        return None
-    result = write_report(run_dir)
-    return Path(result) if result is not None else None

@@ -1,0 +1,25 @@
+"""Running scenarios: replications with common random numbers (serial or in a process pool) and
+the whole `sim run` (prices, replications, summary, outputs)."""
+
+from sim.run.replications import (
+    DEFAULT_BACKEND,
+    Backend,
+    ReplicationResult,
+    ensure_prices,
+    run_replication,
+    run_replications,
+)
+from sim.run.scenario_run import RunOutput, default_workers, price_warnings, run_scenario
+
+__all__ = [
+    "DEFAULT_BACKEND",
+    "Backend",
+    "ReplicationResult",
+    "RunOutput",
+    "default_workers",
+    "ensure_prices",
+    "price_warnings",
+    "run_replication",
+    "run_replications",
+    "run_scenario",
+]

@@ -1,0 +1,102 @@
+"""A whole `sim run`: resolve prices once, run the replications, summarise them into a typed
+`RunSummary`, write the run directory and record the run in the warehouse."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.errors import InputError
+from sim.run.replications import Backend, Progress, ensure_prices, run_replications
+from sim.scenario import Scenario
+from sim.summary import RunSummary, summarize
+
+
+@dataclass
+class RunOutput:
+    run_id: str
+    run_dir: Path
+    summary: RunSummary
+    paths: dict[str, Path]
+    recorded: bool = False
+    db_path: str | None = None  # the warehouse the run priced from and recorded to
+
+
+def default_workers(n: int) -> int:
+    return max(1, min(n, os.cpu_count() or 1))
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    out_dir: Path | None = None,
+    seed: int | None = None,
+    replications: int | None = None,
+    workers: int | None = None,
+    warehouse: Any = None,
+    record: bool = True,
+    progress: Progress | None = None,
+    backend: Backend | None = None,
+    db_path: str | None = None,
+) -> RunOutput:
+    """Resolve prices, run the replications, write the run directory and record it in the warehouse.
+
+    `warehouse` is an open `warehouse.Warehouse` (read-write when `record`); when None one is opened
+    on `db_path` (None = $INFERCOST_DB or the per-user default) only if prices or recording need it.
+    """
+    from sim import outputs
+    from sim.pricing import needs_prices
+
+    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    seed = scenario.seed if seed is None else seed
+    n = scenario.replications if replications is None else replications
+    if n < 1:
+        raise InputError("--replications", None, f"must be >= 1, got {n}")
+    workers = default_workers(n) if workers is None else workers
+    scenario = dataclasses.replace(scenario, seed=seed, replications=n)
+
+    outputs.check_out_dir(out_dir)
+    owned = None
+    if warehouse is None and (record or needs_prices(scenario)):
+        from warehouse import Warehouse
+
+        warehouse = owned = Warehouse(path=db_path, read_only=not record)
+    where = getattr(warehouse, "path", None) or db_path
+    used_db = str(Path(where).resolve()) if where else None
+    try:
+        scenario = ensure_prices(scenario, warehouse)
+        reps = run_replications(
+            scenario, n=n, seed=seed, workers=workers, progress=progress, backend=backend
+        )
+        summary = summarize(scenario, reps, seed=seed, warnings=price_warnings(scenario))
+        run_dir, run_id = outputs.make_run_dir(scenario.name, out_dir, started_at)
+        paths = outputs.write_run(
+            run_dir,
+            scenario,
+            reps,
+            summary,
+            started_at=started_at,
+            run_id=run_id,
+            warehouse=used_db,
+        )
+        recorded = False
+        if record:
+            outputs.record_run(warehouse, run_id, scenario, reps, summary, started_at=started_at)
+            recorded = True
+    finally:
+        if owned is not None and hasattr(owned, "close"):
+            owned.close()
+    return RunOutput(run_id, run_dir, summary, paths, recorded, used_db)
+
+
+def price_warnings(scenario: Scenario) -> list[str]:
+    """`warning:` lines for prices the run used that are older than the scenario allows."""
+    lines = []
+    for fleet, provenance in scenario.prices.items():
+        for line in provenance.get("warnings", ()) if isinstance(provenance, dict) else ():
+            lines.append(line if line.startswith("warning:") else f"warning: {fleet}: {line}")
+    return lines

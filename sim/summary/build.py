@@ -1,0 +1,154 @@
+"""Turn replications' per-request results into a `RunSummary`: per-replication figures first,
+then their means with 95% CIs across replications."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from sim.engine.result import DROPPED, FAILED, OK, UNFINISHED, FleetResult
+from sim.stats import mean_ci, percentile
+from sim.summary.records import (
+    HOURS_PER_MONTH,
+    QUANTILES,
+    REQUEST_COUNTS,
+    SUMMARY_QUANTILES,
+    FleetSummary,
+    RunSummary,
+    Slo,
+    Stat,
+    WorkloadSummary,
+    cheapest,
+    meets_slo,
+)
+
+
+def stat(values, *, keep_values: bool = True) -> Stat:
+    mean, ci, cleaned = mean_ci(values)
+    return Stat(mean, ci, cleaned if keep_values else None)
+
+
+def replication_figures(fr: FleetResult, slo: Slo, span_s: float = math.nan) -> dict[str, Any]:
+    """The per-replication figures of one fleet that the summary averages; `span_s` is the
+    simulated span the cost per hour and month refer to (the workload's duration)."""
+    ok = fr.status == OK
+    n = len(fr.status)
+    out_tokens = fr.output_tokens.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(out_tokens > 1, (fr.finish_s - fr.first_token_s) / (out_tokens - 1), np.nan)
+    per_metric = {"ttft": fr.ttft_s, "e2e": fr.e2e_s, "tpot": tpot}
+    fig: dict[str, Any] = {
+        "total_cost_usd": float(fr.total_cost_usd),
+        "arrivals": n,
+        "ok": int(ok.sum()),
+        "failed": int((fr.status == FAILED).sum()),
+        "dropped": int((fr.status == DROPPED).sum()),
+        "unfinished": int((fr.status == UNFINISHED).sum()),
+        "success_rate": float(ok.mean()) if n else math.nan,
+    }
+    ok_out_mtok = float(out_tokens[ok].sum()) / 1e6
+    fig["usd_per_mtok_output"] = fr.total_cost_usd / ok_out_mtok if ok_out_mtok > 0 else math.nan
+    fig["usd_per_1k_requests"] = fr.total_cost_usd / fig["ok"] * 1000 if fig["ok"] else math.nan
+    ok_mtok = ok_out_mtok + float(fr.prompt_tokens[ok].astype(np.float64).sum()) / 1e6
+    fig["usd_per_mtok"] = fr.total_cost_usd / ok_mtok if ok_mtok > 0 else math.nan
+    hours = span_s / 3600
+    fig["usd_per_hour"] = fr.total_cost_usd / hours if hours > 0 else math.nan
+    fig["usd_per_month"] = fig["usd_per_hour"] * HOURS_PER_MONTH
+    for metric, values in per_metric.items():
+        good = values[ok & np.isfinite(values)]
+        for qname, q in QUANTILES.items():
+            fig[f"{metric}_{qname}_s"] = percentile(good, q)
+    meets_all = ok.copy()
+    for key, limit in slo.targets_s.items():
+        metric = key.split("_", 1)[0]
+        with np.errstate(invalid="ignore"):
+            within = ok & (per_metric[metric] <= limit)
+        fig[f"attainment:{key}"] = float(within.mean()) if n else math.nan
+        meets_all &= within
+    fig["slo_attainment"] = float(meets_all.mean()) if n else math.nan
+    return fig
+
+
+def fleet_summary(
+    cfg, results: list[FleetResult], slo: Slo, prices: dict, spans_s=None
+) -> FleetSummary:
+    spans_s = spans_s or [math.nan] * len(results)
+    figs = [replication_figures(fr, slo, span) for fr, span in zip(results, spans_s, strict=True)]
+
+    def col(key: str) -> list[float]:
+        return [float(f[key]) for f in figs]
+
+    latency = {}
+    for metric in ("ttft", "e2e", "tpot"):
+        extra = tuple(
+            q
+            for q in QUANTILES
+            if f"{metric}_{q}_s" in slo.targets_s and q not in SUMMARY_QUANTILES
+        )
+        latency[metric] = {
+            q: stat(col(f"{metric}_{q}_s"), keep_values=False) for q in SUMMARY_QUANTILES + extra
+        }
+    keys = sorted({key for fr in results for key in fr.cost_breakdown_usd})
+    entry = FleetSummary(
+        name=cfg.name,
+        kind=cfg.kind,
+        total_cost_usd=stat(col("total_cost_usd")),
+        usd_per_mtok_output=stat(col("usd_per_mtok_output")),
+        usd_per_1k_requests=stat(col("usd_per_1k_requests")),
+        success_rate=stat(col("success_rate")),
+        slo_attainment=stat(col("slo_attainment")),
+        slo_attainment_by_target={key: stat(col(f"attainment:{key}")) for key in slo.targets_s},
+        latency_s=latency,
+        meets_slo=False,
+        requests={key: float(np.mean(col(key))) for key in REQUEST_COUNTS},
+        cost_breakdown_usd={
+            key: float(np.mean([fr.cost_breakdown_usd.get(key, 0.0) for fr in results]))
+            for key in keys
+        },
+        prices=prices,
+        usd_per_mtok=stat(col("usd_per_mtok")),
+        usd_per_hour=stat(col("usd_per_hour")),
+        usd_per_month=stat(col("usd_per_month")),
+    )
+    return _with_verdict(entry, slo)
+
+
+def _with_verdict(entry: FleetSummary, slo: Slo) -> FleetSummary:
+    from dataclasses import replace
+
+    return replace(entry, meets_slo=meets_slo(entry, slo))
+
+
+def summarize(scenario, reps, *, seed: int | None = None, warnings=()) -> RunSummary:
+    """The run's `RunSummary` (summary.json, see docs/scenarios.md): per fleet, means with 95% CIs."""
+    spans = [float(rep.workload.get("duration_s", math.nan)) for rep in reps]
+    fleets = tuple(
+        fleet_summary(
+            cfg,
+            [rep.fleets[k] for rep in reps],
+            scenario.slo,
+            scenario.prices.get(cfg.name, {}),
+            spans,
+        )
+        for k, cfg in enumerate(scenario.fleets)
+    )
+    names = sorted({str(rep.workload.get("name", "")) for rep in reps})
+    workload = WorkloadSummary(
+        name=names[0] if len(names) == 1 else names,
+        requests=stat([rep.workload.get("requests", math.nan) for rep in reps]),
+        duration_s=stat([rep.workload.get("duration_s", math.nan) for rep in reps]),
+    )
+    return RunSummary(
+        scenario=scenario.name,
+        description=scenario.description,
+        workload=workload,
+        seed=scenario.seed if seed is None else seed,
+        replications=len(reps),
+        price_as_of=scenario.price_as_of,
+        slo=scenario.slo,
+        fleets=fleets,
+        cheapest_meeting_slo=cheapest(fleets),
+        warnings=tuple(warnings),
+    )

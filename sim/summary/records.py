@@ -1,0 +1,298 @@
+"""The typed results of a run: what `summary.json`, the warehouse's `sim_summaries`, the console
+table, the report and every analysis read. Built once by `sim.summary.summarize`; read back from
+a run directory by `RunSummary.from_json`. The one SLO rule and the one cheapest-fleet rule live
+here too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+LATENCY_METRICS = ("ttft", "e2e", "tpot")
+SUMMARY_QUANTILES = ("p50", "p90", "p99")
+QUANTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
+REQUEST_COUNTS = ("arrivals", "ok", "failed", "dropped", "unfinished")
+HOURS_PER_MONTH = 730.0  # 8,760 h / 12: the billing month of cloud price sheets
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A figure over replications: its mean, a 95% CI (None below 2 replications) and the values."""
+
+    mean: float | None
+    ci95: tuple[float, float] | None = None
+    values: tuple[float | None, ...] | None = None  # None where only mean and CI are kept
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "mean": self.mean,
+            "ci95": list(self.ci95) if self.ci95 is not None else None,
+        }
+        if self.values is not None:
+            out["values"] = list(self.values)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Stat:
+        data = data or {}
+        ci = data.get("ci95")
+        values = data.get("values")
+        return cls(
+            mean=_num(data.get("mean")),
+            ci95=(float(ci[0]), float(ci[1])) if ci else None,
+            values=tuple(_num(v) for v in values) if values is not None else None,
+        )
+
+    @property
+    def lo(self) -> float | None:
+        return self.ci95[0] if self.ci95 else None
+
+    @property
+    def hi(self) -> float | None:
+        return self.ci95[1] if self.ci95 else None
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class Slo:
+    """The targets a summary was judged against (seconds) and the least success rate."""
+
+    targets_s: dict[str, float] = field(default_factory=dict)
+    min_success_rate: float = 0.99
+
+    def to_json(self) -> dict[str, float]:
+        return {**self.targets_s, "min_success_rate": self.min_success_rate}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Slo:
+        data = dict(data or {})
+        rate = float(data.pop("min_success_rate", 0.99))
+        return cls({k: float(v) for k, v in data.items()}, rate)
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    """One fleet of a run: cost, latency percentiles, success and the SLO verdict."""
+
+    name: str
+    kind: str
+    total_cost_usd: Stat
+    usd_per_mtok_output: Stat
+    usd_per_1k_requests: Stat
+    success_rate: Stat
+    slo_attainment: Stat
+    slo_attainment_by_target: dict[str, Stat]
+    latency_s: dict[str, dict[str, Stat]]  # metric ("ttft", "e2e", "tpot") -> quantile -> Stat
+    meets_slo: bool
+    requests: dict[str, float]  # REQUEST_COUNTS, means over replications
+    cost_breakdown_usd: dict[str, float]
+    prices: dict[str, Any] = field(default_factory=dict)  # provenance of the prices used
+    usd_per_mtok: Stat = Stat(None)  # blended: cost over input + output tokens of served requests
+    usd_per_hour: Stat = Stat(None)  # cost over the simulated span (the workload's duration)
+    usd_per_month: Stat = Stat(None)  # usd_per_hour x 730 h, the span's traffic extended a month
+
+    def latency(self, metric: str, quantile: str) -> float | None:
+        stat = self.latency_s.get(metric, {}).get(quantile)
+        return stat.mean if stat is not None else None
+
+    def figures(self) -> dict[str, float | None]:
+        """Every headline number as one flat mapping, the columns all tables share."""
+        out: dict[str, float | None] = {
+            "total_cost_usd": self.total_cost_usd.mean,
+            "total_cost_usd_lo": self.total_cost_usd.lo,
+            "total_cost_usd_hi": self.total_cost_usd.hi,
+            "usd_per_mtok_output": self.usd_per_mtok_output.mean,
+            "usd_per_1k_requests": self.usd_per_1k_requests.mean,
+            "usd_per_mtok": self.usd_per_mtok.mean,
+            "usd_per_hour": self.usd_per_hour.mean,
+            "usd_per_month": self.usd_per_month.mean,
+            "success_rate": self.success_rate.mean,
+            "slo_attainment": self.slo_attainment.mean,
+        }
+        for metric in LATENCY_METRICS:
+            for q in SUMMARY_QUANTILES:
+                out[f"{metric}_{q}_s"] = self.latency(metric, q)
+        for key in REQUEST_COUNTS:
+            out[f"requests_{key}"] = self.requests.get(key)
+        return out
+
+    def failed_terms(self, slo: Slo) -> list[str]:
+        """The SLO terms this fleet misses (`ttft_p99_s`, ..., `success_rate`), in SLO order."""
+        return slo_failures(self, slo)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "total_cost_usd": self.total_cost_usd.to_json(),
+            "usd_per_mtok_output": self.usd_per_mtok_output.to_json(),
+            "usd_per_1k_requests": self.usd_per_1k_requests.to_json(),
+            "success_rate": self.success_rate.to_json(),
+            "slo_attainment": self.slo_attainment.to_json(),
+            "slo_attainment_by_target": {
+                k: s.to_json() for k, s in self.slo_attainment_by_target.items()
+            },
+        }
+        for metric in LATENCY_METRICS:
+            out[f"{metric}_s"] = {q: s.to_json() for q, s in self.latency_s.get(metric, {}).items()}
+        out["meets_slo"] = self.meets_slo
+        out["requests"] = dict(self.requests)
+        out["cost_breakdown_usd"] = dict(self.cost_breakdown_usd)
+        out["prices"] = self.prices
+        out["usd_per_mtok"] = self.usd_per_mtok.to_json()
+        out["usd_per_hour"] = self.usd_per_hour.to_json()
+        out["usd_per_month"] = self.usd_per_month.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FleetSummary:
+        return cls(
+            name=str(data["name"]),
+            kind=str(data.get("kind", "")),
+            total_cost_usd=Stat.from_json(data.get("total_cost_usd")),
+            usd_per_mtok_output=Stat.from_json(data.get("usd_per_mtok_output")),
+            usd_per_1k_requests=Stat.from_json(data.get("usd_per_1k_requests")),
+            success_rate=Stat.from_json(data.get("success_rate")),
+            slo_attainment=Stat.from_json(data.get("slo_attainment")),
+            slo_attainment_by_target={
+                k: Stat.from_json(v)
+                for k, v in (data.get("slo_attainment_by_target") or {}).items()
+            },
+            latency_s={
+                m: {q: Stat.from_json(v) for q, v in (data.get(f"{m}_s") or {}).items()}
+                for m in LATENCY_METRICS
+            },
+            meets_slo=bool(data.get("meets_slo", False)),
+            requests={k: float(v) for k, v in (data.get("requests") or {}).items()},
+            cost_breakdown_usd={
+                k: float(v) for k, v in (data.get("cost_breakdown_usd") or {}).items()
+            },
+            prices=dict(data.get("prices") or {}),
+            usd_per_mtok=Stat.from_json(data.get("usd_per_mtok")),
+            usd_per_hour=Stat.from_json(data.get("usd_per_hour")),
+            usd_per_month=Stat.from_json(data.get("usd_per_month")),
+        )
+
+
+@dataclass(frozen=True)
+class WorkloadSummary:
+    name: str | list[str]
+    requests: Stat
+    duration_s: Stat
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "requests": self.requests.to_json(),
+            "duration_s": self.duration_s.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> WorkloadSummary:
+        data = data or {}
+        return cls(
+            data.get("name", ""),
+            Stat.from_json(data.get("requests")),
+            Stat.from_json(data.get("duration_s")),
+        )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A whole run: the scenario's identity, the SLO, every fleet, and the verdict."""
+
+    scenario: str
+    description: str
+    workload: WorkloadSummary
+    seed: int
+    replications: int
+    price_as_of: str
+    slo: Slo
+    fleets: tuple[FleetSummary, ...]
+    cheapest_meeting_slo: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def fleet(self, name: str) -> FleetSummary:
+        for f in self.fleets:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            "scenario": self.scenario,
+            "description": self.description,
+            "workload": self.workload.to_json(),
+            "seed": self.seed,
+            "replications": self.replications,
+            "price_as_of": self.price_as_of,
+            "slo": self.slo.to_json(),
+            "cheapest_meeting_slo": self.cheapest_meeting_slo,
+            "fleets": [f.to_json() for f in self.fleets],
+        }
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSummary:
+        fleets = tuple(FleetSummary.from_json(f) for f in data.get("fleets") or ())
+        slo = Slo.from_json(data.get("slo") or {})
+        verdict = data["cheapest_meeting_slo"] if "cheapest_meeting_slo" in data else cheapest(fleets)  # fmt: skip
+        return cls(
+            scenario=str(data.get("scenario", "")),
+            description=str(data.get("description", "")),
+            workload=WorkloadSummary.from_json(data.get("workload")),
+            seed=int(data.get("seed", 0) or 0),
+            replications=int(data.get("replications", len(fleets) and 1) or 0),
+            price_as_of=str(data.get("price_as_of", "latest")),
+            slo=slo,
+            fleets=fleets,
+            cheapest_meeting_slo=verdict,
+            warnings=tuple(data.get("warnings") or ()),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# the rules
+
+
+def slo_failures(fleet: FleetSummary, slo: Slo) -> list[str]:
+    """SLO terms missed: a latency target is met when the replication mean of that percentile is
+    at or below it; success when the mean success rate reaches the minimum."""
+    failed = []
+    for key, limit in slo.targets_s.items():
+        metric, q, _ = key.split("_")
+        mean = fleet.latency(metric, q)
+        if mean is None or mean > limit:
+            failed.append(key)
+    success = fleet.success_rate.mean
+    if success is None or success < slo.min_success_rate:
+        failed.append("success_rate")
+    return failed
+
+
+def meets_slo(fleet: FleetSummary, slo: Slo) -> bool:
+    return not slo_failures(fleet, slo)
+
+
+def cheapest(fleets, cost=lambda f: f.total_cost_usd.mean) -> str | None:
+    """The fleet with the lowest cost among those meeting the SLO; None when none does.
+
+    Ties go to the first fleet in order, so the verdict never depends on float noise between
+    identical fleets.
+    """
+    best, best_cost = None, math.inf
+    for f in fleets:
+        value = cost(f)
+        if f.meets_slo and value is not None and value < best_cost:
+            best, best_cost = f.name, value
+    return best
