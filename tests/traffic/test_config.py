@@ -167,7 +167,10 @@ def test_same_seed_same_workload_through_every_random_step():
 def test_impossible_tiling_is_an_input_error():
     cfg = {"generator": "poisson", "rate_per_s": 1.0, "duration_s": 1.0, "max_requests": 1,
            "prompt_tokens": {"dist": "fixed", "value": 5},
-           "output_tokens": {"dist": "fixed", "value": 5}, "tile_to_s": 1e12}  # fmt: skip
+           "output_tokens": {"dist": "fixed", "value": 5}, "tile_to_s": 3e8}  # fmt: skip
     with pytest.raises(InputError) as info:
         build(cfg, seed=1)
     assert info.value.field == "workload" and "window or sample it first" in info.value.reason
+    cfg["tile_to_s"] = 1e12  # beyond ten years: refused for its span first
+    with pytest.raises(InputError, match="tile_to_s is 1e.12 s, over the limit of 10 years"):
+        build(cfg, seed=1)
