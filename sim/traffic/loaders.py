@@ -615,7 +615,8 @@ def _seconds(series: pl.Series, rebase: bool) -> np.ndarray:
     else:
         t = series.cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64, copy=True)
         if rebase and len(valid):
-            t -= t[valid[0]]
+            with np.errstate(invalid="ignore"):  # inf - inf: NaN, reported as that row's error
+                t -= t[valid[0]]
     if missing is not None:
         t[missing] = np.nan
     return t
