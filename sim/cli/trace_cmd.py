@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import tomllib
 from pathlib import Path
 
@@ -103,13 +105,25 @@ def stats(
     click.echo(_render(file, result))
 
 
+MAX_SCENARIO_BYTES = 1 << 20  # a scenario is a few KiB of TOML
+
+
 def _scenario_workload(path: Path, seed: int):
-    if not path.is_file():
-        raise InputError(str(path), None, "scenario file not found")
+    # Checked before opening: a FIFO would block and /dev/zero never ends.
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        info = os.stat(path)
+    except OSError:
+        raise InputError(str(path), None, "scenario file not found") from None
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SCENARIO_BYTES:
+        raise InputError(str(path), None, "not a regular file of at most 1 MiB")
+    try:
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(str(path), None, f"not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(str(path), None, f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise InputError(str(path), None, "not valid TOML: nested too deep") from None
     if "workload" not in raw:
         raise InputError(str(path), "workload", "required table is missing")
     rng = np.random.default_rng(seed)

@@ -494,3 +494,74 @@ def test_real_process_on_a_fifo_and_a_deep_line(tmp_path):
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith(f"error: {deep}:1: JSON nested 5001 levels deep")
+
+
+# --- fuzzing: hostile numbers in [workload] tables ----------------------------------------------
+
+NUMBERS = st.sampled_from(
+    [0, -1, 1e-300, 1e-12, 1e-3, 0.5, 1, 3, 60, 3600, 1e5, 1e6, 1e9, 1e12, 1e15, 1e308,
+     float("inf"), float("nan"), True]
+)  # fmt: skip
+
+
+@st.composite
+def workload_tables(draw) -> dict:
+    generator = draw(st.sampled_from(["poisson", "gamma", "diurnal", "mmpp", "trace"]))
+    if generator == "trace":
+        table = {"trace": "builtin:azure2023_code"}
+    else:
+        table = {"generator": generator, "duration_s": draw(NUMBERS), **BASE}
+        if generator == "mmpp":
+            table["rates_per_s"] = draw(st.lists(NUMBERS, min_size=1, max_size=3))
+            table["dwell_s"] = draw(st.lists(NUMBERS, min_size=1, max_size=3))
+        else:
+            table["rate_per_s"] = draw(NUMBERS)
+        if generator == "gamma":
+            table["cv"] = draw(NUMBERS)
+        if draw(st.booleans()):
+            table["prompt_tokens"] = {"dist": "lognormal", "median": draw(NUMBERS),
+                                      "sigma": draw(NUMBERS), "max": draw(NUMBERS)}  # fmt: skip
+    for key in ("rate_scale", "time_stretch", "tile_to_s", "sample_frac"):
+        if draw(st.integers(0, 3)) == 0:
+            table[key] = draw(NUMBERS)
+    return table
+
+
+@settings(max_examples=150, deadline=CASE_SECONDS * 1000,
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@given(table=workload_tables())
+def test_fuzz_workload_tables_build_or_fail_with_one_input_error(table):
+    # A small budget keeps each case small; the checks are the same as at 100M.
+    limit = 200_000
+    with pytest.MonkeyPatch.context() as patch, time_limit(CASE_SECONDS):
+        patch.setattr("sim.traffic.limits.MAX_REQUESTS", limit)
+        try:
+            w = build_workload(table, base_dir=Path("."), rng=np.random.default_rng(0),
+                               source="s.toml")  # fmt: skip
+        except InputError as exc:
+            assert "\n" not in str(exc) and str(exc).startswith("s.toml: workload")
+            event("refused")
+            return
+    event("built")
+    # Means, not bounds: a Poisson draw may exceed its mean by a few standard deviations.
+    assert len(w) <= 1.1 * limit + 100
+    assert np.all(np.isfinite(w.arrival_s))
+    assert w.duration_s <= 10 * 365.25 * 86400
+
+
+@pytest.mark.parametrize(
+    "kind, needle",
+    [("fifo", "not a regular file"), ("latin1", "not UTF-8"), ("deep", "nested too deep"),
+     ("huge", "at most 1 MiB"), ("missing", "not found")],
+)  # fmt: skip
+def test_hostile_scenario_file_for_trace_stats(tmp_path, kind, needle):
+    path = tmp_path / "s.toml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "latin1":
+        path.write_bytes('[workload]\nname = "caf\xe9"\n'.encode("latin-1"))
+    elif kind == "deep":
+        path.write_text("[workload]\nx = " + _deep(5000) + "\n")
+    elif kind == "huge":
+        path.write_text("[workload]\n" + "# padding\n" * 200_000)
+    assert_refused(stats(path), "s.toml", needle)
