@@ -284,19 +284,19 @@ def _layout(fmt: str, mapping: dict | None, source: str) -> _Layout:
     if fmt == "mooncake":
         return _Layout("timestamp", "input_length", "output_length", "ms", False, "jsonl")
     if fmt not in FORMATS:
-        raise InputError(source, "format", f"unknown trace format {fmt!r}; one of {FORMATS}")
+        raise InputError(source, "format", f"unknown trace format {quote(fmt)}; one of {FORMATS}")
     cols = dict(_GENERIC_DEFAULT)
     unknown = set(mapping or {}) - set(_GENERIC_DEFAULT)
     if unknown:
         raise InputError(
             source,
             "columns",
-            f"unknown keys {sorted(unknown)}; allowed: {sorted(_GENERIC_DEFAULT)}",
+            f"unknown keys {quote(sorted(map(str, unknown)))}; allowed: {sorted(_GENERIC_DEFAULT)}",
         )
     cols.update(mapping or {})
     for key, value in cols.items():
         if not isinstance(value, str) or not value:
-            raise InputError(source, f"columns.{key}", f"must be a column name, got {value!r}")
+            raise InputError(source, f"columns.{key}", f"must be a column name, got {quote(value)}")
     if cols["timestamp_unit"] not in TIMESTAMP_UNITS:
         raise InputError(
             source,
@@ -505,7 +505,9 @@ def load_trace(
         raise _diagnose_text(path, layout, exc) from None
     for col in (layout.timestamp, layout.prompt, layout.output):
         if col not in schema:
-            raise InputError(source, col, f"missing column; file has {list(schema.names())[:8]}")
+            raise InputError(
+                source, col, f"missing column; file has {quote(list(schema.names())[:8])}"
+            )
 
     # Row numbers cost 4 bytes a row; only filtered formats need them to name a line.
     filtered = format == "burstgpt"
@@ -519,7 +521,9 @@ def load_trace(
             models = lf.select(pl.col("Model").unique()).collect(engine="streaming")["Model"]
             if model not in models.to_list():
                 raise InputError(
-                    source, "model", f"no rows for model {model!r}; models: {sorted(models)}"
+                    source,
+                    "model",
+                    f"no rows for model {quote(model)}; models: {quote(sorted(models.drop_nulls()))}",
                 )
             lf = lf.filter(pl.col("Model") == model)
             meta["model"] = model
