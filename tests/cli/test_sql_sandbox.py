@@ -51,6 +51,13 @@ FORBIDDEN = [
     "IMPORT DATABASE 'dump'",
     "SELECT 1; COPY (SELECT 1) TO 'x.csv'",
     "SELECT 1; EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv'",
+    "FROM '/etc/passwd'",
+    "DESCRIBE SELECT * FROM read_csv('/etc/passwd')",
+    "SUMMARIZE read_csv('/etc/passwd')",
+    "SELECT * FROM parquet_metadata('secret.csv')",
+    "SELECT * FROM glob('{warehouse_dir}/*')",
+    "SELECT * FROM read_blob('{warehouse_dir}/*')",
+    "ATTACH '{warehouse}' AS again",
     "CREATE TABLE t AS SELECT 1",
     "DELETE FROM scrape_runs",
 ]
@@ -92,6 +99,7 @@ def _assert_refused(result) -> None:
 
 @pytest.mark.parametrize("query", FORBIDDEN)
 def test_forbidden_statement_exits_2_and_touches_nothing(warehouse_file, workdir, query):
+    query = query.format(warehouse_dir=warehouse_file.parent, warehouse=warehouse_file)
     before = _state(workdir, warehouse_file)
     _assert_refused(_sql(warehouse_file, query))
     assert _state(workdir, warehouse_file) == before
