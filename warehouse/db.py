@@ -34,6 +34,17 @@ DEFAULT_LOCK_TIMEOUT_S = 10.0
 # DuckDB otherwise downloads a missing extension (httpfs for a URL in `sim sql`) from
 # extensions.duckdb.org: nothing but an explicit refresh may touch the network.
 _DUCKDB_CONFIG = {"autoinstall_known_extensions": False}
+# Every read-only open is sandboxed by DuckDB itself: no file but the warehouse can be read or
+# written (COPY, EXPORT, ATTACH, read_text, glob, ... whatever wraps them, EXPLAIN ANALYZE
+# included), no extension is installed or loaded, and no statement can undo these settings.
+# They must be given at connect time: `enable_external_access` cannot be turned back on later.
+_SANDBOX_SETTINGS = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+}
+_READ_CONFIG = {**_DUCKDB_CONFIG, **_SANDBOX_SETTINGS}
 
 KEY_COLUMNS = ("source", "kind", "provider", "sku", "region", "term", "unit", "tier_min_tokens")
 VALUE_COLUMNS = (
@@ -162,7 +173,7 @@ class Warehouse:
         One attempt, no waiting: while a writer holds the file it is being migrated anyway, and
         the reads that follow wait for the lock as usual."""
         try:
-            con = duckdb.connect(str(self.path), read_only=True, config=_DUCKDB_CONFIG)
+            con = duckdb.connect(str(self.path), read_only=True, config=_READ_CONFIG)
         except duckdb.IOException:
             return False
         try:
@@ -223,7 +234,8 @@ class Warehouse:
         delay_s = 0.01
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=not write, config=_DUCKDB_CONFIG)
+                config = _DUCKDB_CONFIG if write else _READ_CONFIG
+                return duckdb.connect(str(self.path), read_only=not write, config=config)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise WarehouseError(f"{self.path}: cannot open: {exc}") from None
@@ -291,6 +303,14 @@ class Warehouse:
 
     def query(self, sql: str, params: list | dict | None = None) -> pl.DataFrame:
         """Run read-only SQL and return the last statement's rows. Writes raise ReadOnlySQLError."""
+        return self.statements(sql, params)[-1]
+
+    def statements(self, sql: str, params: list | dict | None = None) -> list[pl.DataFrame]:
+        """Run read-only SQL, statements separated by `;` in order, and return each one's rows.
+
+        A statement filter gives writes a clear message; the guarantee is the sandboxed
+        connection (see _SANDBOX_SETTINGS). A ':memory:' warehouse is sandboxed on first use
+        and stays so. `params` bind to the last statement."""
         with self._connect(write=False) as con:
             try:
                 statements = con.extract_statements(sql)
@@ -305,10 +325,15 @@ class Warehouse:
                         f"SQL: {kind} statements are refused; only read-only queries "
                         "(SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN) are allowed"
                     )
+            locked = con.sql("SELECT current_setting('lock_configuration')").fetchall()[0][0]
+            if not locked:  # a ':memory:' warehouse; files are opened sandboxed
+                for name, value in _SANDBOX_SETTINGS.items():
+                    con.execute(f"SET {name} = {str(value).lower()}")
             try:
-                for statement in statements[:-1]:
-                    con.execute(statement.query)
-                return _frame(con, statements[-1].query, params)
+                return [
+                    _frame(con, st.query, params if i == len(statements) - 1 else None)
+                    for i, st in enumerate(statements)
+                ]
             except duckdb.Error as exc:
                 raise WarehouseError(f"SQL: {_first_line(exc)}") from None
 

@@ -23,7 +23,11 @@ from warehouse.output import FORMATS, render
 def sql(ctx: click.Context, query: str, fmt: str) -> None:
     """Run read-only SQL (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN) on the warehouse.
 
-    Writes (INSERT, UPDATE, COPY, ATTACH, ...) are refused with exit code 2. Views to query:
+    Statements separated by `;` run in order and each result is shown (blank line between;
+    with --format json, several statements give one array per statement inside an array).
+    Writes (INSERT, UPDATE, COPY, ATTACH, ...) are refused with exit code 2, and DuckDB's own
+    settings lock the connection: no file but the warehouse can be read or written and no
+    extension loaded, whatever wraps the statement (EXPLAIN ANALYZE COPY too). Views to query:
     prices, price_history, gpu_offers, api_prices, scrape_runs; table macros prices_as_of(ts),
     gpu_offers_as_of(ts), api_prices_as_of(ts). Columns are described in docs/warehouse.md.
 
@@ -32,5 +36,8 @@ def sql(ctx: click.Context, query: str, fmt: str) -> None:
     \b
         sim sql "SELECT provider, sku, usd_per_gpu_hour FROM gpu_offers_as_of('2025-03-01') WHERE gpu_model = 'H100-SXM' ORDER BY 3" --format csv
     """
-    wh = open_warehouse(ctx, read_only=True)
-    click.echo(render(wh.query(query), fmt))
+    results = open_warehouse(ctx, read_only=True).statements(query)
+    if fmt == "json" and len(results) > 1:
+        click.echo("[\n" + ",\n".join(render(df, fmt) for df in results) + "\n]")
+    else:
+        click.echo("\n\n".join(render(df, fmt) for df in results))

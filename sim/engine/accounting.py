@@ -11,6 +11,30 @@ import numpy as np
 import polars as pl
 
 from sim.engine.result import DROPPED, FAILED, OK, TIMESERIES_COLUMNS
+from sim.errors import InputError
+
+# Every window costs a row per metric in the time series and a float in each accumulator: a
+# million windows (a year in 30 s windows) is ample; window_s = 1e-6 over an hour would be 3.6e9.
+MAX_WINDOWS = 1_000_000
+
+
+def check_window_count(end_s: float, window_s: float) -> int:
+    """The number of windows [0, end_s] splits into; InputError beyond MAX_WINDOWS.
+
+    Callable before a run (with the horizon or the workload's span) so nothing is allocated."""
+    if not (math.isfinite(window_s) and window_s > 0):
+        raise InputError(
+            "scenario", "scenario.window_s", f"must be a positive number, got {window_s!r}"
+        )
+    ratio = end_s / window_s
+    if not math.isfinite(ratio) or ratio > MAX_WINDOWS:
+        raise InputError(
+            "scenario",
+            "scenario.window_s",
+            f"{end_s:g} s in windows of {window_s:g} s is {ratio:.3g} windows, over the limit of "
+            f"{MAX_WINDOWS:,}; use longer windows or a shorter horizon",
+        )
+    return max(1, math.ceil(ratio - 1e-12))
 
 
 class WindowSums:
@@ -46,6 +70,7 @@ class WindowSums:
         t1 = np.array(self._t1, dtype=np.float64)
         # Emptied in place: replicas hold the arrays' bound `append` methods.
         del self._t0[:], self._t1[:]
+        check_window_count(float(t1.max()), w)  # before any cast or allocation
         k0 = (t0 // w).astype(np.int64)
         k1 = (t1 // w).astype(np.int64)
         n_windows = int(k1.max()) + 1
@@ -73,7 +98,7 @@ class WindowSums:
 
 def window_edges(end_s: float, window_s: float) -> np.ndarray:
     """Window boundaries 0, w, 2w, ..., end: the last window may be shorter."""
-    n = max(1, math.ceil(end_s / window_s - 1e-12))
+    n = check_window_count(end_s, window_s)
     edges = np.arange(n + 1, dtype=np.float64) * window_s
     edges[-1] = end_s
     return edges

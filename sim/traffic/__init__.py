@@ -5,9 +5,15 @@ Everything returns a `sim.workload.Workload`; scenarios go through `build_worklo
 
 from sim.traffic.config import build_workload
 from sim.traffic.lengths import IndependentLengths, LognormalLengths, ResampleLengths
+from sim.traffic.limits import (
+    MAX_REQUESTS,
+    check_workload_budget,
+    estimate_requests,
+)
 from sim.traffic.loaders import (
     FORMATS,
     builtin_traces,
+    check_trace_file,
     detect_format,
     load_trace,
     prefix_cache_hits,
@@ -19,13 +25,17 @@ from sim.traffic.transforms import sample, scale_rate, stretch, tile_diurnal, tr
 
 __all__ = [
     "FORMATS",
+    "MAX_REQUESTS",
     "IndependentLengths",
     "LognormalLengths",
     "ResampleLengths",
     "build_workload",
     "builtin_traces",
+    "check_trace_file",
+    "check_workload_budget",
     "detect_format",
     "diurnal",
+    "estimate_requests",
     "gamma_arrivals",
     "load_trace",
     "mmpp",

@@ -9,17 +9,20 @@ import math
 
 import numpy as np
 
+from sim.traffic.limits import MAX_LOGNORMAL_SIGMA, MAX_TOKENS_PER_REQUEST
+
 
 class LognormalLengths:
     """One token count: round(median * exp(sigma * Z)), clipped to [1, max_tokens]."""
 
     def __init__(self, median: float, sigma: float, max_tokens: int):
-        if not median >= 1:
-            raise ValueError(f"Lognormal median must be at least 1 token, got {median}")
-        if not sigma >= 0:
-            raise ValueError(f"Lognormal sigma must be non-negative, got {sigma}")
-        if not max_tokens >= 1:
-            raise ValueError(f"Lognormal max_tokens must be at least 1, got {max_tokens}")
+        top = MAX_TOKENS_PER_REQUEST
+        if not 1 <= median <= top:
+            raise ValueError(f"Lognormal median must be 1 to {top:,} tokens, got {median:g}")
+        if not 0 <= sigma <= MAX_LOGNORMAL_SIGMA:
+            raise ValueError(f"Lognormal sigma must be 0 to {MAX_LOGNORMAL_SIGMA:g}, got {sigma:g}")
+        if not 1 <= max_tokens <= top:
+            raise ValueError(f"Lognormal max_tokens must be 1 to {top:,}, got {max_tokens:g}")
         self.median = float(median)
         self.sigma = float(sigma)
         self.max_tokens = int(max_tokens)

@@ -7,9 +7,13 @@ and reported with their line number.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from sim.errors import InputError
+from sim.traffic import limits
 from sim.workload import Workload
 
 BUILTIN_PREFIX = "builtin:"
@@ -45,6 +50,36 @@ _GENERIC_DEFAULT = {
 }
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _UTC_OFFSET = re.compile(r"[+-]\d\d:?\d\d$")
+# A trace row is flat (Mooncake's hash_ids is one list): deeper JSON is refused before parsing,
+# as Python's parser would exhaust its recursion limit near depth 1,000.
+MAX_JSON_DEPTH = 64
+# Dates a trace row may carry: older or later ones are corrupt cells or wrong units.
+FIRST_YEAR, LAST_YEAR = 1990, 2099
+QUOTE_CHARS = 200  # an error message quotes at most this much of a cell
+_SNIFF_BYTES = 1 << 20  # format detection reads at most the first MiB
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"PK\x03\x04", "zip"),
+)
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """repr() of a cell for an error message, cut to `limit` characters of the value."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(value) if isinstance(value, str) else text
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
 def builtin_traces() -> list[str]:
@@ -66,36 +101,126 @@ def resolve_trace_path(spec: str, base_dir: Path | None = None) -> Path:
     path = Path(spec).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
-    if not path.is_file():
-        raise InputError(str(path), None, _not_a_file(path))
+    check_trace_file(path)
     return path
 
 
-def _not_a_file(path: Path) -> str:
-    return "is a directory, not a trace file" if path.is_dir() else "trace file not found"
+def check_trace_file(path, max_bytes: int | None = None) -> int:
+    """The file's size, after refusing what is not a readable, plain, uncompressed trace.
+
+    Looks before opening anything for reading: a FIFO would block, /dev/zero never ends. Files
+    over `max_bytes` (default: limits.max_trace_bytes(), 2 GiB) are refused."""
+    path = Path(path)
+    source = str(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(source, None, "trace file not found") from None
+    except OSError as exc:
+        raise InputError(source, None, f"cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(source, None, "is a directory, not a trace file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(
+            source, None, "is not a regular file (a device, FIFO or socket); give a trace file"
+        )
+    if info.st_size == 0:
+        raise InputError(source, None, "cannot read trace: the file is empty")
+    if max_bytes is None:
+        try:
+            max_bytes = limits.max_trace_bytes()
+        except ValueError as exc:
+            raise InputError(limits.MAX_TRACE_BYTES_ENV, None, str(exc)) from None
+    if info.st_size > max_bytes:
+        raise InputError(
+            source,
+            None,
+            f"is {info.st_size:,} bytes, over the {max_bytes:,}-byte limit for trace files; "
+            f"set ${limits.MAX_TRACE_BYTES_ENV} to raise it",
+        )
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(source, None, f"cannot read: {exc.strerror or exc}") from None
+    for magic, name in _COMPRESSED:
+        if head.startswith(magic):
+            raise InputError(
+                source,
+                None,
+                f"is {name}-compressed; compressed traces are not read: unpack it first",
+            )
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            raise InputError(source, None, f"is {name} text; only UTF-8 is read: convert it first")
+    return info.st_size
 
 
-def _first_line(path: Path) -> str:
-    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-        return fh.readline().strip("\r\n")
+def _head(path: Path) -> tuple[str, bool]:
+    """The first MiB as UTF-8 text, and whether that is the whole file."""
+    with open(path, "rb") as fh:
+        data = fh.read(_SNIFF_BYTES + 1)
+    whole = len(data) <= _SNIFF_BYTES
+    data = data[:_SNIFF_BYTES]
+    try:
+        # final=whole: a character cut at the MiB boundary is not an error.
+        text = codecs.getincrementaldecoder("utf-8")().decode(data, final=whole)
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, data, exc.start) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise InputError(str(path), None, "contains NUL bytes: not a text trace", line)
+    return text, whole
+
+
+def _not_utf8(path: Path, data: bytes, offset: int, line: int | None = None) -> InputError:
+    line = data.count(b"\n", 0, offset) + 1 if line is None else line
+    return InputError(
+        str(path),
+        None,
+        f"not UTF-8 text (byte 0x{data[offset]:02x}); only UTF-8 is read: convert it first "
+        "(e.g. iconv -f latin1 -t utf-8)",
+        line,
+    )
+
+
+def json_line(text: str, source: str, line: int):
+    """One JSON value, refused with an InputError when nested deeper than MAX_JSON_DEPTH."""
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        depth = deepest = 0
+        for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+            depth += 1 if bracket in "[{" else -1
+            deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            raise InputError(
+                source, None, f"JSON nested {deepest} levels deep (at most {MAX_JSON_DEPTH})", line
+            )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(source, None, f"not valid JSON: {exc.msg}", line) from None
+    except RecursionError:  # unreachable after the depth check; kept as the last guard
+        raise InputError(source, None, "JSON nested too deep", line) from None
 
 
 def detect_format(path) -> str:
     """Name the trace format from the file's suffix, header and first row."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if path.stat().st_size == 0:
-        raise InputError(str(path), None, "cannot detect trace format: the file is empty")
+    check_trace_file(path)
     if suffix == ".parquet":
         return "generic_parquet"
+    text, whole = _head(path)
     if suffix in _JSONL_SUFFIXES:
-        line = _first_line(path)
-        try:
-            keys = set(json.loads(line)) if line else set()
-        except (json.JSONDecodeError, TypeError):
+        line, newline, _ = text.partition("\n")
+        if not newline and not whole:
+            raise InputError(str(path), None, "cannot detect trace format: line 1 is over 1 MiB", 1)
+        value = json_line(line.strip(), str(path), 1) if line.strip() else {}
+        if not isinstance(value, dict):
             raise InputError(
-                str(path), None, "cannot detect trace format: line 1 is not JSON", 1
-            ) from None
+                str(path), None, "cannot detect trace format: line 1 is not a JSON object", 1
+            )
+        keys = set(value)
         if _MOONCAKE_KEYS <= keys:
             return "mooncake"
         if {"timestamp", "prompt_tokens", "output_tokens"} <= keys:
@@ -103,15 +228,21 @@ def detect_format(path) -> str:
         raise InputError(
             str(path),
             None,
-            f"cannot detect trace format: JSON keys {sorted(keys)} are neither Mooncake "
-            "(timestamp, input_length, output_length) nor generic; pass a format and columns",
+            f"cannot detect trace format: JSON keys {quote(sorted(keys)[:8])} are neither "
+            "Mooncake (timestamp, input_length, output_length) nor generic; pass a format and "
+            "columns",
         )
-    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-        rows = []
-        for row in csv.reader(fh):
+    rows = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
             rows.append([cell.strip() for cell in row])
             if len(rows) == 2:
                 break
+    except csv.Error as exc:
+        raise InputError(
+            str(path), None, f"cannot detect trace format: {exc}", reader.line_num
+        ) from None
     header = rows[0] if rows else []
     if header == _AZURE_HEADER:
         first = rows[1][0] if len(rows) > 1 and rows[1] else ""
@@ -124,7 +255,7 @@ def detect_format(path) -> str:
     raise InputError(
         str(path),
         None,
-        f"cannot detect trace format: header {header[:6]} matches none of Azure 2023/2024 "
+        f"cannot detect trace format: header {quote(header[:6])} matches none of Azure 2023/2024 "
         "(TIMESTAMP,ContextTokens,GeneratedTokens), BurstGPT or Mooncake; "
         "pass format='generic_csv' with a column mapping",
     )
@@ -153,19 +284,19 @@ def _layout(fmt: str, mapping: dict | None, source: str) -> _Layout:
     if fmt == "mooncake":
         return _Layout("timestamp", "input_length", "output_length", "ms", False, "jsonl")
     if fmt not in FORMATS:
-        raise InputError(source, "format", f"unknown trace format {fmt!r}; one of {FORMATS}")
+        raise InputError(source, "format", f"unknown trace format {quote(fmt)}; one of {FORMATS}")
     cols = dict(_GENERIC_DEFAULT)
     unknown = set(mapping or {}) - set(_GENERIC_DEFAULT)
     if unknown:
         raise InputError(
             source,
             "columns",
-            f"unknown keys {sorted(unknown)}; allowed: {sorted(_GENERIC_DEFAULT)}",
+            f"unknown keys {quote(sorted(map(str, unknown)))}; allowed: {sorted(_GENERIC_DEFAULT)}",
         )
     cols.update(mapping or {})
     for key, value in cols.items():
         if not isinstance(value, str) or not value:
-            raise InputError(source, f"columns.{key}", f"must be a column name, got {value!r}")
+            raise InputError(source, f"columns.{key}", f"must be a column name, got {quote(value)}")
     if cols["timestamp_unit"] not in TIMESTAMP_UNITS:
         raise InputError(
             source,
@@ -232,11 +363,29 @@ def _timestamp_expr(layout: _Layout, dtype) -> pl.Expr:
         )
         return parsed.dt.epoch("ns")
     if layout.unit == "datetime":
-        if dtype == pl.String:
-            col = col.str.to_datetime(time_unit="ns", strict=False)
-        return col.cast(pl.Datetime("ns")).dt.epoch("ns")
+        # Microseconds cover years 1 to 9999 without wrapping (nanoseconds stop at 2262); the
+        # year is checked before the value is used (_year_expr).
+        return _datetime_us(col, dtype).dt.epoch("us") * 1000
     scale = {"s": 1.0, "ms": 1e-3, "us": 1e-6}[layout.unit]
     return col.cast(pl.Float64, strict=False) * scale
+
+
+def _datetime_us(col: pl.Expr, dtype) -> pl.Expr:
+    if dtype == pl.String:
+        return col.str.to_datetime(time_unit="us", strict=False)
+    return col.cast(pl.Datetime("us"), strict=False)
+
+
+def _year_expr(layout: _Layout, dtype) -> pl.Expr | None:
+    """Whether a row's date lies outside FIRST_YEAR..LAST_YEAR; None for numeric timestamps."""
+    col = pl.col(layout.timestamp)
+    if layout.unit.startswith("azure"):
+        year = col.str.slice(0, 4).cast(pl.Int32, strict=False)
+    elif layout.unit == "datetime":
+        year = _datetime_us(col, dtype).dt.year()
+    else:
+        return None
+    return (~year.is_between(FIRST_YEAR, LAST_YEAR)).fill_null(False)
 
 
 def _int_expr(name: str, dtype) -> pl.Expr:
@@ -265,7 +414,7 @@ def _raw_value(path: Path, layout: _Layout, row: int, column: str) -> str | None
         else:
             with open(path, encoding="utf-8", errors="replace") as fh:
                 line = next(line for i, line in enumerate(fh) if i == row)
-            value = json.loads(line).get(column)
+            value = json_line(line, str(path), row + 1).get(column)
     except Exception:  # the value only decorates the message; never hide the real error
         return "?"
     return None if value is None or value == "" else str(value)
@@ -274,36 +423,52 @@ def _raw_value(path: Path, layout: _Layout, row: int, column: str) -> str | None
 def _diagnose_text(path: Path, layout: _Layout, original: Exception) -> InputError:
     """polars refused the file as a whole: walk it line by line to name the first bad line."""
     source = str(path)
-    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-        if layout.kind == "csv":
-            reader = csv.reader(fh)
-            header = next(reader, [])
-            for row in reader:
-                if row and len(row) != len(header):
-                    return InputError(
-                        source,
-                        None,
-                        f"expected {len(header)} fields, found {len(row)}",
-                        reader.line_num,
-                    )
-        else:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    return InputError(source, None, f"not valid JSON: {exc.msg}", number)
-                if not isinstance(obj, dict):
-                    return InputError(source, None, "not a JSON object", number)
-                for key in (layout.timestamp, layout.prompt, layout.output):
-                    value = obj.get(key)
-                    if key == layout.timestamp and isinstance(value, int | float):
-                        continue
-                    if not isinstance(value, int) or isinstance(value, bool):
-                        return InputError(source, key, f"not an integer: {value!r}", number)
     first = str(original).strip().splitlines()[0] if str(original).strip() else type(original)
-    return InputError(source, None, f"cannot read trace: {first}")
+    if layout.kind == "parquet":
+        return InputError(source, None, f"not a valid Parquet file: {quote(str(first))}")
+    with open(path, "rb") as fh:
+        lines = _utf8_lines(path, fh)
+        try:
+            if layout.kind == "csv":
+                reader = csv.reader(lines)
+                header = next(reader, [])
+                for row in reader:
+                    if row and len(row) != len(header):
+                        return InputError(
+                            source,
+                            None,
+                            f"expected {len(header)} fields, found {len(row)}",
+                            reader.line_num,
+                        )
+            else:
+                for number, line in enumerate(lines, start=1):
+                    if not line.strip():
+                        continue
+                    obj = json_line(line, source, number)
+                    if not isinstance(obj, dict):
+                        return InputError(source, None, "not a JSON object", number)
+                    for key in (layout.timestamp, layout.prompt, layout.output):
+                        value = obj.get(key)
+                        if key == layout.timestamp and isinstance(value, int | float):
+                            continue
+                        if not isinstance(value, int) or isinstance(value, bool):
+                            return InputError(
+                                source, key, f"not an integer: {quote(value)}", number
+                            )
+        except InputError as exc:
+            return exc
+        except csv.Error as exc:
+            return InputError(source, None, str(exc), reader.line_num + 1)
+    return InputError(source, None, f"cannot read trace: {quote(str(first))}")
+
+
+def _utf8_lines(path: Path, fh):
+    """Lines of a binary file as text, raising InputError at the first line that is not UTF-8."""
+    for number, raw in enumerate(fh, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path, raw, exc.start, number) from None
 
 
 def load_trace(
@@ -312,9 +477,12 @@ def load_trace(
     format: str | None = None,  # noqa: A002 - the documented keyword
     model: str | None = None,
     mapping: dict | None = None,
+    max_bytes: int | None = None,
 ) -> Workload:
     """Load a trace file into a Workload with arrivals in seconds from the trace start.
 
+    Only plain UTF-8 text (CSV, JSONL) or Parquet files up to `max_bytes` (default 2 GiB, or
+    $INFERCOST_MAX_TRACE_BYTES) are read; see check_trace_file.
     model: BurstGPT only, keep rows of this `Model` (e.g. "ChatGPT").
     mapping: generic formats, {"timestamp", "prompt_tokens", "output_tokens", "timestamp_unit"}.
     BurstGPT failed requests (Response tokens = 0) are dropped and counted in
@@ -322,13 +490,14 @@ def load_trace(
     """
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise InputError(source, None, _not_a_file(path))
+    check_trace_file(path, max_bytes)
     if format in (None, "auto"):
         format = "generic_" + _kind_from_suffix(path) if mapping else detect_format(path)
     if model is not None and format != "burstgpt":
         raise InputError(source, "model", f"a model filter applies to BurstGPT, not {format}")
     layout = _layout(format, mapping, source)
+    if layout.kind == "parquet":
+        _check_parquet_marks(path)
     lf = _scan(path, layout)
     try:
         schema = lf.collect_schema()
@@ -336,7 +505,9 @@ def load_trace(
         raise _diagnose_text(path, layout, exc) from None
     for col in (layout.timestamp, layout.prompt, layout.output):
         if col not in schema:
-            raise InputError(source, col, f"missing column; file has {list(schema.names())[:8]}")
+            raise InputError(
+                source, col, f"missing column; file has {quote(list(schema.names())[:8])}"
+            )
 
     # Row numbers cost 4 bytes a row; only filtered formats need them to name a line.
     filtered = format == "burstgpt"
@@ -350,7 +521,9 @@ def load_trace(
             models = lf.select(pl.col("Model").unique()).collect(engine="streaming")["Model"]
             if model not in models.to_list():
                 raise InputError(
-                    source, "model", f"no rows for model {model!r}; models: {sorted(models)}"
+                    source,
+                    "model",
+                    f"no rows for model {quote(model)}; models: {quote(sorted(models.drop_nulls()))}",
                 )
             lf = lf.filter(pl.col("Model") == model)
             meta["model"] = model
@@ -378,6 +551,9 @@ def load_trace(
     ]
     if format == "mooncake" and "hash_ids" in schema:
         columns.append(pl.col("hash_ids").cast(pl.List(pl.Int64), strict=False))
+    year_bad = _year_expr(layout, schema[layout.timestamp])
+    if year_bad is not None:
+        columns.append(year_bad.alias("bad_date"))
     try:
         frame = lf.select(columns).collect(engine="streaming")
         if fast and frame["t"].null_count():
@@ -397,8 +573,13 @@ def load_trace(
         raise InputError(source, None, reason)
     rows = frame["_row"].to_numpy() if filtered else None
     t = _seconds(frame["t"], layout.rebase)
+    bad_date = None
+    if "bad_date" in frame.columns:
+        if frame["bad_date"].any():
+            bad_date = frame["bad_date"].to_numpy()
+        frame = frame.drop("bad_date")
     frame = frame.drop("t")
-    _check(path, layout, rows, t, frame["p"], frame["o"])
+    _check(path, layout, rows, t, frame["p"], frame["o"], bad_date)
     prompt = frame["p"].to_numpy()
     output = frame["o"].to_numpy()
     arrival_s = np.ascontiguousarray(t, dtype=np.float64)
@@ -438,10 +619,24 @@ def _seconds(series: pl.Series, rebase: bool) -> np.ndarray:
     else:
         t = series.cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64, copy=True)
         if rebase and len(valid):
-            t -= t[valid[0]]
+            with np.errstate(invalid="ignore"):  # inf - inf: NaN, reported as that row's error
+                t -= t[valid[0]]
     if missing is not None:
         t[missing] = np.nan
     return t
+
+
+def _check_parquet_marks(path: Path) -> None:
+    """A Parquet file starts and ends with PAR1; a cut download lacks the end."""
+    with open(path, "rb") as fh:
+        start = fh.read(4)
+        fh.seek(max(os.fstat(fh.fileno()).st_size - 4, 4))
+        end = fh.read(4)
+    if start != b"PAR1" or end != b"PAR1":
+        where = "start" if start != b"PAR1" else "end (truncated?)"
+        raise InputError(
+            str(path), None, f"not a valid Parquet file: no PAR1 marker at its {where}"
+        )
 
 
 def _kind_from_suffix(path: Path) -> str:
@@ -451,10 +646,11 @@ def _kind_from_suffix(path: Path) -> str:
     return "jsonl" if suffix in _JSONL_SUFFIXES else "csv"
 
 
-def _check(path, layout, rows, t, p_series, o_series) -> None:
-    """Raise for the earliest bad row: unreadable field, non-positive tokens, time going back."""
+def _check(path, layout, rows, t, p_series, o_series, bad_date=None) -> None:
+    """Raise for the earliest bad row: unreadable field, date out of range, span over ten years,
+    token counts out of range, time going back."""
     source = str(path)
-    problems: list[tuple[int, str, str]] = []  # (row position, field, reason)
+    problems: list[tuple[int, str, str]] = []  # (row position, field, reason); ties: list order
 
     def first(mask: np.ndarray) -> int | None:
         hits = np.flatnonzero(mask)
@@ -463,22 +659,41 @@ def _check(path, layout, rows, t, p_series, o_series) -> None:
     def row(i: int) -> int:
         return int(rows[i]) if rows is not None else i
 
+    def raw(i: int, column: str) -> str | None:
+        return _raw_value(path, layout, row(i), column)
+
     if (i := first(np.isnan(t))) is not None:
-        raw = _raw_value(path, layout, row(i), layout.timestamp)
-        reason = "missing value" if raw is None else f"not a valid timestamp: {raw!r}"
+        value = raw(i, layout.timestamp)
+        reason = "missing value" if value is None else f"not a valid timestamp: {quote(value)}"
         problems.append((i, layout.timestamp, reason))
-    for series, col in ((p_series, layout.prompt), (o_series, layout.output)):
+    if bad_date is not None and (i := first(bad_date)) is not None:
+        reason = f"date {quote(raw(i, layout.timestamp))} is outside {FIRST_YEAR}-{LAST_YEAR}"
+        problems.append((i, layout.timestamp, reason))
+    with np.errstate(invalid="ignore"):
+        too_far = t > limits.MAX_SPAN_S  # NaN compares False; +inf is caught here
+    if (i := first(too_far)) is not None:
+        origin = "the first row" if layout.rebase else "the trace start"
+        if np.isfinite(t[i]):
+            reason = f"{t[i]:.4g} s after {origin}: traces may span at most 10 years"
+        else:
+            reason = f"timestamp is not finite: {quote(raw(i, layout.timestamp))}"
+        problems.append((i, layout.timestamp, reason))
+    top = limits.MAX_TOKENS_PER_REQUEST
+    # Outputs may be 0: prefill-only requests (benchmarks, embeddings) generate nothing.
+    for series, col, low in ((p_series, layout.prompt, 1), (o_series, layout.output, 0)):
         if series.null_count():
             i = first(series.is_null().to_numpy())
-            raw = _raw_value(path, layout, row(i), col)
-            reason = "missing value" if raw is None else f"not an integer: {raw!r}"
+            value = raw(i, col)
+            reason = "missing value" if value is None else f"not an integer: {quote(value)}"
             problems.append((i, col, reason))
         # Nulls are already reported above; fill them so comparisons stay vectorised.
         filled = series.fill_null(1).to_numpy() if series.null_count() else series.to_numpy()
-        if (i := first(filled < 1)) is not None:
-            problems.append((i, col, f"tokens must be >= 1, got {int(filled[i])}"))
+        if (i := first((filled < low) | (filled > top))) is not None:
+            problems.append((i, col, f"tokens must be {low} to {top:,}, got {int(filled[i])}"))
     finite = np.where(np.isnan(t), np.inf, t) if problems else t
-    if len(t) > 1 and (i := first(np.diff(finite) < 0)) is not None:
+    with np.errstate(invalid="ignore"):
+        backwards = np.diff(finite) < 0 if len(t) > 1 else np.zeros(0, bool)
+    if (i := first(backwards)) is not None:
         problems.append((i + 1, layout.timestamp, "time goes backwards (rows must be sorted)"))
     if not layout.rebase and len(t) and (i := first(t < 0)) is not None:
         problems.append((i, layout.timestamp, f"negative timestamp {t[i]}"))

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from sim.traffic import limits
 from sim.workload import Workload
 
 
@@ -18,6 +19,12 @@ def _positive(name: str, value: float) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a positive number, got {value}")
     return value
+
+
+def _budget(name: str, rate_per_s: float, duration_s: float) -> None:
+    """Refuse before drawing: a duration over ten years, or more requests than the budget."""
+    limits.check_span(duration_s, f"{name} duration_s")
+    limits.check_requests(rate_per_s * duration_s, name, limits.MAX_REQUESTS)
 
 
 def _workload(arrival_s: np.ndarray, lengths, rng, name: str, meta: dict) -> Workload:
@@ -36,6 +43,7 @@ def poisson(rate_per_s: float, duration_s: float, lengths, rng: np.random.Genera
     """Memoryless arrivals at a constant rate (inter-arrival CV = 1)."""
     rate_per_s = _positive("rate_per_s", rate_per_s)
     duration_s = _positive("duration_s", duration_s)
+    _budget("poisson", rate_per_s, duration_s)
     arrivals = _uniform_arrivals(rate_per_s, 0.0, duration_s, rng)
     meta = {"generator": "poisson", "rate_per_s": rate_per_s, "duration_s": duration_s}
     return _workload(arrivals, lengths, rng, f"poisson(rate={rate_per_s:g}/s)", meta)
@@ -50,12 +58,18 @@ def gamma_arrivals(
     """
     rate_per_s = _positive("rate_per_s", rate_per_s)
     cv = _positive("cv", cv)
+    if cv > limits.MAX_GAMMA_CV:
+        raise ValueError(f"gamma cv must be at most {limits.MAX_GAMMA_CV:g}, got {cv:g}")
     duration_s = _positive("duration_s", duration_s)
+    _budget("gamma", rate_per_s, duration_s)
     shape = 1.0 / cv**2
     scale = 1.0 / (rate_per_s * shape)
     expected = rate_per_s * duration_s
-    chunks, last_s = [], 0.0
+    chunks, last_s, drawn = [], 0.0, 0
     while last_s < duration_s:
+        # Heavy-tailed gaps can fall far short of the duration; never draw past the budget.
+        limits.check_requests(drawn, "gamma (drawn so far)", limits.MAX_REQUESTS)
+        drawn += int(expected + 5 * math.sqrt(expected) + 16)
         gaps = rng.gamma(shape, scale, size=int(expected + 5 * math.sqrt(expected) + 16))
         times = last_s + np.cumsum(gaps)
         chunks.append(times)
@@ -94,8 +108,11 @@ def diurnal(
     period_s = _positive("period_s", period_s)
     if not peak_to_trough >= 1:
         raise ValueError(f"peak_to_trough must be at least 1, got {peak_to_trough}")
+    if not math.isfinite(peak_to_trough):
+        raise ValueError(f"peak_to_trough must be finite, got {peak_to_trough}")
     amplitude = (peak_to_trough - 1.0) / (peak_to_trough + 1.0)
     peak_rate = mean_rate_per_s * (1.0 + amplitude)
+    _budget("diurnal", peak_rate, duration_s)
     candidates = _uniform_arrivals(peak_rate, 0.0, duration_s, rng)
     keep = diurnal_envelope(candidates, peak_to_trough, period_s, peak_hour)
     arrivals = candidates[rng.random(len(candidates)) < keep]
@@ -131,11 +148,23 @@ def mmpp(
     dwells = [_positive("mean_dwell_s", d) for d in mean_dwell_s]
     duration_s = _positive("duration_s", duration_s)
     n_states = len(rates)
+    limits.check_span(duration_s, "mmpp duration_s")
+    long_run_rate = sum(r * d for r, d in zip(rates, dwells, strict=True)) / sum(dwells)
+    limits.check_requests(long_run_rate * duration_s, "mmpp", limits.MAX_REQUESTS)
+    # Uniform jumps visit every state equally often: one visit per sum(dwells) / n seconds.
+    changes = duration_s * n_states / sum(dwells)
+    if not changes <= limits.MAX_STATE_CHANGES:
+        raise ValueError(
+            f"mmpp would change state about {changes:.3g} times, over the limit of "
+            f"{limits.MAX_STATE_CHANGES:,}; lengthen dwell_s or shorten duration_s"
+        )
     weights = np.asarray(dwells) / sum(dwells)
     state = int(rng.choice(n_states, p=weights))
-    chunks, t_s, sojourns = [], 0.0, []
+    chunks, t_s, sojourns, drawn = [], 0.0, [], 0.0
     while t_s < duration_s:
         end_s = min(duration_s, t_s + rng.exponential(dwells[state]))
+        drawn += rates[state] * (end_s - t_s)
+        limits.check_requests(drawn, "mmpp (drawn so far)", limits.MAX_REQUESTS)
         chunks.append(_uniform_arrivals(rates[state], t_s, end_s, rng))
         sojourns.append((t_s, state))
         t_s = end_s

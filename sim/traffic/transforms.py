@@ -10,10 +10,9 @@ import math
 
 import numpy as np
 
+from sim.traffic import limits
 from sim.traffic.synthetic import diurnal_envelope
 from sim.workload import Workload
-
-MAX_TILED_REQUESTS = 200_000_000  # ~5 GB of candidate arrays; beyond that, refuse.
 
 
 def _take(w: Workload, idx: np.ndarray, arrival_s: np.ndarray, note: str) -> Workload:
@@ -64,6 +63,9 @@ def scale_rate(w: Workload, factor: float, rng: np.random.Generator) -> Workload
         raise ValueError(f"rate scale factor must be positive, got {factor}")
     n = len(w)
     note = f"scale_rate({factor:g})"
+    limits.check_requests(
+        n * factor, f"rate_scale {factor:g} on {n:,} requests", limits.MAX_REQUESTS
+    )
     if factor <= 1:
         idx = np.flatnonzero(rng.random(n) < factor)
         return _take(w, idx, w.arrival_s[idx], note)
@@ -80,6 +82,7 @@ def stretch(w: Workload, factor: float) -> Workload:
     """Multiply every inter-arrival time (and so the span) by `factor`; factor 2 halves the rate."""
     if not (factor > 0 and math.isfinite(factor)):
         raise ValueError(f"stretch factor must be positive, got {factor}")
+    limits.check_span(w.duration_s * factor, f"a span of {w.duration_s:g} s stretched {factor:g}x")
     return _take(w, np.arange(len(w)), w.arrival_s * factor, f"stretch({factor:g})")
 
 
@@ -101,16 +104,18 @@ def tile_diurnal(
         return w
     if not duration_s > 0:
         raise ValueError(f"tile duration must be positive, got {duration_s}")
+    limits.check_span(duration_s, "tile_to_s")
     if not peak_to_trough >= 1:
         raise ValueError(f"peak_to_trough must be at least 1, got {peak_to_trough}")
     # One tile is the trace plus one mean gap, so the seam looks like any other gap.
     period_s = w.duration_s * (1 + 1 / max(len(w) - 1, 1))
     tiles = math.ceil(duration_s / period_s) if period_s > 0 else math.inf
-    if tiles * len(w) > MAX_TILED_REQUESTS:
-        raise ValueError(
-            f"tiling a {w.duration_s:g} s trace of {len(w)} requests to {duration_s:g} s would "
-            f"need over {MAX_TILED_REQUESTS:,} candidate requests; window or sample it first"
-        )
+    limits.check_requests(
+        tiles * len(w),
+        f"tiling a {w.duration_s:g} s trace of {len(w):,} requests to {duration_s:g} s",
+        limits.MAX_REQUESTS,
+        hint="window or sample it first",
+    )
     idx = np.tile(np.arange(len(w)), tiles)
     arrival_s = (w.arrival_s[None, :] + period_s * np.arange(tiles)[:, None]).ravel()
     inside = arrival_s < duration_s

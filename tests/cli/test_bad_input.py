@@ -264,7 +264,7 @@ COMMANDS = [
         ["perf", "--model", "llama-3.1-70b", "--gpu", "h100-sxm", "--tp", "x"],
         ["'--tp'"],
     ),
-    ("trace_binary", ["trace", "stats", "{tmp}/binary.csv"], ["{tmp}/binary.csv", "format"]),
+    ("trace_binary", ["trace", "stats", "{tmp}/binary.csv"], ["{tmp}/binary.csv", "not UTF-8"]),
     ("trace_empty", ["trace", "stats", "{tmp}/empty.csv"], ["{tmp}/empty.csv", "empty"]),
     ("trace_header_only", ["trace", "stats", "{tmp}/header.csv"], ["{tmp}/header.csv", "no data"]),
     (

@@ -170,7 +170,7 @@ def test_same_seed_same_workload_through_every_random_step():
 def test_impossible_tiling_is_an_input_error():
     cfg = {"generator": "poisson", "rate_per_s": 1.0, "duration_s": 1.0, "max_requests": 1,
            "prompt_tokens": {"dist": "fixed", "value": 5},
-           "output_tokens": {"dist": "fixed", "value": 5}, "tile_to_s": 1e12}  # fmt: skip
+           "output_tokens": {"dist": "fixed", "value": 5}, "tile_to_s": 3e8}  # fmt: skip
     with pytest.raises(InputError) as info:
         build(cfg, seed=1)
     assert info.value.field == "workload.tile_to_s" and "must be <=" in info.value.reason

@@ -122,8 +122,12 @@ def test_lognormal_fit_recovers_parameters():
 
 
 def test_lognormal_rejects_bad_parameters():
-    with pytest.raises(ValueError, match="sigma must be non-negative"):
+    with pytest.raises(ValueError, match="sigma must be 0 to 10, got -1"):
         LognormalLengths(100, -1, 1000)
+    with pytest.raises(ValueError, match="sigma must be 0 to 10, got 1e"):
+        LognormalLengths(100, 1e6, 1000)
+    with pytest.raises(ValueError, match="median must be 1 to 10,000,000 tokens, got 1e"):
+        LognormalLengths(1e20, 0, 1e20)
 
 
 def test_resample_keeps_pairs():
