@@ -13,12 +13,12 @@ from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass
 
 from sim.engine.config import CONFIG, MAX_SECONDS, Int, Num, Str
+from sim.traffic.limits import MAX_GAMMA_CV, MAX_REQUESTS, MAX_TOKENS_PER_REQUEST
 
 GENERATORS = ("poisson", "gamma", "diurnal", "mmpp")
-# Requests one replication may hold: about 6 GB of request table across three fleets at the
-# engine's ~20 bytes per request and field. Checked from rates before drawing anything.
-MAX_REQUESTS = 100_000_000
-MAX_TOKENS = 10_000_000  # per request: beyond any model's context window
+# Requests one replication may hold and tokens per request: one set of limits (limits.py),
+# checked here from rates before drawing anything.
+MAX_TOKENS = MAX_TOKENS_PER_REQUEST
 
 GENERATOR_KEYS = {
     "poisson": ("rate_per_s", "duration_s"),
@@ -77,7 +77,7 @@ class WorkloadSpec:
     generator: Annotated[Literal["poisson", "gamma", "diurnal", "mmpp"], Field(description="a synthetic arrival process")] | None = None  # fmt: skip
     rate_per_s: Annotated[Rate, Field(description="generators: mean arrival rate")] | None = None  # fmt: skip
     duration_s: Annotated[Duration, Field(description="generators: length of the traffic")] | None = None  # fmt: skip
-    cv: Annotated[Num, Field(gt=0, le=100, description="gamma: coefficient of variation of gaps (1 = Poisson)")] | None = None  # fmt: skip
+    cv: Annotated[Num, Field(gt=0, le=MAX_GAMMA_CV, description="gamma: coefficient of variation of gaps (1 = Poisson)")] | None = None  # fmt: skip
     peak_to_trough: Annotated[Num, Field(ge=1, le=1000, description="diurnal / tile_to_s: peak rate over trough rate (default 3)")] | None = None  # fmt: skip
     peak_hour: Annotated[Num, Field(ge=0, lt=24, description="diurnal / tile_to_s: hour of the peak (default 14)")] | None = None  # fmt: skip
     period_s: Annotated[Duration, Field(description="diurnal: period of the cycle (default 86400)")] | None = None  # fmt: skip
