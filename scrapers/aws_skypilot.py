@@ -7,6 +7,7 @@ SkyPilot-based source applies to duplicate rows; on-demand is the same in every 
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from scrapers.base import source_url
@@ -17,6 +18,7 @@ from warehouse.records import PriceRecord, RawCapture
 
 NAME = "aws_skypilot"
 DEFAULT_URL = f"{CATALOG_BASE_URL}/aws/vms.csv"
+log = logging.getLogger(__name__)
 
 
 def _gpu_name(row: dict[str, str]) -> str:
@@ -39,4 +41,16 @@ def fetch(http: Http) -> list[RawCapture]:
 
 
 def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceRecord]:
-    return parse_catalog(raw, RULES)
+    records = parse_catalog(raw, RULES)
+    on_demand = {(r.sku, r.region): r.price for r in records if r.term == "on_demand"}
+    # AWS caps spot at on-demand, and spot prices carry 4 decimals, so a capped zone can read
+    # above the on-demand price (g5.48xlarge ap-northeast-2: spot 20.0281, on-demand 20.02809,
+    # catalog 001367d2). Such a spot price is not a market price: it is left out, not rounded.
+    kept = [
+        r
+        for r in records
+        if r.term != "spot" or r.price <= on_demand.get((r.sku, r.region), r.price)
+    ]
+    if len(kept) < len(records):
+        log.info("aws_skypilot: dropped %d spot prices above on-demand", len(records) - len(kept))
+    return kept

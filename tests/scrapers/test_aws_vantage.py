@@ -113,3 +113,9 @@ def test_skypilot_aws_fetched_over_http(serve, fast_http, fixture_bytes):
     assert len(aws_skypilot.parse(captures, DAY_OLD)) == len(
         aws_skypilot.parse(fixture_bytes(SKY), DAY_OLD)
     )
+
+
+def test_skypilot_spot_rounded_above_the_on_demand_cap_is_left_out(fixture_bytes):
+    got = _by_key(aws_skypilot.parse(fixture_bytes(SKY), DAY_OLD))
+    assert got[("g5.48xlarge", "ap-northeast-2", "on_demand")].price == Decimal("20.02809")
+    assert ("g5.48xlarge", "ap-northeast-2", "spot") not in got  # 20.0281 in every zone

@@ -45,7 +45,7 @@ def test_litellm_history_spans_many_dated_releases():
 
 def test_every_run_reads_a_file_in_the_repo():
     build = _build_module()
-    for source, files, day, quality, _why in build.RUNS + build.litellm_runs():
+    for source, files, _day, quality, _why in build.RUNS + build.litellm_runs():
         for name in files:
             path = build.PRICES / name
             assert path.exists() or path.with_name(path.name + ".gz").exists(), (source, name)
