@@ -134,6 +134,11 @@ def _write_sources(rows: list[tuple]) -> None:
         "keys matched by `scrapers/litellm.py`), JSON with sorted keys, gzip with mtime 0.",
         "The machine-readable list is `releases.json` (read by scripts/build_snapshot.py).",
         "",
+        "Chosen: the first final release of roughly every other month, plus 1.55.0 and 1.56.5 (they",
+        "carry `together_ai/meta-llama/Meta-Llama-3.1-70B-Instruct-Turbo`, 1.53.2 did not) and",
+        "1.14.4/1.110.2 (the maps recorded earlier). PyPI as reached from here lists no litellm wheel uploaded between",
+        "2023-12-14 and 2024-11-28, hence the gap; releases before 1.x (2023-10) carry no map file.",
+        "",
         "| version | upload-time (UTC) | wheel | sha256 | entries |",
         "|---|---|---|---|---|",
     ]
