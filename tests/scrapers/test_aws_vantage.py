@@ -103,7 +103,9 @@ def test_skypilot_empty_price_and_missing_accelerator(fixture_bytes):
     # p5e rows have an empty Price: their spot prices stay, no on-demand is invented.
     assert got[("p5e.48xlarge", "ap-southeast-3", "spot")].price == Decimal("14.925")
     assert not any(k[0] == "p5e.48xlarge" and k[2] == "on_demand" for k in got)
-    assert not any(k[0] == "trn2.48xlarge" for k in got)  # no AcceleratorName in this version
+    # trn2 has no AcceleratorName in this version: its family says 16 Trainium2.
+    trn2 = got[("trn2.48xlarge", "us-east-2", "on_demand")]
+    assert (trn2.price, trn2.gpu_model, trn2.gpu_count) == (Decimal("85.964"), "Trainium2", 16.0)
 
 
 def test_skypilot_aws_fetched_over_http(serve, fast_http, fixture_bytes):
