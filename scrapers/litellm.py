@@ -26,12 +26,6 @@ DEFAULT_URL = (
 )
 log = logging.getLogger(__name__)
 
-# Release dates of the recorded maps, used as their observation dates in the snapshot.
-# 1.14.4 and 1.53.1: PyPI release history as remembered (mid-Dec 2023, late Nov 2024; the newest
-# dated model id in 1.53.1 is 2024-11-20). 1.110.2: not known; its newest dated model id is
-# 2026-09-29, so it was released on or after that day and 2026-10-01 is our stand-in.
-MAP_DATES = {"1.14.4": "2023-12-13", "1.53.1": "2024-11-27", "1.110.2": "2026-10-01"}
-
 # Token price keys we store, e.g. `input_cost_per_token_above_128k_tokens_batches`. Other
 # service tiers (flex, priority, ...) and non-token units (images, audio, seconds) have no
 # place in the warehouse vocabulary yet and are left out on purpose.
@@ -46,6 +40,19 @@ _UNITS = {
     "cache_creation_input_token_cost": "usd_per_mtok_cache_write",
 }
 _SKIP_KEYS = {"sample_spec"}  # a schema example in the map, not a model
+# Every key `parse` reads besides the token price keys: what a stored historical map keeps.
+KEPT_KEYS = frozenset(
+    {"litellm_provider", "max_input_tokens", "max_tokens", "input_cost_per_request"}
+)
+
+
+def trim_map(data: dict) -> dict:
+    """The price map with only what `parse` reads, so many releases fit in the repository."""
+    return {
+        model: {k: v for k, v in entry.items() if k in KEPT_KEYS or _TOKEN_KEY.match(k)}
+        for model, entry in data.items()
+        if isinstance(entry, dict) and model not in _SKIP_KEYS
+    }
 
 
 # JSON floats carry binary noise (LiteLLM's databricks rows: 2.99999e-06 is 2.9999900000000002e-06).

@@ -13,6 +13,8 @@ SOURCES: dict[str, str] = {
     "llm_prices": "scrapers.llm_prices",
     "azure": "scrapers.azure",
     "aws": "scrapers.aws",
+    "aws_vantage": "scrapers.aws_vantage",
+    "aws_skypilot": "scrapers.aws_skypilot",
     "gcp": "scrapers.gcp",
     "lambda": "scrapers.lambda_cloud",
     "runpod": "scrapers.runpod",

@@ -26,7 +26,14 @@ import pyarrow as pa
 
 from warehouse.errors import ReadOnlySQLError, WarehouseError, WarehouseLockedError
 from warehouse.migrations import MIGRATIONS
-from warehouse.records import KINDS, TERMS, UNITS, PriceRecord, RawCapture
+from warehouse.records import (
+    KINDS,
+    OBSERVED_AT_QUALITIES,
+    TERMS,
+    UNITS,
+    PriceRecord,
+    RawCapture,
+)
 
 SNAPSHOT_DIR = Path(__file__).parent / "snapshot"
 SNAPSHOT_SOURCE = "snapshot"
@@ -57,6 +64,7 @@ VALUE_COLUMNS = (
     "vcpus",
     "ram_gb",
     "context_length",
+    "upfront",
 )
 
 _STAGE_SCHEMA = pa.schema(
@@ -78,6 +86,7 @@ _STAGE_SCHEMA = pa.schema(
         ("vcpus", pa.float64()),
         ("ram_gb", pa.float64()),
         ("context_length", pa.int64()),
+        ("upfront", pa.decimal128(24, 12)),
         ("valid_from", pa.timestamp("us")),
         ("valid_to", pa.timestamp("us")),
     ]
@@ -459,6 +468,7 @@ class Warehouse:
         started_at: datetime,
         observed_at: datetime | None = None,
         min_ratio: float = 0.5,
+        observed_at_quality: str = "exact",
     ) -> RunResult:
         """Store one scrape of `source` in one transaction: its run row, captures and prices.
 
@@ -467,7 +477,14 @@ class Warehouse:
         that are missing from the run are closed. Records with `valid_from` are stored as the
         periods they state. Records that fail a check, or a run that shrinks below `min_ratio`
         of the last ok run, give status 'rejected' and leave prices untouched.
+        `observed_at_quality` (records.OBSERVED_AT_QUALITIES) says how far `observed_at` can be
+        trusted; it is stored on the periods this run opens (a stated period is 'exact').
         """
+        if observed_at_quality not in OBSERVED_AT_QUALITIES:
+            raise WarehouseError(
+                f"observed_at_quality: {observed_at_quality!r} is not one of "
+                f"{', '.join(OBSERVED_AT_QUALITIES)}"
+            )
         if observed_at is None:
             observed_at = max((c.fetched_at for c in captures), default=None) or _now()
         observed = to_utc_naive(observed_at)
@@ -493,6 +510,11 @@ class Warehouse:
             con.register("stage_arrow", stage)
             try:
                 changed = _merge(con, source, run_id, observed)
+                con.execute(
+                    "UPDATE price_periods SET observed_at_quality = "
+                    "CASE WHEN dated THEN 'exact' ELSE ? END WHERE first_run_id = ?",
+                    [observed_at_quality, run_id],
+                )
             finally:
                 con.unregister("stage_arrow")
             return _finish_run(con, run_id, source, "ok", rows_seen, changed, None)

@@ -147,8 +147,17 @@ CREATE TABLE sim_timeseries (
 );
 """
 
+# Reserved-term upfront fees and how trustworthy each observation date is (issue 11).
+_UPFRONT_AND_DATE_QUALITY = f"""
+ALTER TABLE price_periods ADD COLUMN upfront DECIMAL(24, 12);
+ALTER TABLE price_periods ADD COLUMN observed_at_quality VARCHAR NOT NULL DEFAULT 'exact';
+CREATE OR REPLACE VIEW price_history AS
+    SELECT {_COLUMNS}, upfront, observed_at_quality FROM price_periods;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_core_tables", _CORE),
     ("0002_price_views", _price_views()),
     ("0003_sim_results", _SIM),
+    ("0004_upfront_and_observed_at_quality", _UPFRONT_AND_DATE_QUALITY),
 ]

@@ -18,8 +18,20 @@ TERMS = frozenset(
         "on_demand",
         "spot",
         "low_priority",
-        "reserved_1y",
+        "reserved_1y",  # standard, no upfront (AWS, Azure, GCP alike)
         "reserved_3y",
+        # AWS Reserved Instances by purchase option and offering class: `price` is the hourly
+        # equivalent with the upfront fee spread over the term, the fee itself is `upfront`.
+        "reserved_1y_partial_upfront",
+        "reserved_1y_all_upfront",
+        "reserved_3y_partial_upfront",
+        "reserved_3y_all_upfront",
+        "reserved_convertible_1y",
+        "reserved_convertible_1y_partial_upfront",
+        "reserved_convertible_1y_all_upfront",
+        "reserved_convertible_3y",
+        "reserved_convertible_3y_partial_upfront",
+        "reserved_convertible_3y_all_upfront",
         "savings_plan_1y",
         "savings_plan_3y",
         "commitment_1y",
@@ -75,6 +87,16 @@ class PriceRecord:
     context_length: int | None = None
     valid_from: datetime | None = None  # only for sources that publish dated periods (llm_prices)
     valid_to: datetime | None = None
+    # One-time fee in `currency` paid when a reserved term starts; `price` already includes it
+    # spread evenly over the term's hours. None for terms without a fee.
+    upfront: Decimal | None = None
+
+
+# How far an observation's date can be trusted (price_periods.observed_at_quality):
+# exact = the source states when the price was seen or in force (a scrape, a dated period, a
+# generated file's own "last updated" line); release_date = the day a release or commit carrying
+# the price was published (the price was current no later than that); approximate = a stand-in.
+OBSERVED_AT_QUALITIES = ("exact", "release_date", "approximate")
 
 
 @dataclass(frozen=True, slots=True)

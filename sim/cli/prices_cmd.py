@@ -37,9 +37,11 @@ _HISTORY_COLUMNS = (
     "unit",
     "tier_min_tokens",
     "price",
+    "upfront",
     "currency",
     "valid_from",
     "valid_to",
+    "observed_at_quality",
     "last_seen",
     "source",
 )

@@ -94,22 +94,68 @@ def test_cny_is_kept_as_cny(fixture_json):
     )
 
 
-def test_reserved_no_upfront_is_hourly_and_upfront_options_skipped(fixture_json):
-    data = fixture_json(EAST1)
-    dim = copy.deepcopy(_dimension(data, P4D))
-    dim["pricePerUnit"]["USD"] = "19.2227000000"
+def _reserved(code, length, option, offering_class, dims):
+    return {"offerTermCode": code, "sku": P4D, "effectiveDate": "2024-05-01T00:00:00Z",
+            "priceDimensions": {f"{P4D}.{code}.{i}": d for i, d in enumerate(dims)},
+            "termAttributes": {"LeaseContractLength": length, "OfferingClass": offering_class,
+                               "PurchaseOption": option}}  # fmt: skip
 
-    def term(code, length, option, price_dim):
-        return {"offerTermCode": code, "sku": P4D, "priceDimensions": {f"{code}.d": price_dim},
-                "termAttributes": {"LeaseContractLength": length, "OfferingClass": "standard",
-                                   "PurchaseOption": option}}  # fmt: skip
 
-    fee = {"unit": "Quantity", "pricePerUnit": {"USD": "168000"}, "description": "Upfront Fee"}
+def _hourly(usd):
+    return {"unit": "Hrs", "description": "reserved hourly", "pricePerUnit": {"USD": usd}}
+
+
+def _with_reserved(data, fee_dim):
+    """The p4d SKU with reserved offers shaped like the offer files' `terms.Reserved`; the
+    "Upfront Fee" dimension is the real one from the us-east-2 excerpt, with its price changed."""
+
+    def fee(usd):
+        return {**fee_dim, "pricePerUnit": {"USD": usd}}
+
     data["terms"]["Reserved"] = {
-        P4D: {"A": term("A", "1yr", "No Upfront", dim), "B": term("B", "3yr", "All Upfront", fee)}
+        P4D: {
+            "A": _reserved("A", "1yr", "No Upfront", "standard", [_hourly("19.2227000000")]),
+            "B": _reserved("B", "1yr", "Partial Upfront", "standard",
+                           [_hourly("9.1500000000"), fee("80154")]),
+            "C": _reserved("C", "3yr", "All Upfront", "standard",
+                           [_hourly("0.0000000000"), fee("297000")]),
+            # All Upfront with no hourly dimension at all, as in the us-east-2 file.
+            "D": _reserved("D", "3yr", "All Upfront", "convertible", [fee("350000")]),
+            "E": _reserved("E", "1yr", "Partial Upfront", "standard", [_hourly("9.15")]),
+        }
+    }  # fmt: skip
+    return data
+
+
+def test_reserved_terms_each_upfront_option_amortised(fixture_json):
+    east2 = fixture_json(EAST2)
+    (fee_offer,) = east2["terms"]["OnDemand"]["8D49XP354UEYTHGM"].values()
+    (fee_dim,) = fee_offer["priceDimensions"].values()
+    assert fee_dim["description"] == "Upfront Fee" and fee_dim["unit"] == "Quantity"
+    by = {
+        r.term: (r.price, r.upfront) for r in _parse(_with_reserved(fixture_json(EAST1), fee_dim))
     }
-    by = {r.term: r.price for r in _parse(data)}
-    assert by == {"on_demand": Decimal("32.7726"), "reserved_1y": Decimal("19.2227")}
+    assert by == {
+        "on_demand": (Decimal("32.7726"), None),
+        "reserved_1y": (Decimal("19.2227"), None),
+        # 9.15 + 80154 / 8760 h = 9.15 + 9.15 (to the micro-dollar)
+        "reserved_1y_partial_upfront": (Decimal("18.3"), Decimal("80154")),
+        # 297000 / 26280 h = 11.301370 (rounded half-even to 1e-6)
+        "reserved_3y_all_upfront": (Decimal("11.30137"), Decimal("297000")),
+        "reserved_convertible_3y_all_upfront": (Decimal("13.318113"), Decimal("350000")),
+    }  # offer E (partial upfront without its fee) is dropped, not priced as its hourly part
+
+
+def test_stream_parse_of_a_file_equals_parse_of_bytes(fixture_bytes, tmp_path):
+    path = tmp_path / "index.json"
+    path.write_bytes(fixture_bytes(EAST1))
+    with path.open("rb") as stream:
+        assert aws.parse_offer_stream(stream) == aws.parse(fixture_bytes(EAST1), NOW)
+
+
+def test_truncated_offer_file_is_a_layout_error(fixture_bytes):
+    with pytest.raises(LayoutError, match="not JSON"):
+        aws.parse(fixture_bytes(EAST1)[:3000], NOW)
 
 
 @pytest.mark.parametrize("bad", ["abc", "-1", "NaN", "", "0.0000000000", "327726.0000000000"])
