@@ -39,7 +39,7 @@ def test_run_help_has_an_example():
         (
             "price_usd_per_hour = 98.32",
             "price_usd_per_hour = -1",
-            "fleet[1].price_usd_per_hour: must be > 0, got -1",
+            "fleet[1].price_usd_per_hour: must be >= 0.01, got -1",
         ),
         ("tp = 4", 'tp = "4"', "fleet[1].tp: expected an integer, got str '4'"),
         ("seed = 7", "seed = = 7", "invalid TOML"),

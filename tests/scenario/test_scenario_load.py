@@ -44,7 +44,7 @@ def test_small_scenario_loads_into_the_fleet_dataclasses(small_toml):
             "price_usd_per_hour = 98.32",
             "price_usd_per_hour = -1.0",
             "fleet[1].price_usd_per_hour",
-            "must be > 0, got -1.0",
+            "must be >= 0.01, got -1.0",
         ),
         ("max_replicas = 4", "max_replicas = 0", "fleet[1].max_replicas", "must be >= 1, got 0"),
         (
