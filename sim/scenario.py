@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim.engine.billing import COMMITMENT_TERMS, PAY_AS_YOU_GO_TERMS
 from sim.engine.config import (
     FLEET_CLASSES,
     ApiFleetConfig,
@@ -38,7 +39,7 @@ DIST_PARAMS: dict[str, tuple[str, ...]] = {
 # Closed vocabularies of string fields, by field name (the same name means the same thing in
 # every config class).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "term": ("on_demand", "spot"),
+    "term": (*PAY_AS_YOU_GO_TERMS, *COMMITMENT_TERMS),
     "policy": ("inflight", "queue", "rate"),
     "billing": ("per_second", "per_hour"),
     "router": ("round_robin", "least_outstanding", "jsq"),
