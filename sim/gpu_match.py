@@ -5,6 +5,8 @@ speed and another's price, so it is an input error.
 
 from __future__ import annotations
 
+import functools
+
 from sim.errors import InputError
 
 
@@ -18,14 +20,16 @@ def catalog_gpu_for(offer_gpu_model: str | None, catalog: list[str] | None = Non
     if not offer_gpu_model:
         return None
     if catalog is None:
-        from sim.perf import list_gpus
-
-        catalog = list_gpus()
+        return _by_key().get(_key(offer_gpu_model))
     want = _key(offer_gpu_model)
-    for name in catalog:
-        if _key(name) == want:
-            return name
-    return None
+    return next((name for name in catalog if _key(name) == want), None)
+
+
+@functools.cache
+def _by_key() -> dict[str, str]:
+    from sim.perf import list_gpus
+
+    return {_key(name): name for name in list_gpus()}
 
 
 def check_gpu_matches_offer(

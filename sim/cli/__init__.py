@@ -80,6 +80,7 @@ def _register() -> None:
         "trace_cmd",
         "run_cmd",
         "analysis_cmd",
+        "advise_cmd",
     ):
         try:
             importlib.import_module(f"sim.cli.{name}")
