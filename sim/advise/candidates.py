@@ -117,13 +117,26 @@ def _newest_then_cheapest(rows: list[dict], key: Callable, price: Callable) -> l
 # -- APIs ------------------------------------------------------------------------------------
 
 
+def read_market(wh, as_of, model: str) -> dict[str, list[dict]]:
+    """The warehouse rows the candidates are built from, as of the price date."""
+    import polars as pl
+
+    api = wh.api_prices(as_of)
+    if len(api):
+        api = api.filter(pl.col("model").is_in(list(api_skus(model))))
+    return {
+        "api": _rows(api),
+        "offers": _rows(wh.gpu_offers(as_of)),
+        "purchase": _rows(wh.prices(as_of, kind="gpu_purchase")),
+    }
+
+
 def api_candidates(
-    wh, as_of, model: str, stats: WorkloadStats, c: AdviseConstraints
+    rows: list[dict], stats: WorkloadStats, c: AdviseConstraints
 ) -> tuple[list[Candidate], list[str]]:
-    """One candidate per provider SKU serving `model`; the notes say which rows were refused."""
-    skus = set(api_skus(model))
+    """One candidate per provider SKU serving the model (`rows` from `read_market`); the notes
+    say which rows were refused."""
     notes: list[str] = []
-    rows = [r for r in _rows(wh.api_prices(as_of)) if r.get("model") in skus]
     priced = []
     for r in rows:
         inp, out = _num(r.get("input_per_mtok")), _num(r.get("output_per_mtok"))
@@ -195,6 +208,16 @@ class Sizer:
         self.slo = slo_targets
         self._cache: dict[tuple, tuple[Any, Capacity | None]] = {}
 
+    def warm(self, precisions: tuple[str, ...]) -> None:
+        """Build every catalog GPU's profiles up front (the step model's share of the work)."""
+        from sim.perf import list_gpus
+
+        for gpu in list_gpus():
+            for tp in TP_CHOICES:
+                if tp <= MAX_TP_ACROSS_INSTANCES:
+                    for prec in precisions:
+                        self.get(gpu, tp, prec)
+
     def get(self, gpu: str, tp: int, precision: str) -> tuple[Any, Capacity | None]:
         key = (gpu, tp, precision)
         if key not in self._cache:
@@ -219,13 +242,13 @@ def _tp_options(gpu_count: float, composable: bool) -> list[int]:
 
 
 def cloud_candidates(
-    wh, as_of, sizer: Sizer, precisions: tuple[str, ...], c: AdviseConstraints
+    offers: list[dict], sizer: Sizer, precisions: tuple[str, ...], c: AdviseConstraints
 ) -> list[Candidate]:
     """Every GPU offer holding the model: autoscaled (pay-as-you-go terms), fixed (commitments),
     and commitment base + on-demand burst mixes."""
     rows = [
         r
-        for r in _rows(wh.gpu_offers(as_of))
+        for r in offers
         if (_num(r.get("usd_per_hour")) or 0) > 0
         and c.allows_provider(str(r["provider"]))
         and c.allows_region(str(r.get("region") or ""))
@@ -281,34 +304,6 @@ def _cloud_variants(r, gpu, tp, prec, cap, stats, c, od_usd_per_hour) -> list[Ca
     )
     label = f"{r['provider']} {r['sku']}{' ' + region if region else ''} {term}"
     shape = f"{tp}x {gpu} {prec}"
-    if not cap.feasible:
-        est = Estimate(math.inf, math.inf, False, cap.why_not)
-        cfg = CloudFleetConfig(
-            name="",
-            gpu=gpu,
-            tp=tp,
-            precision=prec,
-            provider=str(r["provider"]),
-            instance=str(r["sku"]),
-            region=region,
-            term=term,
-            gpus_per_instance=g,
-            price_usd_per_hour=usd_per_hour,
-        )
-        return [
-            Candidate(
-                kind="cloud",
-                description=f"{label}: {shape}",
-                fleet=cfg,
-                estimate=est,
-                dedupe=("cloud", r["provider"], gpu, g, term, tp, prec, usd_per_hour),
-                **base,
-            )
-        ]
-    need = replicas_per_bin(stats, cap.rps)
-    widths = stats.bin_widths()
-    peak = int(need.max())
-    span_h = stats.span_s / 3600
     common = dict(
         name="",
         gpu=gpu,
@@ -320,6 +315,24 @@ def _cloud_variants(r, gpu, tp, prec, cap, stats, c, od_usd_per_hour) -> list[Ca
         term=term,
         gpus_per_instance=g,
         price_usd_per_hour=usd_per_hour,
+    )
+    dedupe = ("cloud", r["provider"], gpu, g, term, tp, prec, usd_per_hour)
+    if not cap.feasible:
+        return [
+            Candidate(
+                kind="cloud",
+                description=f"{label}: {shape}",
+                fleet=CloudFleetConfig(**common),
+                estimate=Estimate(math.inf, math.inf, False, cap.why_not),
+                dedupe=dedupe,
+                **base,
+            )
+        ]
+    need = replicas_per_bin(stats, cap.rps)
+    widths = stats.bin_widths()
+    peak = int(need.max())
+    span_h = stats.span_s / 3600
+    common.update(
         policy="rate",
         target=cap.rps,
         decision_interval_s=20.0,
@@ -339,7 +352,7 @@ def _cloud_variants(r, gpu, tp, prec, cap, stats, c, od_usd_per_hour) -> list[Ca
                 description=f"{label}: {peak} x {shape} committed",
                 fleet=cfg,
                 estimate=_gpu_estimate(cost, cost, peak * tp, c),
-                dedupe=("cloud", r["provider"], gpu, g, term, tp, prec, usd_per_hour),
+                dedupe=dedupe,
                 **base,
             )
         )
@@ -380,7 +393,7 @@ def _cloud_variants(r, gpu, tp, prec, cap, stats, c, od_usd_per_hour) -> list[Ca
             fleet=cfg,
             estimate=_gpu_estimate(cost, lower, top * tp, c),
             assumptions=(SPOT_NOTE,) if spot else (),
-            dedupe=("cloud", r["provider"], gpu, g, term, tp, prec, usd_per_hour),
+            dedupe=dedupe,
             **base,
         )
     )
@@ -440,10 +453,10 @@ def _gpu_estimate(cost: float, lower: float, peak_gpus: int, c: AdviseConstraint
 # -- purchases -------------------------------------------------------------------------------
 
 
-def purchase_prices(wh, as_of) -> dict[str, tuple[float, str]]:
-    """Catalog GPU -> (median purchase price per GPU, provenance) from the warehouse."""
+def purchase_prices(rows: list[dict]) -> dict[str, tuple[float, str]]:
+    """Catalog GPU -> (median purchase price per GPU, provenance) from `gpu_purchase` rows."""
     by_gpu: dict[str, list[tuple[float, dict]]] = {}
-    for r in _rows(wh.prices(as_of, kind="gpu_purchase")):
+    for r in rows:
         gpu = catalog_gpu_for(r.get("gpu_model"))
         price = _num(r.get("price"))
         if gpu is None or not price or price <= 0:
@@ -498,8 +511,7 @@ def owned_costs(cfg: SelfHostedFleetConfig, profile, span_s: float, util: float)
 
 
 def purchase_candidates(
-    wh,
-    as_of,
+    rows: list[dict],
     sizer: Sizer,
     precisions: tuple[str, ...],
     c: AdviseConstraints,
@@ -510,7 +522,7 @@ def purchase_candidates(
         return []
     stats = sizer.stats
     out: list[Candidate] = []
-    for gpu, (price, prov) in sorted(purchase_prices(wh, as_of).items()):
+    for gpu, (price, prov) in sorted(purchase_prices(rows).items()):
         for tp in (t for t in TP_CHOICES if t <= GPUS_PER_SERVER):
             for prec in precisions:
                 profile, cap = sizer.get(gpu, tp, prec)

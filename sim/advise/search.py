@@ -24,6 +24,7 @@ from sim.advise.candidates import (
     api_candidates,
     cloud_candidates,
     purchase_candidates,
+    read_market,
 )
 from sim.advise.constraints import AdviseConstraints
 from sim.advise.screen import WorkloadStats
@@ -88,9 +89,13 @@ def advise(
     stats = WorkloadStats.from_workload(bridge.first_workload(scenario, seed))
     t_load = time.perf_counter()
 
-    cands, notes = gather(scenario, c, wh, stats)
+    cands, notes, seconds = gather(scenario, c, wh, stats)
     t_screen = time.perf_counter()
-    say(f"screened {len(cands)} candidates in {t_screen - t_load:.2f} s")
+    say(
+        f"screened {len(cands)} candidates in {seconds['screen']:.2f} s "
+        f"({seconds['screen_cpu']:.2f} s CPU) "
+        f"(prices and step model loaded in {seconds['read']:.2f} s)"
+    )
 
     def simulate(batch: list[Candidate]) -> list[Outcome]:
         fleets = [dataclasses.replace(cand.fleet, name=f"c{i}") for i, cand in enumerate(batch)]
@@ -112,8 +117,9 @@ def advise(
         simulated=len(outcomes),
         replications=n_reps,
         seconds={
-            "load": t_load - t0,
-            "screen": t_screen - t_load,
+            "load": t_load - t0 + seconds["read"],
+            "screen": seconds["screen"],
+            "screen_cpu": seconds["screen_cpu"],
             "simulate": t_sim - t_screen,
             "total": time.perf_counter() - t0,
         },
@@ -136,23 +142,33 @@ def simulator(scenario, n_reps: int, seed: int, workers: int, say=None) -> Simul
 
 def gather(
     scenario, c: AdviseConstraints, wh, stats: WorkloadStats
-) -> tuple[list[Candidate], list[str]]:
-    """Every candidate with its screen estimate; the scenario's own fleets first."""
-    as_of = bridge.price_date(scenario)
+) -> tuple[list[Candidate], list[str], dict]:
+    """Every candidate with its screen estimate, the scenario's own fleets first; notes; and the
+    seconds spent reading prices and building the step model ("read") and screening ("screen")."""
+    t0 = time.perf_counter()
+    market = read_market(wh, bridge.price_date(scenario), scenario.model.name)
     sizer = Sizer(bridge.profile_factory(scenario), stats, scenario.slo.targets_s)
     precisions = c.precisions or (scenario.model.precision,)
-    apis, notes = api_candidates(wh, as_of, scenario.model.name, stats, c)
     cands: list[Candidate] = list(_scenario_candidates(scenario, wh, sizer))
+    sizer.warm(precisions)
+    t1 = time.perf_counter()
+    cpu1 = time.process_time()
+    apis, notes = api_candidates(market["api"], stats, c)
     cands += apis
-    cands += cloud_candidates(wh, as_of, sizer, precisions, c)
+    cands += cloud_candidates(market["offers"], sizer, precisions, c)
     feasible_apis = [a for a in apis if a.estimate.feasible]
     cheapest_api = min(feasible_apis, key=lambda a: a.estimate.cost_usd, default=None)
-    cands += purchase_candidates(wh, as_of, sizer, precisions, c, cheapest_api)
+    cands += purchase_candidates(market["purchase"], sizer, precisions, c, cheapest_api)
     cands = [x for x in cands if x.from_scenario or x.kind in c.kinds]
     if len(cands) > c.max_candidates:
         notes.append(f"{len(cands)} candidates, cut to max_candidates = {c.max_candidates}")
         cands = cands[: c.max_candidates]
-    return cands, notes
+    seconds = {
+        "read": t1 - t0,
+        "screen": time.perf_counter() - t1,
+        "screen_cpu": time.process_time() - cpu1,  # CPU seconds: steadier on a shared machine
+    }
+    return cands, notes, seconds
 
 
 def _scenario_candidates(scenario, wh, sizer: Sizer) -> list[Candidate]:

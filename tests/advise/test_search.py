@@ -15,7 +15,7 @@ from sim.advise.search import gather, search, simulator
 def _setup(question, market):
     scenario, c = bridge.load_question(question)
     stats = WorkloadStats.from_workload(bridge.first_workload(scenario, scenario.seed))
-    cands, notes = gather(scenario, c, market, stats)
+    cands, notes, _ = gather(scenario, c, market, stats)
     return scenario, c, stats, cands, notes
 
 
