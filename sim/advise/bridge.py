@@ -6,6 +6,7 @@ changes.
 from __future__ import annotations
 
 import dataclasses
+import time
 import tomllib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -126,19 +127,20 @@ def _job(scenario, fleet, replication: int, seed: int, n: int):
     from sim.run import run_replication
 
     seqs = np.random.SeedSequence(seed).spawn(n)
+    cpu0 = time.process_time()
     try:
         rep = run_replication(
             with_fleets(scenario, [fleet]), replication, seed_seq=seqs[replication]
         )
     except InputError as exc:  # InputError does not pickle; it travels back as fields
         return ("input_error", exc.source, exc.field, exc.reason, exc.line)
-    return rep
+    return rep, time.process_time() - cpu0
 
 
 def simulate(scenario, fleets: Sequence[Any], *, n: int, seed: int, workers: int = 1):
     """Simulate every fleet for `n` replications; returns (summary dict as `sim run` writes it,
-    per-fleet lists of FleetResult by replication). Jobs are (fleet, replication) pairs spread
-    over a process pool; the results do not depend on `workers`."""
+    per-fleet lists of FleetResult by replication, CPU seconds the jobs took). Jobs are (fleet,
+    replication) pairs spread over a process pool; the results do not depend on `workers`."""
     from sim.run import ReplicationResult, _pool_context, summarize
 
     jobs = [(k, r) for k in range(len(fleets)) for r in range(n)]
@@ -151,7 +153,8 @@ def simulate(scenario, fleets: Sequence[Any], *, n: int, seed: int, workers: int
     for out in outs:
         if isinstance(out, tuple) and out and out[0] == "input_error":
             raise InputError(out[1], out[2], out[3], line=out[4])
-    by = {job: out for job, out in zip(jobs, outs, strict=True)}
+    by = {job: out[0] for job, out in zip(jobs, outs, strict=True)}
+    cpu_s = sum(out[1] for out in outs)
     reps = [
         ReplicationResult(
             r, [by[(k, r)].fleets[0] for k in range(len(fleets))], by[(0, r)].workload
@@ -160,7 +163,7 @@ def simulate(scenario, fleets: Sequence[Any], *, n: int, seed: int, workers: int
     ]
     summary = summarize(with_fleets(scenario, fleets), reps, seed=seed)
     results = [[rep.fleets[k] for rep in reps] for k in range(len(fleets))]
-    return summary, results
+    return summary, results, cpu_s
 
 
 def open_warehouse(db_path: str | None):

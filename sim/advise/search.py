@@ -97,12 +97,7 @@ def advise(
         f"(prices and step model loaded in {seconds['read']:.2f} s)"
     )
 
-    def simulate(batch: list[Candidate]) -> list[Outcome]:
-        fleets = [dataclasses.replace(cand.fleet, name=f"c{i}") for i, cand in enumerate(batch)]
-        say(f"simulating {len(batch)} candidates x {n_reps} replications")
-        summary, results = bridge.simulate(scenario, fleets, n=n_reps, seed=seed, workers=workers)
-        return [_outcome(entry, res) for entry, res in zip(summary["fleets"], results, strict=True)]
-
+    simulate = CandidateSimulator(scenario, n_reps, seed, workers, say)
     shortlist_n = top if top is not None else c.shortlist
     outcomes = search(cands, simulate, shortlist_n)
     t_sim = time.perf_counter()
@@ -121,23 +116,31 @@ def advise(
             "screen": seconds["screen"],
             "screen_cpu": seconds["screen_cpu"],
             "simulate": t_sim - t_screen,
+            "simulate_cpu": simulate.cpu_s,  # summed over worker processes
             "total": time.perf_counter() - t0,
         },
         span_s=stats.span_s,
     )
 
 
-def simulator(scenario, n_reps: int, seed: int, workers: int, say=None) -> Simulator:
-    """Simulate candidates with the scenario's workload, `n_reps` replications from `seed`."""
+class CandidateSimulator:
+    """Simulates candidates with the scenario's workload, `n_reps` replications from `seed`;
+    `cpu_s` adds up the CPU seconds of every simulation job."""
 
-    def simulate(batch: list[Candidate]) -> list[Outcome]:
+    def __init__(self, scenario, n_reps: int, seed: int, workers: int, say=None):
+        self.scenario, self.n_reps, self.seed, self.workers = scenario, n_reps, seed, workers
+        self.say = say
+        self.cpu_s = 0.0
+
+    def __call__(self, batch: list[Candidate]) -> list[Outcome]:
         fleets = [dataclasses.replace(cand.fleet, name=f"c{i}") for i, cand in enumerate(batch)]
-        if say is not None:
-            say(f"simulating {len(batch)} candidates x {n_reps} replications")
-        summary, results = bridge.simulate(scenario, fleets, n=n_reps, seed=seed, workers=workers)
+        if self.say is not None:
+            self.say(f"simulating {len(batch)} candidates x {self.n_reps} replications")
+        summary, results, cpu_s = bridge.simulate(
+            self.scenario, fleets, n=self.n_reps, seed=self.seed, workers=self.workers
+        )
+        self.cpu_s += cpu_s
         return [_outcome(entry, res) for entry, res in zip(summary["fleets"], results, strict=True)]
-
-    return simulate
 
 
 def gather(

@@ -9,7 +9,7 @@ import pytest
 
 from sim.advise import advise, bridge
 from sim.advise.screen import WorkloadStats
-from sim.advise.search import gather, search, simulator
+from sim.advise.search import CandidateSimulator, gather, search
 
 
 def _setup(question, market):
@@ -41,7 +41,7 @@ def test_a_scenario_without_fleets_is_a_question(question, market):
 
 def test_search_winner_equals_brute_force(question, market):
     scenario, c, stats, cands, _ = _setup(question, market)
-    sim = simulator(scenario, 2, scenario.seed, workers=1)
+    sim = CandidateSimulator(scenario, 2, scenario.seed, workers=1)
     feasible = [i for i, x in enumerate(cands) if x.estimate is None or x.estimate.feasible]
     everything = dict(zip(feasible, sim([cands[i] for i in feasible]), strict=True))
     brute = min(
