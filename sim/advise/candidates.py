@@ -317,17 +317,21 @@ def _cloud_variants(r, gpu, tp, prec, cap, stats, c, od_usd_per_hour) -> list[Ca
         price_usd_per_hour=usd_per_hour,
     )
     dedupe = ("cloud", r["provider"], gpu, g, term, tp, prec, usd_per_hour)
+
+    def cloud(description: str, cfg, estimate: Estimate, assumptions=()) -> Candidate:
+        return Candidate(
+            kind="cloud",
+            description=f"{label}: {description}",
+            fleet=cfg,
+            estimate=estimate,
+            assumptions=assumptions,
+            dedupe=dedupe,
+            **base,
+        )
+
     if not cap.feasible:
-        return [
-            Candidate(
-                kind="cloud",
-                description=f"{label}: {shape}",
-                fleet=CloudFleetConfig(**common),
-                estimate=Estimate(math.inf, math.inf, False, cap.why_not),
-                dedupe=dedupe,
-                **base,
-            )
-        ]
+        est = Estimate(math.inf, math.inf, False, cap.why_not)
+        return [cloud(shape, CloudFleetConfig(**common), est)]
     need = replicas_per_bin(stats, cap.rps)
     widths = stats.bin_widths()
     peak = int(need.max())
@@ -347,14 +351,7 @@ def _cloud_variants(r, gpu, tp, prec, cap, stats, c, od_usd_per_hour) -> list[Ca
             **common, min_replicas=peak, max_replicas=peak, initial_replicas=peak
         )
         out.append(
-            Candidate(
-                kind="cloud",
-                description=f"{label}: {peak} x {shape} committed",
-                fleet=cfg,
-                estimate=_gpu_estimate(cost, cost, peak * tp, c),
-                dedupe=dedupe,
-                **base,
-            )
+            cloud(f"{peak} x {shape} committed", cfg, _gpu_estimate(cost, cost, peak * tp, c))
         )
         if od_usd_per_hour is not None and od_usd_per_hour > usd_per_hour:
             out.append(
@@ -387,14 +384,11 @@ def _cloud_variants(r, gpu, tp, prec, cap, stats, c, od_usd_per_hour) -> list[Ca
         spot_preemptions_per_hour=SPOT_PREEMPTIONS_PER_HOUR if spot else 0.0,
     )
     out.append(
-        Candidate(
-            kind="cloud",
-            description=f"{label}: {low}-{top} x {shape}, autoscaled at {cap.rps:.2f} req/s per replica",
-            fleet=cfg,
-            estimate=_gpu_estimate(cost, lower, top * tp, c),
-            assumptions=(SPOT_NOTE,) if spot else (),
-            dedupe=dedupe,
-            **base,
+        cloud(
+            f"{low}-{top} x {shape}, autoscaled at {cap.rps:.2f} req/s per replica",
+            cfg,
+            _gpu_estimate(cost, lower, top * tp, c),
+            (SPOT_NOTE,) if spot else (),
         )
     )
     return out

@@ -128,6 +128,7 @@ def pareto_png(advice: Advice) -> bytes:
         ax.axvline(target, color="grey", linewidth=0.8)
     ax.set_xlabel("TTFT p99 (s)")
     ax.set_ylabel("USD per 730-hour month")
+    ax.set_xscale("log")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
     ax.set_title(f"{advice.scenario}: simulated candidates (outlined = meets the SLO)", fontsize=9)
