@@ -65,12 +65,6 @@ def span_fraction(edges: np.ndarray, span_s: float) -> np.ndarray:
         return np.where(width > 0, np.minimum(inside / width, 1.0), 0.0)
 
 
-def flat_over_span(edges: np.ndarray, span_s: float, usd_per_s: float) -> np.ndarray:
-    """A fixed charge of `usd_per_s` for every second of [0, span_s], per window."""
-    lo, hi = edges[:-1], edges[1:]
-    return np.clip(np.minimum(hi, span_s) - lo, 0.0, None) * usd_per_s
-
-
 def excess_overlap(
     edges: np.ndarray, start_s: np.ndarray, stop_s: np.ndarray, base: int
 ) -> np.ndarray:
@@ -100,7 +94,6 @@ def excess_overlap(
 
 def commitment_parts(
     edges: np.ndarray,
-    span_s: float,
     *,
     committed_replicas: int,
     usd_per_replica_hour: float,
@@ -110,12 +103,12 @@ def commitment_parts(
 ) -> dict[str, np.ndarray]:
     """Cost parts of a cloud fleet on a commitment term.
 
-    The first `committed_replicas` replicas are paid for the whole span at the term's (amortised)
-    hourly price, used or not; replicas running beyond them are paid at the burst (on-demand)
-    price for the time they run. Raises ValueError when replicas ran beyond the commitment and no
-    burst price is known.
+    The first `committed_replicas` replicas are paid every second at the term's (amortised)
+    hourly price, used or not: a fixed part, which `apply_cost_horizon` then limits to the span.
+    Replicas running beyond them are paid at the burst (on-demand) price for the time they run.
+    Raises ValueError when replicas ran beyond the commitment and no burst price is known.
     """
-    commitment = flat_over_span(edges, span_s, committed_replicas * usd_per_replica_hour / 3600.0)
+    commitment = np.diff(edges) * committed_replicas * usd_per_replica_hour / 3600.0
     extra_s = excess_overlap(edges, start_s, stop_s, committed_replicas)
     if extra_s.sum() > 0 and burst_usd_per_replica_hour is None:
         raise ValueError(

@@ -115,7 +115,7 @@ def simulate_fleet(
     edges = window_edges(end, window_s)
     parts = fleet.window_costs(edges)
     if isinstance(cfg, CloudFleetConfig) and billing.is_commitment(cfg.term):
-        parts = _commitment_parts(fleet, cfg, edges, span_s)
+        parts = _commitment_parts(fleet, cfg, edges)
     if overflow is not None:
         parts["api_overflow"] = _cost_by_finish(edges, table.end_s[api_idx], api_cost)
     parts, overrun = billing.apply_cost_horizon(parts, edges, span_s)
@@ -161,14 +161,13 @@ def _span(workload: Workload, horizon_s: float | None) -> float:
     return float(horizon_s) if horizon_s is not None else max(float(workload.duration_s), 1e-9)
 
 
-def _commitment_parts(fleet: CloudFleet, cfg: CloudFleetConfig, edges, span_s: float) -> dict:
+def _commitment_parts(fleet: CloudFleet, cfg: CloudFleetConfig, edges) -> dict:
     """A commitment term: `min_replicas` replicas paid over the span, the rest on demand."""
     start, stop, _ = fleet._intervals(edges)
     burst = cfg.fallback_price_usd_per_hour
     try:
         return billing.commitment_parts(
             edges,
-            span_s,
             committed_replicas=cfg.min_replicas,
             usd_per_replica_hour=cfg.price_usd_per_hour * fleet.instances,
             start_s=start,

@@ -61,32 +61,32 @@ def test_commitment_is_billed_for_the_whole_span_used_or_not():
     edges = np.array([0.0, 1800.0, 3600.0, 5400.0])  # the run drained 30 min past the span
     parts = billing.commitment_parts(
         edges,
-        3600.0,
         committed_replicas=2,
         usd_per_replica_hour=10.0,
         start_s=np.array([0.0, 1800.0]),  # one replica for 90 min, one burst of 30 min
         stop_s=np.array([5400.0, 3600.0]),
         burst_usd_per_replica_hour=30.0,
     )
-    # 2 committed replicas x 1 h x 10 USD, although only one ran in the first half hour.
+    # 2 committed replicas x 1 h x 10 USD, although only one ran in the first half hour; the
+    # drain's half hour after the span costs no commitment.
+    parts, _ = billing.apply_cost_horizon(parts, edges, 3600.0)
     assert parts["commitment"].tolist() == pytest.approx([10.0, 10.0, 0.0])
     # Never more than 2 replicas at once: nothing is billed on demand.
     assert parts["burst"].sum() == 0.0
     parts = billing.commitment_parts(
         edges,
-        3600.0,
         committed_replicas=1,
         usd_per_replica_hour=10.0,
         start_s=np.array([0.0, 1800.0]),
         stop_s=np.array([5400.0, 3600.0]),
         burst_usd_per_replica_hour=30.0,
     )
+    parts, _ = billing.apply_cost_horizon(parts, edges, 3600.0)
     assert parts["commitment"].sum() == pytest.approx(10.0)
     assert parts["burst"].tolist() == pytest.approx([0.0, 15.0, 0.0])  # 30 min at 30 USD/h
     with pytest.raises(ValueError, match="fallback_price_usd_per_hour"):
         billing.commitment_parts(
             edges,
-            3600.0,
             committed_replicas=1,
             usd_per_replica_hour=10.0,
             start_s=np.array([0.0, 1800.0]),
@@ -206,3 +206,50 @@ def test_api_cost_is_every_token_and_late_answers_are_overrun():
     assert r.total_cost_usd == pytest.approx(40 * (2000 * 1.0 + 4000 * 2.0) / 1e6)
     assert r.meta["overrun_s"] == pytest.approx(1.0 + 40.0, abs=1e-6)  # last answer streams 41 s
     assert r.meta["overrun_variable_usd"] > 0
+
+
+def test_scenario_accepts_commitment_terms_and_sim_run_bills_them(tmp_path):
+    from sim.run import run_replications, summarize
+    from sim.scenario import load_scenario
+
+    path = tmp_path / "ri.toml"
+    path.write_text(
+        """
+[scenario]
+name = "ri"
+seed = 1
+[workload]
+generator = "poisson"
+rate_per_s = 0.5
+duration_s = 600
+prompt_tokens = { dist = "fixed", value = 200 }
+output_tokens = { dist = "fixed", value = 50 }
+[model]
+name = "llama-3.1-8b"
+[[fleet]]
+name = "ri"
+kind = "cloud"
+gpu = "h100-sxm"
+tp = 1
+term = "reserved_3y_all_upfront"
+instance = "x"
+gpus_per_instance = 1
+price_usd_per_hour = 1.8
+fallback_price_usd_per_hour = 4.0
+min_replicas = 1
+max_replicas = 2
+initial_replicas = 1
+"""
+    )
+    scenario = load_scenario(path)
+    reps = run_replications(scenario, n=1, seed=1)
+    fleet = summarize(scenario, reps)["fleets"][0]
+    span = reps[0].fleets[0].meta["span_s"]
+    assert fleet["cost_breakdown_usd"]["commitment"] == pytest.approx(1.8 * span / 3600)
+    bad = path.read_text().replace("reserved_3y_all_upfront", "reserved_forever")
+    path.write_text(bad)
+    from sim.errors import InputError
+
+    with pytest.raises(InputError) as err:
+        load_scenario(path)
+    assert err.value.field == "fleet[0].term"
