@@ -23,11 +23,12 @@ from sim.advise.candidates import (
     Sizer,
     api_candidates,
     cloud_candidates,
+    owned_costs,
     purchase_candidates,
     read_market,
 )
 from sim.advise.constraints import AdviseConstraints
-from sim.advise.screen import WorkloadStats
+from sim.advise.screen import TARGET_UTIL, WorkloadStats
 from sim.engine.billing import is_commitment
 from sim.engine.result import OK
 
@@ -185,11 +186,12 @@ def _scenario_candidates(scenario, wh, sizer: Sizer) -> list[Candidate]:
         if kind != "api" and f.engine.service == "physics":
             profile, cap = sizer.get(f.gpu, f.tp, f.precision or scenario.model.precision)
         prov = prices.get(f.name, {})
-        upfront = None
-        if f.kind == "self_hosted":
-            from sim.engine.self_hosted import capex_usd
-
-            upfront = capex_usd(f)
+        upfront = opex = None
+        if f.kind == "self_hosted" and cap is not None and cap.feasible:
+            replicas = f.servers * f.gpus_per_server // f.tp
+            util = min(1.0, sizer.stats.mean_rate / (replicas * cap.rps / TARGET_UTIL))
+            costs = owned_costs(f, profile, sizer.stats.span_s, util)
+            upfront, opex = costs["capex"], costs["monthly_opex"]
         out.append(
             Candidate(
                 kind=kind,
@@ -206,6 +208,7 @@ def _scenario_candidates(scenario, wh, sizer: Sizer) -> list[Candidate]:
                 precision=getattr(f, "precision", None) or scenario.model.precision,
                 capacity=cap,
                 upfront_usd=upfront,
+                monthly_opex_usd=opex,
                 price_source=str(prov.get("source", "")),
                 from_scenario=True,
                 dedupe=("scenario", f.name),
