@@ -81,6 +81,7 @@ def _register() -> None:
         "scenario_cmd",
         "run_cmd",
         "analysis_cmd",
+        "advise_cmd",
     ):
         importlib.import_module(f"sim.cli.{name}")
 

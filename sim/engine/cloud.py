@@ -16,6 +16,7 @@ import numpy as np
 import simpy
 
 from sim.engine.accounting import interval_overlap
+from sim.engine.billing import is_known_term
 from sim.engine.config import CloudFleetConfig
 from sim.engine.dists import from_spec
 from sim.engine.fleet import GpuFleet
@@ -261,7 +262,7 @@ def _validate(cfg: CloudFleetConfig) -> None:
         "min_billed_s": cfg.min_billed_s >= 0,
         "spot_preemptions_per_hour": cfg.spot_preemptions_per_hour >= 0,
         "spot_warning_s": cfg.spot_warning_s >= 0,
-        "term": cfg.term in ("on_demand", "spot"),
+        "term": is_known_term(cfg.term),
         "billing": cfg.billing in ("per_second", "per_hour"),
         "policy": cfg.policy in POLICIES,
     }

@@ -205,7 +205,7 @@ class CloudFleetConfig:
     provider: Annotated[Str, Field(description="price lookup in the warehouse")] = "aws"
     instance: Annotated[Str, Field(description="instance type / SKU for the price lookup")] = ""
     region: Annotated[Str, Field(description='"" = cheapest region at the price date')] = ""
-    term: Literal["on_demand", "spot"] = "on_demand"
+    term: Annotated[Str, Field(description='"on_demand", "spot", or a commitment billed for its whole span: reserved_1y, reserved_3y_all_upfront, committed_1y, ... (sim/engine/billing.py)')] = "on_demand"  # fmt: skip
     gpus_per_instance: Annotated[Int, Field(ge=1, le=64, description="unset = from the warehouse offer")] | None = None  # fmt: skip
     price_usd_per_hour: Annotated[Num, Field(ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR, description="per instance; unset = from the warehouse")] | None = None  # fmt: skip
     min_replicas: Annotated[Int, Field(ge=0, le=10_000)] = 0
@@ -230,6 +230,18 @@ class CloudFleetConfig:
 
     _tp = field_validator("tp")(_power_of_two)
     _dists = field_validator("provision_s", mode="before")(_dist)
+
+    @field_validator("term")
+    @classmethod
+    def _term(cls, term: str) -> str:
+        from sim.engine.billing import PAY_AS_YOU_GO_TERMS, is_known_term
+
+        if not is_known_term(term):
+            raise ValueError(
+                f"must be one of {', '.join(PAY_AS_YOU_GO_TERMS)} or a commitment such as "
+                f"reserved_1y, reserved_3y_all_upfront, committed_1y; got {term[:200]!r}"
+            )
+        return term
 
     @model_validator(mode="after")
     def _replicas(self) -> CloudFleetConfig:

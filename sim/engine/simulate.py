@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import simpy
 
+from sim.engine import billing
 from sim.engine.accounting import allocate_cost, build_timeseries, window_edges
 from sim.engine.api import ApiFleet
 from sim.engine.cloud import CloudFleet
@@ -52,7 +53,10 @@ def simulate_fleet(
     times, status and cost share plus a time series per `window_s`.
 
     horizon_s: end of the simulation; None runs until every request is settled, at most
-    `DRAIN_LIMIT_S` after the last arrival. Costs accrue over [0, end].
+    `DRAIN_LIMIT_S` after the last arrival. The cost horizon is the span (horizon_s, else the
+    workload's duration, i.e. its last arrival): fixed costs (capex, colocation, commitments)
+    count over it only; variable costs are kept whole, and the share of them spent draining after
+    the span is `meta["overrun_variable_usd"]`, with `meta["overrun_s"]` the drain's length.
     jump: advance decode-only batches in jumps (False = one SimPy event per step, the reference).
     """
     if not window_s > 0:
@@ -61,7 +65,9 @@ def simulate_fleet(
         raise ValueError(f"horizon_s: must be positive, got {horizon_s}")
     table = RequestTable(workload)
     if isinstance(cfg, ApiFleetConfig):
-        return _simulate_api(cfg, table, rng, window_s, horizon_s, progress)
+        return _simulate_api(
+            cfg, table, rng, window_s, horizon_s, progress, _span(workload, horizon_s)
+        )
 
     env = Environment()
     if isinstance(cfg, CloudFleetConfig | SelfHostedFleetConfig):
@@ -81,13 +87,16 @@ def simulate_fleet(
     expected_end = horizon_s if horizon_s is not None else max(workload.duration_s, 1.0)
     if progress is not None:
         env.process(_report_progress(env, progress, expected_end))
+    span_s = _span(workload, horizon_s)
     if horizon_s is None:
         limit = env.timeout(workload.duration_s + DRAIN_LIMIT_S)
         env.run(until=env.any_of([fleet.done, limit]))
-        end = env.now
+        # A fleet that settles early still exists until the span ends (its fixed costs run on).
+        end = max(env.now, span_s)
     else:
         env.run(until=horizon_s)
         end = float(horizon_s)
+    work_end = env.now
 
     overflow = getattr(fleet, "overflow", None)
     api_idx = np.zeros(0, dtype=np.int64)
@@ -98,14 +107,19 @@ def simulate_fleet(
         api_idx, api_cost, throttle_s = overflow.idx, overflow.cost_usd, overflow.throttle_s
         if horizon_s is None and len(api_idx):
             end = max(end, float(np.nanmax(table.end_s[api_idx])))
+            work_end = max(work_end, float(np.nanmax(table.end_s[api_idx])))
         else:
             _cut_at_horizon(table, api_idx, end)
             api_cost = np.where(table.status[api_idx] == OK, api_cost, 0.0)
 
     edges = window_edges(end, window_s)
     parts = fleet.window_costs(edges)
+    if isinstance(cfg, CloudFleetConfig) and billing.is_commitment(cfg.term):
+        parts = _commitment_parts(fleet, cfg, edges)
     if overflow is not None:
         parts["api_overflow"] = _cost_by_finish(edges, table.end_s[api_idx], api_cost)
+    parts, overrun = billing.apply_cost_horizon(parts, edges, span_s)
+    gpu_cost = np.sum([v for k, v in parts.items() if k != "api_overflow"], axis=0)
     window_cost = np.sum(list(parts.values()), axis=0)
     billed = fleet.billed_gpu_s(edges)
     util = fleet.gpu_util(edges, billed)
@@ -113,7 +127,6 @@ def simulate_fleet(
 
     own_status = table.status.copy()
     own_status[api_idx] = -1  # the API's requests pay their own exact price
-    gpu_cost = np.sum([v for k, v in parts.items() if k != "api_overflow"], axis=0)
     share = allocate_cost(
         edges, gpu_cost, table.end_s, own_status, table.prompt_tokens + table.output_tokens
     )
@@ -131,11 +144,41 @@ def simulate_fleet(
         throttle_s,
         parts,
         served_by=table.served_by if overflow is not None else None,
-        meta=_meta(fleet, end),
+        meta={**_meta(fleet, end), **_overrun(span_s, work_end, overrun)},
     )
 
 
-def _simulate_api(cfg, table, rng, window_s, horizon_s, progress) -> FleetResult:
+def _overrun(span_s: float, work_end_s: float, overrun: np.ndarray) -> dict:
+    return {
+        "span_s": span_s,
+        "overrun_s": max(0.0, work_end_s - span_s),
+        "overrun_variable_usd": float(overrun.sum()),
+    }
+
+
+def _span(workload: Workload, horizon_s: float | None) -> float:
+    """The cost horizon: the scenario's horizon, else the workload's duration."""
+    return float(horizon_s) if horizon_s is not None else max(float(workload.duration_s), 1e-9)
+
+
+def _commitment_parts(fleet: CloudFleet, cfg: CloudFleetConfig, edges) -> dict:
+    """A commitment term: `min_replicas` replicas paid over the span, the rest on demand."""
+    start, stop, _ = fleet._intervals(edges)
+    burst = cfg.fallback_price_usd_per_hour
+    try:
+        return billing.commitment_parts(
+            edges,
+            committed_replicas=cfg.min_replicas,
+            usd_per_replica_hour=cfg.price_usd_per_hour * fleet.instances,
+            start_s=start,
+            stop_s=stop,
+            burst_usd_per_replica_hour=None if burst is None else burst * fleet.instances,
+        )
+    except ValueError as exc:
+        raise ValueError(f"{cfg.name}: {exc}") from None
+
+
+def _simulate_api(cfg, table, rng, window_s, horizon_s, progress, span_s) -> FleetResult:
     fleet = ApiFleet(cfg, table, rng)
     keep = np.arange(table.n) if horizon_s is None else np.flatnonzero(table.arrival_s <= horizon_s)
     fleet._idx = keep.tolist()
@@ -149,8 +192,11 @@ def _simulate_api(cfg, table, rng, window_s, horizon_s, progress) -> FleetResult
         _cut_at_horizon(table, fleet.idx, end)
     cost = np.zeros(table.n)
     cost[fleet.idx] = np.where(table.status[fleet.idx] == OK, fleet.cost_usd, 0.0)
+    work_end = end
+    end = max(end, span_s)
     edges = window_edges(end, window_s)
     window_cost = _cost_by_finish(edges, table.end_s, cost)
+    parts, overrun = billing.apply_cost_horizon({"tokens": window_cost}, edges, span_s)
     n_w = len(edges) - 1
     if progress is not None:
         progress(1.0)
@@ -159,6 +205,7 @@ def _simulate_api(cfg, table, rng, window_s, horizon_s, progress) -> FleetResult
         "price_usd_per_mtok_output": fleet.price_out,
         "price_usd_per_mtok_cached_input": fleet.price_cached,
         "end_s": end,
+        **_overrun(span_s, work_end, overrun),
     }
     return _result(
         cfg,
@@ -169,7 +216,7 @@ def _simulate_api(cfg, table, rng, window_s, horizon_s, progress) -> FleetResult
         np.zeros(n_w),
         np.zeros(n_w),
         fleet.throttle_s[fleet.throttle_s <= end],
-        {"tokens": window_cost},
+        parts,
         served_by=None,
         meta=meta,
     )

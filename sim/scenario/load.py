@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sim.advise.constraints import AdviseConstraints
 from sim.engine.config import FLEET_CLASSES, ApiFleetConfig, FleetConfig
 from sim.errors import InputError
 from sim.scenario.schema import (
@@ -55,6 +56,7 @@ class Scenario:
     raw: dict[str, Any]  # the TOML after overrides, as written to scenario.resolved.json
     prices: dict[str, dict[str, Any]] = field(default_factory=dict)  # provenance per fleet name
     price_max_age_days: float = 30.0
+    advise: AdviseConstraints = field(default_factory=AdviseConstraints)
 
     @property
     def base_dir(self) -> Path:
@@ -341,24 +343,28 @@ def _input_error(exc: ValidationError, raw: dict, source: str, text: str, overri
     return InputError(source, path or None, reason, line=line)
 
 
-_WORKLOAD_ADAPTER = None
+_ADAPTERS: dict[type, Any] = {}
+
+
+def parse_table(cls: type, key: str, table: Any, source: str, text: str = "") -> Any:
+    """Validate one top-level table of a scenario (`[workload]`, `[advise]`) alone, with the
+    same one-line errors as a whole file (for `sim trace`, the advisor and tests)."""
+    from pydantic import TypeAdapter
+
+    adapter = _ADAPTERS.setdefault(cls, TypeAdapter(cls))
+    try:
+        return adapter.validate_python(table)
+    except ValidationError as exc:
+        wrapped = ValidationError.from_exception_data(
+            exc.title,
+            [{**e, "loc": (key, *e["loc"])} for e in exc.errors(include_url=False)],
+        )
+        raise _input_error(wrapped, {key: table}, source, text, frozenset()) from None
 
 
 def parse_workload(table: Any, source: str, text: str = "") -> WorkloadSpec:
     """Validate a `[workload]` table alone (for `sim trace` and tests), with the same errors."""
-    global _WORKLOAD_ADAPTER
-    from pydantic import TypeAdapter
-
-    if _WORKLOAD_ADAPTER is None:
-        _WORKLOAD_ADAPTER = TypeAdapter(WorkloadSpec)
-    try:
-        return _WORKLOAD_ADAPTER.validate_python(table)
-    except ValidationError as exc:
-        wrapped = ValidationError.from_exception_data(
-            exc.title,
-            [{**e, "loc": ("workload", *e["loc"])} for e in exc.errors(include_url=False)],
-        )
-        raise _input_error(wrapped, {"workload": table}, source, text, frozenset()) from None
+    return parse_table(WorkloadSpec, "workload", table, source, text)
 
 
 def parse_scenario(
@@ -416,6 +422,7 @@ def parse_scenario(
         fleets=tuple(spec.fleet),
         raw=_jsonable(raw),
         price_max_age_days=head.price_max_age_days,
+        advise=spec.advise,
     )
 
 

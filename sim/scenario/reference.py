@@ -24,6 +24,7 @@ TABLES = (
     ("EngineConfig", "engine = {...} of a cloud or self-hosted fleet"),
     ("DistSpec", "a distribution: a number (constant) or {dist = ...}"),
     ("VolumeTier", "volume_tiers = [{...}] of an API fleet"),
+    ("AdviseConstraints", "[advise] (read by `sim advise`)"),
 )
 
 

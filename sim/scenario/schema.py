@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, field_validator
 from pydantic.dataclasses import dataclass
 
+from sim.advise.constraints import AdviseConstraints
 from sim.engine.config import (
     CONFIG,
     MAX_SECONDS,
@@ -123,6 +124,7 @@ class ScenarioFile:
     scenario: ScenarioHead = field(default_factory=ScenarioHead)
     slo: SloSpec = field(default_factory=SloSpec)
     fleet: Annotated[list[Fleet], Field(max_length=100)] = field(default_factory=list)
+    advise: AdviseConstraints = field(default_factory=AdviseConstraints)
 
 
 SCENARIO_ADAPTER = TypeAdapter(ScenarioFile)
