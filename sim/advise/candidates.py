@@ -163,7 +163,7 @@ def api_candidates(
             cached = inp
             assumptions.append("cached input priced as input (source gives no cached price)")
         cfg = ApiFleetConfig(
-            name="",
+            name="candidate",
             provider=str(r["provider"]),
             model=str(r["model"]),
             price_usd_per_mtok_input=inp,
@@ -305,7 +305,7 @@ def _cloud_variants(r, gpu, tp, prec, cap, stats, c, od_usd_per_hour) -> list[Ca
     label = f"{r['provider']} {r['sku']}{' ' + region if region else ''} {term}"
     shape = f"{tp}x {gpu} {prec}"
     common = dict(
-        name="",
+        name="candidate",
         gpu=gpu,
         tp=tp,
         precision=prec,
@@ -471,7 +471,7 @@ def _owned_fleet(gpu, tp, prec, replicas, gpu_price) -> SelfHostedFleetConfig:
     per_server = min(GPUS_PER_SERVER // tp * tp, gpus)
     servers = max(1, math.ceil(gpus / per_server))
     return SelfHostedFleetConfig(
-        name="",
+        name="candidate",
         gpu=gpu,
         servers=servers,
         gpus_per_server=per_server,

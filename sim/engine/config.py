@@ -234,9 +234,10 @@ class CloudFleetConfig:
     @field_validator("term")
     @classmethod
     def _term(cls, term: str) -> str:
-        from sim.engine.billing import PAY_AS_YOU_GO_TERMS, is_known_term
+        from sim.engine.billing import PAY_AS_YOU_GO_TERMS, is_commitment, term_years
 
-        if not is_known_term(term):
+        known = term in PAY_AS_YOU_GO_TERMS or (is_commitment(term) and term_years(term))
+        if not known:
             raise ValueError(
                 f"must be one of {', '.join(PAY_AS_YOU_GO_TERMS)} or a commitment such as "
                 f"reserved_1y, reserved_3y_all_upfront, committed_1y; got {term[:200]!r}"

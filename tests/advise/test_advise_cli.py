@@ -73,10 +73,10 @@ def test_unknown_advise_key_is_one_line_exit_2(tmp_path, market_db):
     [
         ({"max_gpus": 0}, "advise.max_gpus"),
         ({"shortlist": 1000}, "advise.shortlist"),
-        ({"precisions": ["fp7"]}, "advise.precisions"),
+        ({"precisions": ["fp7"]}, "advise.precisions[0]"),
         ({"purchase": "no"}, "advise.purchase"),
         ({"budget_usd_per_month": -5}, "advise.budget_usd_per_month"),
-        ({"kinds": ["gpu"]}, "advise.kinds"),
+        ({"kinds": ["gpu"]}, "advise.kinds[0]"),
     ],
 )
 def test_constraint_bounds(table, field):

@@ -209,8 +209,9 @@ def test_api_cost_is_every_token_and_late_answers_are_overrun():
 
 
 def test_scenario_accepts_commitment_terms_and_sim_run_bills_them(tmp_path):
-    from sim.run import run_replications, summarize
+    from sim.run import run_replications
     from sim.scenario import load_scenario
+    from sim.summary import summarize
 
     path = tmp_path / "ri.toml"
     path.write_text(
@@ -243,9 +244,9 @@ initial_replicas = 1
     )
     scenario = load_scenario(path)
     reps = run_replications(scenario, n=1, seed=1)
-    fleet = summarize(scenario, reps)["fleets"][0]
+    fleet = summarize(scenario, reps).fleets[0]
     span = reps[0].fleets[0].meta["span_s"]
-    assert fleet["cost_breakdown_usd"]["commitment"] == pytest.approx(1.8 * span / 3600)
+    assert fleet.cost_breakdown_usd["commitment"] == pytest.approx(1.8 * span / 3600)
     bad = path.read_text().replace("reserved_3y_all_upfront", "reserved_forever")
     path.write_text(bad)
     from sim.errors import InputError
