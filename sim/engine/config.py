@@ -34,6 +34,9 @@ class VolumeTier:
     factor: float
 
 
+DEFAULT_ENGINE_PROFILE = "vllm-v1"
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """How one replica batches (vLLM-like continuous batching)."""
@@ -46,6 +49,10 @@ class EngineConfig:
     service: str = "physics"  # "physics" (step-time model) | "exponential" (M/M/c validation)
     service_mean_s: float | None = None  # with service = "exponential": mean service time
     max_queue: int | None = None  # requests waiting beyond this are dropped (None = unbounded)
+    # Step-time constants: a shipped engine profile ("vllm-0.5", "vllm-0.6", "vllm-v1",
+    # "sglang", "trtllm"; sim/perf/data/profiles) or the path of a profile TOML that
+    # `sim calibrate --fit` wrote.
+    profile: str = DEFAULT_ENGINE_PROFILE
 
 
 @dataclass(frozen=True)
