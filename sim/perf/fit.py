@@ -22,6 +22,7 @@ FIT_BOUNDS: dict[str, tuple[float, float]] = {
     "step_overhead_s": (2e-5, 0.02),
     "per_seq_overhead_s": (1e-7, 3e-4),
     "cpu_overlap": (0.0, 0.99),
+    "frontend_s_per_request": (1e-4, 0.5),
 }
 DEFAULT_FIT_PARAMS = ("gemm_bw_eff", "gemm_compute_eff", "step_overhead_s", "per_seq_overhead_s")
 # Metrics a fit uses and their weights: throughput and TPOT carry the cost model; TTFT is noisier.
@@ -47,14 +48,18 @@ class FitResult:
 
 
 def log_residuals(
-    cal: Calibration, runs: Sequence[BenchRun], build: ProfileBuilder, limits: LimitsFor
+    cal: Calibration,
+    runs: Sequence[BenchRun],
+    build: ProfileBuilder,
+    limits: LimitsFor,
+    metrics: dict[str, float] = FIT_METRICS,
 ) -> np.ndarray:
     """Weighted log(simulated / measured) for every fitted metric of every run."""
     out = []
     for run in runs:
         sim = simulate_run(run, build(run, cal), limits(run))
         for metric, err in compare(run.measured, sim).items():
-            weight = FIT_METRICS.get(metric)
+            weight = metrics.get(metric)
             if weight:
                 # A failed replay (no finished request) counts as a factor-e miss, not a crash.
                 out.append(weight * math.log(1.0 + err) if err > -1.0 else weight)
@@ -85,6 +90,7 @@ def fit_calibration(
     limits: LimitsFor,
     params: Sequence[str] = DEFAULT_FIT_PARAMS,
     max_evaluations: int = 40,
+    metrics: dict[str, float] = FIT_METRICS,
 ) -> FitResult:
     """Least squares (scipy's trust-region reflective) on the weighted log errors, in log
     space of each constant within FIT_BOUNDS, starting from `base`."""
@@ -101,7 +107,7 @@ def fit_calibration(
 
     def residuals(x):
         count[0] += 1
-        return log_residuals(_from_x(base, params, x), runs, build, limits)
+        return log_residuals(_from_x(base, params, x), runs, build, limits, metrics)
 
     sol = least_squares(
         residuals, x0, bounds=(lo, hi), diff_step=0.05, max_nfev=max_evaluations, x_scale=1.0

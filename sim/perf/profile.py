@@ -47,8 +47,8 @@ class Calibration:
     # all-reduce when it has one; larger ones (and engines without) use NCCL.
     custom_allreduce: bool = True
     custom_ar_max_bytes: float = 8 * 1024 * 1024
-    custom_ar_latency_s: float = 8e-6  # per call, plus custom_ar_latency_per_peer_s per peer
-    custom_ar_latency_per_peer_s: float = 1.5e-6
+    custom_ar_latency_s: float = 6e-6  # per call, plus custom_ar_latency_per_peer_s per peer
+    custom_ar_latency_per_peer_s: float = 1e-6
     nccl_latency_s: float = 25e-6  # per NCCL all-reduce call over NVLink / xGMI
     pcie_latency_s: float = 45e-6  # per all-reduce call over PCIe (through host bridges)
     allreduce_link_eff: float = 0.7  # achieved fraction of the link bandwidth in the ring
@@ -58,6 +58,12 @@ class Calibration:
     # GUARANTEED_NO_EVICT). The replica implements "evict"; `sim calibrate` emulates "no_evict"
     # by capping the batch at the KV capacity over the requests' mean total length.
     kv_admission: str = "evict"
+    # Request-level terms outside the step loop, applied by `sim calibrate`'s replay (the fleet
+    # engine does not add them yet): the server front end (HTTP, tokenisation, detokenisation)
+    # per request, and the mean number of steps a new request waits for the engine's running
+    # schedule (vLLM 0.6 multi-step scheduling with N steps: about N / 2).
+    frontend_s_per_request: float = 0.0
+    sched_wait_steps: float = 0.0
 
 
 DEFAULT_CALIBRATION = Calibration()
@@ -156,6 +162,8 @@ class ServingProfile:
     engine: str = "default"
     kv_block_tokens: int = 16
     kv_admission: str = "evict"
+    frontend_s_per_request: float = 0.0
+    sched_wait_steps: float = 0.0
     # Precomputed per-GPU constants for step_time_s.
     _dense_read_bytes: float = field(default=0.0, repr=False)
     _routed_read_bytes: float = field(default=0.0, repr=False)
@@ -394,6 +402,8 @@ def build_profile(
         engine=cal.name,
         kv_block_tokens=block,
         kv_admission=cal.kv_admission,
+        frontend_s_per_request=cal.frontend_s_per_request,
+        sched_wait_steps=cal.sched_wait_steps,
         _dense_read_bytes=dense_read / tp,
         _routed_read_bytes=routed * bpw / tp,
         _moe_miss=(1.0 - model.experts_per_token / model.experts) if model.is_moe else 1.0,

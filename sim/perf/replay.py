@@ -284,6 +284,16 @@ def simulate_run(run: BenchRun, profile, limits: EngineLimits = EngineLimits()) 
     duration = float(np.nanmax(res.finish_s) - np.nanmin(res.arrival_s))
     multi = out > 1
     tpot = (e2e[multi] - ttft[multi]) / (out[multi] - 1)
+    # Request-level terms: front end, and the wait for the running schedule (in decode steps of
+    # the request's own pace; requests with one output token wait the median pace).
+    wait_steps = getattr(profile, "sched_wait_steps", 0.0)
+    extra = np.full(len(ttft), getattr(profile, "frontend_s_per_request", 0.0))
+    if wait_steps and len(tpot):
+        pace = np.full(len(ttft), float(np.median(tpot)))
+        pace[multi] = tpot
+        extra += wait_steps * pace
+    ttft = ttft + extra
+    e2e = e2e + extra
     # The engine gives each request's mean gap, not every gap: ITL percentiles weight each
     # request's TPOT by its number of gaps.
     itl = np.repeat(tpot, (out[multi] - 1).astype(np.int64))

@@ -19,7 +19,7 @@ from sim.perf.engines import (
     profile_toml,
     reload_profiles,
 )
-from sim.perf.fit import DEFAULT_FIT_PARAMS, fit_calibration, median_abs
+from sim.perf.fit import DEFAULT_FIT_PARAMS, FIT_METRICS, fit_calibration, median_abs
 from sim.perf.profile import Calibration, build_profile
 from sim.perf.replay import ENGINE_LIMITS, BenchRun, compare, read_validation_set, simulate_run
 
@@ -30,6 +30,8 @@ TABLE_METRICS = ("output_throughput", "median_tpot_ms", "median_ttft_ms", "media
 FIT_PARAMS = {
     "trtllm": ("gemm_bw_eff", "gemm_compute_eff", "attn_bw_eff"),
     "vllm-v1": ("gemm_bw_eff", "step_overhead_s", "per_seq_overhead_s"),
+    "sglang": (*DEFAULT_FIT_PARAMS, "frontend_s_per_request"),
+    "vllm-0.6": (*DEFAULT_FIT_PARAMS, "frontend_s_per_request"),
 }
 # Replays during a fit are capped at this many requests per run (the reported held-out errors
 # use the full MAX_SIMULATED_REQUESTS), and large engines' fit sets are thinned to every
@@ -86,7 +88,15 @@ def refit(runs: list[BenchRun], max_evaluations: int = 30, only: tuple[str, ...]
         doc = profile_document(name)
         base = load_engine_profile(name)
         params = FIT_PARAMS.get(name, DEFAULT_FIT_PARAMS)
-        result = fit_calibration(train, base, build_for, limits_for, params, max_evaluations)
+        result = fit_calibration(
+            train,
+            base,
+            build_for,
+            limits_for,
+            params,
+            max_evaluations,
+            FIT_METRICS,
+        )
         held_err = [
             compare(r.measured, simulate_run(r, build_for(r, result.calibration), limits_for(r)))
             for r in held

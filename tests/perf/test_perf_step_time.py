@@ -151,7 +151,8 @@ def test_eager_steps_above_the_cuda_graph_limit():
     p = build_profile("llama-3.1-8b", "h100-sxm", engine_profile="vllm-v1")
     below = p.step_time_s(decode_seqs=p._graph_max_tokens, decode_ctx_tokens=1000)
     above = p.step_time_s(decode_seqs=p._graph_max_tokens + 1, decode_ctx_tokens=1000)
-    assert above - below >= p._eager_launch_s
+    # Up to cpu_overlap of the extra GPU time can hide behind the CPU's share of the step.
+    assert above - below >= (1 - p._cpu_overlap) * p._eager_launch_s
 
 
 def test_kv_is_read_in_whole_blocks():
