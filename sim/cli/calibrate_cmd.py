@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -76,8 +77,10 @@ def _limits(profile: str, max_num_seqs, max_batched_tokens) -> EngineLimits:
     ):
         if value is not None and value < 1:
             raise InputError("sim calibrate", flag, f"must be >= 1, got {value}")
-    return EngineLimits(
-        max_num_seqs or base.max_num_seqs, max_batched_tokens or base.max_batched_tokens
+    return replace(
+        base,
+        max_num_seqs=max_num_seqs or base.max_num_seqs,
+        max_batched_tokens=max_batched_tokens or base.max_batched_tokens,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -221,14 +221,17 @@ class EngineLimits:
 
     max_num_seqs: int = 256
     max_batched_tokens: int = 8192
+    # Mix prompt chunks into decode steps (vLLM V1, TensorRT-LLM in-flight batching), or run
+    # prefill-only steps that pause the decodes (vLLM <= 0.6 below 32k context, SGLang 0.3).
+    chunked_prefill: bool = True
 
 
 # Batching limits each engine runs with by default in the published setups.
 ENGINE_LIMITS = {
-    "vllm-0.5": EngineLimits(256, 8192),
-    "vllm-0.6": EngineLimits(256, 8192),
+    "vllm-0.5": EngineLimits(256, 8192, chunked_prefill=False),
+    "vllm-0.6": EngineLimits(256, 8192, chunked_prefill=False),
     "vllm-v1": EngineLimits(256, 8192),
-    "sglang": EngineLimits(1024, 16384),
+    "sglang": EngineLimits(1024, 16384, chunked_prefill=False),
     "trtllm": EngineLimits(2048, 8192),
 }
 
@@ -257,7 +260,11 @@ def simulate_run(run: BenchRun, profile, limits: EngineLimits = EngineLimits()) 
         seqs = max(1, min(seqs, int(profile.kv_capacity_tokens // per_request)))
     if run.max_concurrency:
         seqs = min(seqs, run.max_concurrency)
-    engine = EngineConfig(max_batch_seqs=seqs, max_batched_tokens=limits.max_batched_tokens)
+    engine = EngineConfig(
+        max_batch_seqs=seqs,
+        max_batched_tokens=limits.max_batched_tokens,
+        chunked_prefill=limits.chunked_prefill,
+    )
     cfg = SelfHostedFleetConfig(
         name="replay",
         gpu=profile.gpu.name,
@@ -318,12 +325,3 @@ def compare(measured: dict, simulated: dict) -> dict:
         for k in METRICS
         if k in measured and measured[k] and math.isfinite(simulated.get(k, math.nan))
     }
-
-
-def with_limits(limits: EngineLimits, max_num_seqs=None, max_batched_tokens=None) -> EngineLimits:
-    """`limits` with the given overrides (None keeps the value)."""
-    return replace(
-        limits,
-        max_num_seqs=max_num_seqs or limits.max_num_seqs,
-        max_batched_tokens=max_batched_tokens or limits.max_batched_tokens,
-    )
