@@ -221,10 +221,11 @@ class ServingProfile:
     def _fixed_gpu_s(self, tokens: int, logit_rows: int) -> float:
         """The part of a step's GPU time that depends only on its token and logit-row counts:
         linear layers, all-reduces and (above the CUDA-graph limit) eager launches."""
-        # MoE: the chance an expert is untouched by `tokens` independent routings is miss**tokens.
-        weight_bytes = self._dense_read_bytes + self._routed_read_bytes * (
-            1.0 - self._moe_miss**tokens
-        )
+        weight_bytes = self._dense_read_bytes
+        if self._routed_read_bytes:
+            # MoE: the chance an expert is untouched by `tokens` independent routings is
+            # miss**tokens.
+            weight_bytes += self._routed_read_bytes * (1.0 - self._moe_miss**tokens)
         read_s = weight_bytes * self._inv_gemm_bw
         flop_s = (
             self._linear_flops_per_token * tokens + self._lm_head_flops * logit_rows
