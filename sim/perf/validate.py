@@ -123,6 +123,30 @@ def refit(runs: list[BenchRun], max_evaluations: int = 30, only: tuple[str, ...]
         reload_profiles()
 
 
+def cross_gpu(train_gpu: str = "h100-sxm", test_gpu: str = "h200", max_evaluations: int = 12):
+    """A harder held-out check on the TensorRT-LLM rows: fit on `train_gpu`'s fit rows only and
+    report the error on every `test_gpu` row (a GPU the fit never saw). Prints per run."""
+    light = read_validation_set(VALIDATION_SET, FIT_MAX_REQUESTS)
+    train = [r for r in light if r.setup["profile"] == "trtllm" and r.setup["gpu"] == train_gpu]
+    train = [r for r in train if r.setup["split"] == "fit"]
+    base = load_engine_profile("trtllm")
+    params = FIT_PARAMS["trtllm"]
+    fitted = fit_calibration(train, base, build_for, limits_for, params, max_evaluations)
+    errs = []
+    for run in read_validation_set(VALIDATION_SET):
+        if run.setup["profile"] != "trtllm" or run.setup["gpu"] != test_gpu:
+            continue
+        sim = simulate_run(run, build_for(run, fitted.calibration), limits_for(run))
+        errs.append(compare(run.measured, sim))
+        print(f"| {run.label} | {errs[-1]['output_throughput']:+.1%} |")
+    thr = sorted(abs(e["output_throughput"]) for e in errs)
+    print(
+        f"fit on {len(train)} {train_gpu} runs; {len(errs)} {test_gpu} runs: median abs "
+        f"{median_abs(errs)['output_throughput']:.1%}, worst {thr[-1]:.1%}, "
+        f"{sum(t > 0.3 for t in thr)} over 30%"
+    )
+
+
 def table(rows, split: str = "holdout") -> str:
     head = "| run | engine | setup | " + " | ".join(TABLE_METRICS) + " |"
     lines = [head, "|" + "---|" * (3 + len(TABLE_METRICS))]
@@ -154,7 +178,13 @@ def main(argv=None) -> None:
     parser.add_argument("--fit", action="store_true", help="refit and rewrite the profiles")
     parser.add_argument("--evals", type=int, default=30, help="most replays of the set per fit")
     parser.add_argument("--only", nargs="*", default=(), help="refit only these profiles")
+    parser.add_argument(
+        "--cross-gpu", action="store_true", help="TensorRT-LLM: fit on H100, test on H200"
+    )
     args = parser.parse_args(argv)
+    if args.cross_gpu:
+        cross_gpu()
+        return
     runs = read_validation_set(VALIDATION_SET)
     if args.fit:
         refit(runs, args.evals, tuple(args.only))
