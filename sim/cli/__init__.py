@@ -77,6 +77,7 @@ def _register() -> None:
         "prices_cmd",
         "refresh_cmd",
         "perf_cmd",
+        "calibrate_cmd",
         "trace_cmd",
         "scenario_cmd",
         "run_cmd",

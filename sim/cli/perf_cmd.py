@@ -34,13 +34,20 @@ def perf_report(
     prompt: int = 1024,
     kv_dtype: str | None = None,
     sparsity: float = 0.0,
+    engine_profile: str = "vllm-v1",
 ) -> dict:
     """The figures `sim perf` prints, as one flat dict."""
     for name, value in (("--batch", batch), ("--context", context), ("--prompt", prompt)):
         if value < 1:
             raise InputError("sim perf", name, f"must be >= 1, got {value}")
     profile = build_profile(
-        model, gpu, tp=tp, precision=quant, kv_dtype=kv_dtype, sparsity=sparsity
+        model,
+        gpu,
+        tp=tp,
+        precision=quant,
+        kv_dtype=kv_dtype,
+        sparsity=sparsity,
+        engine_profile=engine_profile,
     )
     decode_s = profile.decode_step_s(batch, context)
     prefill_s = profile.prefill_time_s(prompt)
@@ -55,6 +62,7 @@ def perf_report(
     return {
         "model": profile.model.name,
         "gpu": profile.gpu.name,
+        "engine_profile": profile.engine,
         "tp": tp,
         "precision": profile.precision.name,
         "batch": batch,
@@ -127,13 +135,34 @@ _LABELS = {
     show_default=True,
     help="Pruned fraction; 0.5 on GPUs with 2:4 sparse tensor cores counts as 2:4.",
 )
+@click.option(
+    "--profile",
+    "engine_profile",
+    default="vllm-v1",
+    show_default=True,
+    help="Engine profile (vllm-0.5, vllm-0.6, vllm-v1, sglang, trtllm) or a profile TOML path.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("--list", "list_only", is_flag=True, help="List catalog models and GPUs, then exit.")
-def perf(model, gpu, tp, quant, kv_dtype, batch, context, prompt, sparsity, as_json, list_only):
+def perf(
+    model,
+    gpu,
+    tp,
+    quant,
+    kv_dtype,
+    batch,
+    context,
+    prompt,
+    sparsity,
+    engine_profile,
+    as_json,
+    list_only,
+):
     """Memory and step times of MODEL on GPU: weights, KV cache, decode and prefill speed.
 
-    Step times come from a calibrated roofline (docs/calibration.md: within 25% of published
-    measurements). TTFT here is one prompt alone plus one decode step, with no queueing.
+    Step times come from the engine profile's step-time model (docs/calibration.md: physics
+    terms with constants fitted per engine, error quoted on held-out serving runs). TTFT here is
+    one prompt alone plus one decode step, with no queueing.
 
     Example:
 
@@ -190,12 +219,14 @@ def perf(model, gpu, tp, quant, kv_dtype, batch, context, prompt, sparsity, as_j
         prompt=prompt,
         kv_dtype=kv_dtype,
         sparsity=sparsity,
+        engine_profile=engine_profile,
     )
     if as_json:
         click.echo(json.dumps(report))
         return
     title = (
         f"{report['model']} on {tp} x {report['gpu']}, {report['precision']}, "
+        f"{report['engine_profile']}, "
         f"batch {batch}, context {context}, prompt {prompt}"
     )
     t = Table("quantity", "value", title=title)

@@ -99,6 +99,9 @@ class VolumeTier:
     factor: Annotated[Num, Field(ge=0, le=1)]
 
 
+DEFAULT_ENGINE_PROFILE = "vllm-v1"
+
+
 @dataclass(frozen=True, config=CONFIG)
 class EngineConfig:
     """How one replica batches (vLLM-like continuous batching)."""
@@ -114,6 +117,16 @@ class EngineConfig:
     ] = "physics"
     service_mean_s: Annotated[Num, Field(gt=0, le=86_400, description='mean service time with service = "exponential"')] | None = None  # fmt: skip
     max_queue: Annotated[Int, Field(ge=0, le=100_000_000, description="requests waiting beyond this are dropped (unset = unbounded)")] | None = None  # fmt: skip
+    profile: Annotated[
+        Str,
+        Field(
+            min_length=1,
+            max_length=1000,
+            description='step-time constants: a shipped engine profile ("vllm-0.5", "vllm-0.6", '
+            '"vllm-v1", "sglang", "trtllm"; sim/perf/data/profiles) or the path of a profile TOML '
+            "that `sim calibrate --fit` wrote",
+        ),
+    ] = DEFAULT_ENGINE_PROFILE
 
     @model_validator(mode="after")
     def _service(self) -> EngineConfig:

@@ -12,7 +12,12 @@ from sim.engine import billing
 from sim.engine.accounting import allocate_cost, build_timeseries, window_edges
 from sim.engine.api import ApiFleet
 from sim.engine.cloud import CloudFleet
-from sim.engine.config import ApiFleetConfig, CloudFleetConfig, SelfHostedFleetConfig
+from sim.engine.config import (
+    DEFAULT_ENGINE_PROFILE,
+    ApiFleetConfig,
+    CloudFleetConfig,
+    SelfHostedFleetConfig,
+)
 from sim.engine.loop import Environment
 from sim.engine.requests import RequestTable
 from sim.engine.result import OK, FleetResult
@@ -26,15 +31,29 @@ DRAIN_LIMIT_S = 6 * 3600.0
 _profile_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _profile(factory: Callable, gpu: str, tp: int, precision: str | None, mem_util: float):
-    """Build perf profiles once per (factory, gpu, tp, precision, mem_util): they are pure."""
-    key = (gpu, tp, precision, mem_util)
+def _profile(
+    factory: Callable,
+    gpu: str,
+    tp: int,
+    precision: str | None,
+    mem_util: float,
+    engine_profile: str = DEFAULT_ENGINE_PROFILE,
+):
+    """Build perf profiles once per (factory, gpu, tp, precision, mem_util, engine profile): they
+    are pure. A non-default engine profile is passed as `engine_profile=`."""
+    key = (gpu, tp, precision, mem_util, engine_profile)
+
+    def build():
+        if engine_profile == DEFAULT_ENGINE_PROFILE:
+            return factory(*key[:4])
+        return factory(*key[:4], engine_profile=engine_profile)
+
     try:
         cache = _profile_cache.setdefault(factory, {})
     except TypeError:  # not weak-referenceable: no cache
-        return factory(*key)
+        return build()
     if key not in cache:
-        cache[key] = factory(*key)
+        cache[key] = build()
     return cache[key]
 
 
@@ -73,7 +92,14 @@ def simulate_fleet(
     if isinstance(cfg, CloudFleetConfig | SelfHostedFleetConfig):
         profile = None
         if profile_factory is not None:
-            profile = _profile(profile_factory, cfg.gpu, cfg.tp, cfg.precision, cfg.engine.mem_util)
+            profile = _profile(
+                profile_factory,
+                cfg.gpu,
+                cfg.tp,
+                cfg.precision,
+                cfg.engine.mem_util,
+                cfg.engine.profile,
+            )
         elif cfg.engine.service != "exponential":
             raise ValueError("profile_factory: needed for GPU fleets with service = 'physics'")
         fleet_cls = CloudFleet if isinstance(cfg, CloudFleetConfig) else SelfHostedFleet

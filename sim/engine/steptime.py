@@ -32,33 +32,20 @@ def decode_step_time(profile) -> Callable[[int, int], float]:
 
 
 def _mirror(p) -> Callable[[int, int], float]:
-    dense, routed, miss = p._dense_read_bytes, p._routed_read_bytes, p._moe_miss
-    kv_read, inv_bw = p._kv_read_per_token, p._inv_bw
-    linear, lm_head = p._linear_flops_per_token, p._lm_head_flops
-    attn, inv_flops = p._attn_flops_per_pair, p._inv_flops
-    allreduces, ar_fixed, ar_per_token = (
-        p._allreduces,
-        p._allreduce_fixed_s,
-        p._allreduce_s_per_token,
-    )
-    overhead, per_seq = p._step_overhead_s, p._per_seq_overhead_s
-    cache: dict[int, tuple[float, float, float, float]] = {}
+    fixed_gpu_s = p._fixed_gpu_s
+    kv_read, kv_pad, inv_attn_bw = p._kv_read_per_token, p._kv_pad_tokens, p._inv_attn_bw
+    overhead, per_seq, overlap = p._step_overhead_s, p._per_seq_overhead_s, p._cpu_overlap
+    cache: dict[int, tuple[float, float, float]] = {}
 
-    def per_batch(n: int) -> tuple[float, float, float, float]:
-        weight_bytes = dense + routed * (1.0 - miss**n)
-        flops_fixed = linear * n + lm_head * n
-        ar = allreduces * (ar_fixed + ar_per_token * n) if allreduces else 0.0
-        cache[n] = c = (weight_bytes, flops_fixed, per_seq * n, ar)
+    def per_batch(n: int) -> tuple[float, float, float]:
+        # A decode-only step of n sequences: n tokens and n logit rows.
+        cache[n] = c = (fixed_gpu_s(n, n), kv_pad * n, overhead + per_seq * n)
         return c
 
     def fast(n: int, ctx: int) -> float:
         c = cache.get(n) or per_batch(n)
-        mem_s = (c[0] + kv_read * ctx) * inv_bw
-        compute_s = (c[1] + attn * (0.0 + ctx)) * inv_flops
-        step_s = (mem_s if mem_s > compute_s else compute_s) + overhead
-        step_s += c[2]
-        if allreduces:
-            step_s += c[3]
-        return step_s
+        gpu_s = c[0] + (kv_read * (ctx + c[1])) * inv_attn_bw
+        cpu_s = c[2]
+        return gpu_s + cpu_s - overlap * (gpu_s if gpu_s < cpu_s else cpu_s)
 
     return fast

@@ -7,7 +7,6 @@ Calibration) are fitted in `sim/perf/calibration.py`; docs/calibration.md lists 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from sim.errors import InputError
@@ -19,19 +18,62 @@ GIB = 1024**3
 
 @dataclass(frozen=True)
 class Calibration:
-    """Efficiencies and overheads of the step-time model. The defaults are fitted in
-    sim/perf/calibration.py against published measurements (docs/calibration.md)."""
+    """Constants of the step-time model for one serving engine (an "engine profile").
 
-    bandwidth_eff: float = 0.74  # achieved fraction of HBM bandwidth streaming weights and KV
-    compute_eff: float = 0.65  # achieved fraction of peak tensor FLOPS (reference: 0.6-0.7)
-    step_overhead_s: float = 1.0e-3  # per step: scheduler, sampler set-up, kernel launches
-    per_seq_overhead_s: float = 0.1e-3  # per decoding sequence per step (sampler, block tables)
-    allreduce_latency_s: float = 80e-6  # per all-reduce with tp > 1: launch and synchronisation
-    allreduce_latency_per_log2_s: float = 30e-6  # ... plus this per doubling of the TP group
-    allreduce_link_eff: float = 0.7  # achieved fraction of interconnect bandwidth in a ring
+    The shipped profiles live in sim/perf/data/profiles/*.toml (`load_engine_profile`), each
+    naming the measurements it was fitted on; docs/calibration.md explains every term. These
+    defaults are the `vllm-v1` profile's values before its fit, kept so a bare Calibration()
+    is a sensible engine.
+    """
+
+    name: str = "default"
+    # Linear layers (GEMMs): roofline of weight streaming against tensor-core throughput.
+    gemm_bw_eff: float = 0.80  # achieved fraction of HBM bandwidth streaming weights
+    gemm_compute_eff: float = 0.65  # achieved fraction of peak tensor FLOPS in large GEMMs
+    # Attention kernels, separately: decode reads the KV cache, prefill is FLOP-bound.
+    attn_bw_eff: float = 0.70  # achieved fraction of HBM bandwidth reading KV blocks
+    attn_compute_eff: float = 0.45  # achieved fraction of peak FLOPS in prefill attention
+    # CPU work per step (scheduling, input preparation, sampling, detokenising) and its overlap.
+    step_overhead_s: float = 0.6e-3  # per step
+    per_seq_overhead_s: float = 8e-6  # per decoding sequence per step
+    cpu_overlap: float = 0.0  # fraction of the CPU time hidden behind GPU work (async scheduling)
+    # CUDA graphs: steps of at most this many tokens replay a captured graph; larger ones run
+    # eagerly and pay a launch cost per layer. v0-era engines graph only decode-only steps.
+    cuda_graph_max_tokens: int = 512
+    cuda_graph_decode_only: bool = False
+    eager_launch_s_per_layer: float = 40e-6
+    # Tensor-parallel all-reduce (two per layer): per call latency + ring transfer of the
+    # activations. Over NVLink, messages up to custom_ar_max_bytes use the engine's custom
+    # all-reduce when it has one; larger ones (and engines without) use NCCL.
+    custom_allreduce: bool = True
+    custom_ar_max_bytes: float = 8 * 1024 * 1024
+    custom_ar_latency_s: float = 6e-6  # per call, plus custom_ar_latency_per_peer_s per peer
+    custom_ar_latency_per_peer_s: float = 1e-6
+    nccl_latency_s: float = 25e-6  # per NCCL all-reduce call over NVLink / xGMI
+    pcie_latency_s: float = 45e-6  # per all-reduce call over PCIe (through host bridges)
+    allreduce_link_eff: float = 0.7  # achieved fraction of the link bandwidth in the ring
+    kv_block_tokens: int = 16  # paged KV cache block size: each sequence reads whole blocks
+    # "evict": admit while KV lasts and preempt (recompute) when decodes outgrow it (vLLM,
+    # SGLang); "no_evict": admit only when prompt + output fit (TensorRT-LLM's default
+    # GUARANTEED_NO_EVICT). The replica implements "evict"; `sim calibrate` emulates "no_evict"
+    # by capping the batch at the KV capacity over the requests' mean total length.
+    kv_admission: str = "evict"
+    # Request-level terms outside the step loop, applied by `sim calibrate`'s replay (the fleet
+    # engine does not add them yet): the server front end (HTTP, tokenisation, detokenisation)
+    # per request, and the mean number of steps a new request waits for the engine's running
+    # schedule (vLLM 0.6 multi-step scheduling with N steps: about N / 2).
+    frontend_s_per_request: float = 0.0
+    sched_wait_steps: float = 0.0
 
 
 DEFAULT_CALIBRATION = Calibration()
+DEFAULT_ENGINE_PROFILE = "vllm-v1"
+# Memory-bound decode draws this fraction of the way from idle to board power (Splitwise: A100
+# 0.55, H100 0.49); see ServingProfile.mix_power_w.
+DECODE_POWER_FRAC = 0.5
+# Links at least this fast per GPU are NVLink / xGMI class (the slowest, A100's NVLink 3, is
+# 300 GB/s); below it the TP group talks over PCIe.
+NVLINK_MIN_GBPS = 100.0
 
 # Memory kept for activations besides weights and KV cache, per GPU: CUDA graphs and workspace,
 # plus the intermediate tensors of one `MAX_BATCHED_TOKENS` step and the logits of a full batch.
@@ -117,21 +159,35 @@ class ServingProfile:
     sparsity: float = 0.0
     sparse_2_4: bool = False
     fit_context_tokens: int = DEFAULT_FIT_CONTEXT
+    engine: str = "default"
+    kv_block_tokens: int = 16
+    kv_admission: str = "evict"
+    frontend_s_per_request: float = 0.0
+    sched_wait_steps: float = 0.0
     # Precomputed per-GPU constants for step_time_s.
     _dense_read_bytes: float = field(default=0.0, repr=False)
     _routed_read_bytes: float = field(default=0.0, repr=False)
     _moe_miss: float = field(default=1.0, repr=False)
-    _kv_read_per_token: float = field(default=0.0, repr=False)
-    _inv_bw: float = field(default=0.0, repr=False)
+    _inv_gemm_bw: float = field(default=0.0, repr=False)
     _linear_flops_per_token: float = field(default=0.0, repr=False)
     _lm_head_flops: float = field(default=0.0, repr=False)
-    _attn_flops_per_pair: float = field(default=0.0, repr=False)
-    _inv_flops: float = field(default=0.0, repr=False)
+    _inv_gemm_flops: float = field(default=0.0, repr=False)
+    _kv_read_per_token: float = field(default=0.0, repr=False)
+    _kv_pad_tokens: float = field(default=0.0, repr=False)
+    _inv_attn_bw: float = field(default=0.0, repr=False)
+    _attn_s_per_pair: float = field(default=0.0, repr=False)
     _allreduces: int = field(default=0, repr=False)
-    _allreduce_fixed_s: float = field(default=0.0, repr=False)
-    _allreduce_s_per_token: float = field(default=0.0, repr=False)
+    _ar_bytes_per_token: float = field(default=0.0, repr=False)
+    _ar_small_max_bytes: float = field(default=0.0, repr=False)
+    _ar_small_s: float = field(default=0.0, repr=False)
+    _ar_large_s: float = field(default=0.0, repr=False)
+    _ar_s_per_byte: float = field(default=0.0, repr=False)
+    _graph_max_tokens: int = field(default=0, repr=False)
+    _graph_decode_only: bool = field(default=False, repr=False)
+    _eager_launch_s: float = field(default=0.0, repr=False)
     _step_overhead_s: float = field(default=0.0, repr=False)
     _per_seq_overhead_s: float = field(default=0.0, repr=False)
+    _cpu_overlap: float = field(default=0.0, repr=False)
 
     def step_time_s(
         self,
@@ -140,32 +196,48 @@ class ServingProfile:
         decode_seqs: int = 0,
         decode_ctx_tokens: int = 0,
     ) -> float:
-        """Seconds for one engine step: roofline max(compute, memory) per GPU, plus the TP
-        all-reduces and fixed overheads. prefill_attn_pairs counts causal query-key pairs
-        (sum over chunks of chunk_len * (past_ctx + (chunk_len + 1) / 2)); decode_ctx_tokens is
-        the sum of the decoding sequences' KV lengths. An empty step takes 0 s."""
+        """Seconds for one engine step, per GPU of the TP group (docs/calibration.md):
+        GPU = linear layers (roofline of weight reads against GEMM FLOPs) + attention (KV reads
+        for decode, FLOPs for prefill) + TP all-reduces + eager launches when the step is too
+        big for a CUDA graph; CPU = per-step + per-sequence overhead, partly hidden behind the
+        GPU by engines that schedule asynchronously. prefill_attn_pairs counts causal query-key
+        pairs (sum over chunks of chunk_len * (past_ctx + (chunk_len + 1) / 2));
+        decode_ctx_tokens is the sum of the decoding sequences' KV lengths. An empty step
+        takes 0 s."""
         tokens = prefill_tokens + decode_seqs
         if tokens <= 0:
             return 0.0
-        # MoE: the chance an expert is untouched by `tokens` independent routings is miss**tokens.
-        weight_bytes = self._dense_read_bytes + self._routed_read_bytes * (
-            1.0 - self._moe_miss**tokens
-        )
-        mem_s = (weight_bytes + self._kv_read_per_token * decode_ctx_tokens) * self._inv_bw
-        logit_rows = decode_seqs + (1 if prefill_tokens > 0 else 0)
-        flops = (
-            self._linear_flops_per_token * tokens
-            + self._lm_head_flops * logit_rows
-            + self._attn_flops_per_pair * (prefill_attn_pairs + decode_ctx_tokens)
-        )
-        compute_s = flops * self._inv_flops
-        step_s = (mem_s if mem_s > compute_s else compute_s) + self._step_overhead_s
-        step_s += self._per_seq_overhead_s * decode_seqs
+        gpu_s = self._fixed_gpu_s(tokens, decode_seqs + (1 if prefill_tokens > 0 else 0))
+        if prefill_tokens > 0 and self._graph_decode_only:
+            gpu_s += self._eager_launch_s if tokens <= self._graph_max_tokens else 0.0
+        gpu_s += (
+            self._kv_read_per_token * (decode_ctx_tokens + self._kv_pad_tokens * decode_seqs)
+        ) * self._inv_attn_bw
+        if prefill_attn_pairs > 0.0:
+            gpu_s += self._attn_s_per_pair * prefill_attn_pairs
+        cpu_s = self._step_overhead_s + self._per_seq_overhead_s * decode_seqs
+        return gpu_s + cpu_s - self._cpu_overlap * (gpu_s if gpu_s < cpu_s else cpu_s)
+
+    def _fixed_gpu_s(self, tokens: int, logit_rows: int) -> float:
+        """The part of a step's GPU time that depends only on its token and logit-row counts:
+        linear layers, all-reduces and (above the CUDA-graph limit) eager launches."""
+        weight_bytes = self._dense_read_bytes
+        if self._routed_read_bytes:
+            # MoE: the chance an expert is untouched by `tokens` independent routings is
+            # miss**tokens.
+            weight_bytes += self._routed_read_bytes * (1.0 - self._moe_miss**tokens)
+        read_s = weight_bytes * self._inv_gemm_bw
+        flop_s = (
+            self._linear_flops_per_token * tokens + self._lm_head_flops * logit_rows
+        ) * self._inv_gemm_flops
+        gpu_s = read_s if read_s > flop_s else flop_s
         if self._allreduces:
-            step_s += self._allreduces * (
-                self._allreduce_fixed_s + self._allreduce_s_per_token * tokens
-            )
-        return step_s
+            msg = self._ar_bytes_per_token * tokens
+            latency = self._ar_small_s if msg <= self._ar_small_max_bytes else self._ar_large_s
+            gpu_s += self._allreduces * (latency + msg * self._ar_s_per_byte)
+        if tokens > self._graph_max_tokens:
+            gpu_s += self._eager_launch_s
+        return gpu_s
 
     def prefill_time_s(self, prompt_tokens: int) -> float:
         """One prompt of prompt_tokens prefilled alone in one step."""
@@ -189,6 +261,15 @@ class ServingProfile:
         util = 0.0 if util < 0.0 else 1.0 if util > 1.0 else util
         return self.gpu.idle_w + util * (self.gpu.max_w - self.gpu.idle_w)
 
+    def mix_power_w(self, prefill_frac: float) -> float:
+        """Per-GPU draw while busy with a mix of work: `prefill_frac` of the busy time in
+        compute-bound prefill (board power), the rest in memory-bound decode, which Splitwise
+        (ISCA 2024) measured at 250 W on an A100 and 380 W on an H100: (decode - idle) /
+        (max - idle) = 0.55 and 0.49, so DECODE_POWER_FRAC = 0.5 of the way from idle to max
+        for every GPU (an estimate outside A100 / H100). Idle time draws `power_w(0)`."""
+        f = 0.0 if prefill_frac < 0.0 else 1.0 if prefill_frac > 1.0 else prefill_frac
+        return self.power_w(f + (1.0 - f) * DECODE_POWER_FRAC)
+
     def summary(self) -> dict:
         """The resolved profile as a flat dict, for writing next to results."""
         return {
@@ -205,6 +286,7 @@ class ServingProfile:
             "kv_capacity_tokens": self.kv_capacity_tokens,
             "fits": self.fits,
             "min_gpus": self.min_gpus,
+            "engine_profile": self.engine,
         }
 
     def max_decode_batch(self, ctx_tokens: int) -> int:
@@ -236,14 +318,25 @@ def build_profile(
     sparsity: float = 0.0,
     kv_dtype: str | None = None,
     fit_context_tokens: int | None = None,
-    calibration: Calibration = DEFAULT_CALIBRATION,
+    calibration: Calibration | None = None,
+    engine_profile: str | None = None,
 ) -> ServingProfile:
     """Resolve names, check the TP degree, and precompute everything step_time_s needs.
 
     sparsity: fraction of pruned weights. 0.5 on a GPU with 2:4 support is taken as 2:4
     structured (half the GEMM FLOPs, compressed weights); other values change nothing.
     fit_context_tokens: context one sequence must fit for `fits` (default min(max_context, 8192)).
+    engine_profile: a shipped engine profile's name ("vllm-v1", "sglang", ...) or the path of a
+    profile TOML (`sim calibrate --fit` writes one); default "vllm-v1". `calibration` (a
+    Calibration) takes precedence over it.
+    kv_dtype: KV-cache dtype when it differs from the weights' (FP8 checkpoints in vLLM keep a
+    16-bit KV cache unless --kv-cache-dtype fp8 is given).
     """
+    if calibration is None:
+        from sim.perf.engines import load_engine_profile
+
+        calibration = load_engine_profile(engine_profile or DEFAULT_ENGINE_PROFILE)
+    cal = calibration
     model = model if isinstance(model, ModelSpec) else load_model(model)
     gpu = gpu if isinstance(gpu, GpuSpec) else load_gpu(gpu)
     prec = precision if isinstance(precision, Precision) else get_precision(precision, kv_dtype)
@@ -260,7 +353,8 @@ def build_profile(
 
     weights_total = _weight_bytes(model, prec, sparse_factor)
     kv_per_token = kv_bytes_per_token(model, prec)
-    capacity = _kv_capacity(model, gpu, tp, prec, mem_util, weights_total)
+    block = max(1, int(cal.kv_block_tokens))
+    capacity = _kv_capacity(model, gpu, tp, prec, mem_util, weights_total) // block * block
     min_gpus = next(
         (
             t
@@ -277,10 +371,20 @@ def build_profile(
     dense_read += model.lm_head_params * 2.0  # the LM head is read every step; the embedding is not
     linear_active = model.active_params - model.embedding_params
     flop_factor = 0.5 if sparse_2_4 else 1.0
-    peak_flops = _compute_tflops(gpu, prec) * 1e12 * calibration.compute_eff
-    allreduces = 2 * model.layers if tp > 1 else 0
+    peak = _compute_tflops(gpu, prec) * 1e12
+    # Attention runs in 16 bits (FP8 KV is dequantised in the kernel) except on FP8 engines'
+    # FP8 attention paths, which the model does not distinguish.
+    attn_peak = gpu.bf16_tflops * 1e12 * cal.attn_compute_eff
+    nvlink = gpu.interconnect_gbps >= NVLINK_MIN_GBPS
     ring = 2.0 * (tp - 1) / tp
-    link_bps = gpu.interconnect_gbps * 1e9 * calibration.allreduce_link_eff
+    link_bps = gpu.interconnect_gbps * 1e9 * cal.allreduce_link_eff
+    if nvlink and cal.custom_allreduce:
+        small_s = cal.custom_ar_latency_s + cal.custom_ar_latency_per_peer_s * (tp - 1)
+        small_max = cal.custom_ar_max_bytes
+    else:
+        small_s, small_max = 0.0, -1.0
+    large_s = cal.nccl_latency_s if nvlink else cal.pcie_latency_s
+    block = max(1, int(cal.kv_block_tokens))
     return ServingProfile(
         model=model,
         gpu=gpu,
@@ -296,25 +400,36 @@ def build_profile(
         sparsity=sparsity,
         sparse_2_4=sparse_2_4,
         fit_context_tokens=fit_ctx,
+        engine=cal.name,
+        kv_block_tokens=block,
+        kv_admission=cal.kv_admission,
+        frontend_s_per_request=cal.frontend_s_per_request,
+        sched_wait_steps=cal.sched_wait_steps,
         _dense_read_bytes=dense_read / tp,
         _routed_read_bytes=routed * bpw / tp,
         _moe_miss=(1.0 - model.experts_per_token / model.experts) if model.is_moe else 1.0,
-        _kv_read_per_token=kv_per_token / _kv_shards(model, tp),
-        _inv_bw=1.0 / (gpu.bandwidth_gbps * 1e9 * calibration.bandwidth_eff),
+        _inv_gemm_bw=1.0 / (gpu.bandwidth_gbps * 1e9 * cal.gemm_bw_eff),
         _linear_flops_per_token=2.0 * linear_active * flop_factor / tp,
         _lm_head_flops=2.0 * model.lm_head_params / tp,
-        _attn_flops_per_pair=4.0 * model.layers * model.heads * model.head_dim / tp,
-        _inv_flops=1.0 / peak_flops,
-        _allreduces=allreduces,
-        _allreduce_fixed_s=(
-            calibration.allreduce_latency_s
-            + calibration.allreduce_latency_per_log2_s * math.log2(tp)
-            if tp > 1
-            else 0.0
-        ),
-        _allreduce_s_per_token=ring * model.hidden * 2.0 / link_bps,
-        _step_overhead_s=calibration.step_overhead_s,
-        _per_seq_overhead_s=calibration.per_seq_overhead_s,
+        _inv_gemm_flops=1.0 / (peak * cal.gemm_compute_eff),
+        _kv_read_per_token=kv_per_token / _kv_shards(model, tp),
+        # A sequence of L tokens reads ceil(L / block) whole blocks: (block - 1) / 2 extra
+        # tokens on average.
+        _kv_pad_tokens=(block - 1) / 2.0,
+        _inv_attn_bw=1.0 / (gpu.bandwidth_gbps * 1e9 * cal.attn_bw_eff),
+        _attn_s_per_pair=4.0 * model.layers * model.heads * model.head_dim / tp / attn_peak,
+        _allreduces=2 * model.layers if tp > 1 else 0,
+        _ar_bytes_per_token=model.hidden * 2.0,
+        _ar_small_max_bytes=small_max,
+        _ar_small_s=small_s,
+        _ar_large_s=large_s,
+        _ar_s_per_byte=ring / link_bps if tp > 1 else 0.0,
+        _graph_max_tokens=int(cal.cuda_graph_max_tokens),
+        _graph_decode_only=bool(cal.cuda_graph_decode_only),
+        _eager_launch_s=cal.eager_launch_s_per_layer * model.layers,
+        _step_overhead_s=cal.step_overhead_s,
+        _per_seq_overhead_s=cal.per_seq_overhead_s,
+        _cpu_overlap=cal.cpu_overlap,
     )
 
 

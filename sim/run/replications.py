@@ -54,11 +54,11 @@ def _lazy_profile_factory(scenario: Scenario) -> Callable:
     """Loads the model only when a GPU fleet first asks, so API-only scenarios need no perf model."""
     inner: Callable | None = None
 
-    def factory(gpu, tp, precision=None, mem_util=0.9):
+    def factory(gpu, tp, precision=None, mem_util=0.9, engine_profile=None):
         nonlocal inner
         if inner is None:
             inner = make_profile_factory(scenario.model, scenario.path)
-        return inner(gpu, tp, precision, mem_util)
+        return inner(gpu, tp, precision, mem_util, engine_profile=engine_profile)
 
     return factory
 

@@ -453,7 +453,14 @@ def check_models_fit(scenario: Scenario) -> None:
     factory = make_profile_factory(scenario.model, scenario.path)
     gpu_fleets = [(i, f) for i, f in gpu_fleets if f.engine.service == "physics"]
     for i, f in gpu_fleets:
-        profile = factory(f.gpu, f.tp, f.precision, f.engine.mem_util, field_prefix=f"fleet[{i}]")
+        profile = factory(
+            f.gpu,
+            f.tp,
+            f.precision,
+            f.engine.mem_util,
+            field_prefix=f"fleet[{i}]",
+            engine_profile=f.engine.profile,
+        )
         if not profile.fits:
             raise InputError(
                 str(scenario.path),
@@ -485,13 +492,23 @@ def make_profile_factory(model_spec: ModelSpec, source: Path | str = "scenario")
         mem_util: float = 0.9,
         *,
         field_prefix: str = "fleet",
+        engine_profile: str | None = None,
     ):
-        key = (gpu, tp, precision or model_spec.precision, mem_util)
+        key = (gpu, tp, precision or model_spec.precision, mem_util, engine_profile)
         if key not in cache:
             try:
-                cache[key] = build_profile(model, gpu, tp=tp, precision=key[2], mem_util=mem_util)
+                cache[key] = build_profile(
+                    model,
+                    gpu,
+                    tp=tp,
+                    precision=key[2],
+                    mem_util=mem_util,
+                    engine_profile=engine_profile,
+                )
             except InputError as exc:
                 arg = exc.source if exc.source in ("gpu", "tp", "precision", "mem_util") else "gpu"
+                if exc.source == "engine.profile":
+                    arg = "engine.profile"
                 where = (
                     f"{field_prefix}.engine.mem_util"
                     if arg == "mem_util"

@@ -59,7 +59,8 @@ def test_kv_capacity_hand_calculation_llama3_8b_h100():
     # 80 GiB x 0.9 - 16.06 GB weights - reserve (1 GiB + 8192 tokens x (4x4096 + 2x14336) x 2 B
     # + 256 x 128,256 x 4 B logits), over 131,072 B per token.
     reserve = GIB + 8192 * (4 * 4096 + 2 * 14336) * 2 + 256 * 128_256 * 4
-    expected = (80 * GIB * 0.9 - 16.06e9 - reserve) // 131_072
+    # Whole 16-token KV blocks.
+    expected = (80 * GIB * 0.9 - 16.06e9 - reserve) // 131_072 // 16 * 16
     assert profile.kv_capacity_tokens == int(expected)
     assert 440_000 < profile.kv_capacity_tokens < 460_000
 
