@@ -34,7 +34,9 @@ def summary_table(summary: RunSummary) -> Table:
     span_text = f", {span / 3600:.3g} h of traffic" if span else ""
     table = Table(
         title=f"{summary.scenario}: {n} replication{'s' if n != 1 else ''}{span_text}, prices as of {summary.price_as_of}",
-        caption="$/month: the simulated span's cost rate x 730 h; $/Mtok: cost over input + output tokens served",
+        caption="$/month: the simulated span's cost rate x 730 h; $/Mtok: cost over input + output "
+        "tokens served; uncertain: the SLO verdict flips when step times move across the serving "
+        "model's held-out error",
     )
     for header in (
         "fleet",
@@ -65,9 +67,16 @@ def summary_table(summary: RunSummary) -> Table:
             _num(f.latency("tpot", "p99"), "{:.3f} s"),
             _num(f.latency("e2e", "p99"), "{:.1f} s"),
             _num(f.success_rate.mean, "{:.1%}"),
-            "[green]met[/green]" if f.meets_slo else f"[red]missed[/red] ({', '.join(failed)})",
+            _verdict(f.meets_slo, failed, f.slo_robust),
         )
     return table
+
+
+def _verdict(meets: bool, failed: list[str], robust: str | None) -> str:
+    text = "[green]met[/green]" if meets else f"[red]missed[/red] ({', '.join(failed)})"
+    if robust == "uncertain":
+        text += " [yellow]uncertain[/yellow]"  # the verdict flips within the model's error
+    return text
 
 
 def verdict(summary: RunSummary) -> str:
@@ -113,10 +122,25 @@ def verdict(summary: RunSummary) -> str:
 )
 @click.option("--no-record", is_flag=True, help="Do not record the run in the warehouse.")
 @click.option("--no-report", is_flag=True, help="Do not write the HTML report.")
+@click.option(
+    "--no-robust",
+    is_flag=True,
+    help="Skip re-judging GPU fleets at the edges of the serving model's error (slo_robust).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def run_command(
-    ctx, scenario_file, out_dir, seed, replications, workers, overrides, no_record, no_report, quiet
+    ctx,
+    scenario_file,
+    out_dir,
+    seed,
+    replications,
+    workers,
+    overrides,
+    no_record,
+    no_report,
+    no_robust,
+    quiet,
 ):
     """Simulate SCENARIO.toml against every fleet in it and compare cost and latency.
 
@@ -162,6 +186,7 @@ def run_command(
                 workers=workers,
                 record=not no_record,
                 db_path=db,
+                robust=not no_robust,
                 progress=lambda done, _total: bar.advance(task, done),
             )
     else:
@@ -173,6 +198,7 @@ def run_command(
             workers=workers,
             record=not no_record,
             db_path=db,
+            robust=not no_robust,
         )
     stdout = Console(width=160)
     for line in out.summary.warnings:

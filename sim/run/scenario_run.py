@@ -12,6 +12,7 @@ from typing import Any
 
 from sim.errors import InputError
 from sim.run.replications import Backend, Progress, ensure_prices, run_replications
+from sim.run.robust import with_robustness
 from sim.scenario import Scenario
 from sim.summary import RunSummary, summarize
 
@@ -42,11 +43,13 @@ def run_scenario(
     progress: Progress | None = None,
     backend: Backend | None = None,
     db_path: str | None = None,
+    robust: bool = True,
 ) -> RunOutput:
     """Resolve prices, run the replications, write the run directory and record it in the warehouse.
 
     `warehouse` is an open `warehouse.Warehouse` (read-write when `record`); when None one is opened
     on `db_path` (None = $INFERCOST_DB or the per-user default) only if prices or recording need it.
+    `robust` re-judges GPU fleets at the edges of the serving model's error (`slo_robust`).
     """
     from sim import outputs
     from sim.pricing import needs_prices
@@ -73,6 +76,10 @@ def run_scenario(
             scenario, n=n, seed=seed, workers=workers, progress=progress, backend=backend
         )
         summary = summarize(scenario, reps, seed=seed, warnings=price_warnings(scenario))
+        if robust:
+            summary = with_robustness(
+                summary, scenario, n=n, seed=seed, workers=workers, backend=backend
+            )
         run_dir, run_id = outputs.make_run_dir(scenario.name, out_dir, started_at)
         paths = outputs.write_run(
             run_dir,

@@ -98,6 +98,10 @@ class FleetSummary:
     usd_per_mtok: Stat = Stat(None)  # blended: cost over input + output tokens of served requests
     usd_per_hour: Stat = Stat(None)  # cost over the simulated span (the workload's duration)
     usd_per_month: Stat = Stat(None)  # usd_per_hour x 730 h, the span's traffic extended a month
+    # "met" | "missed" | "uncertain" when step times move to the edges of the serving model's
+    # held-out error (sim/run/robust.py); "unknown" when the profile has no such error; None when
+    # not checked.
+    slo_robust: str | None = None
 
     def latency(self, metric: str, quantile: str) -> float | None:
         stat = self.latency_s.get(metric, {}).get(quantile)
@@ -150,6 +154,7 @@ class FleetSummary:
         out["usd_per_mtok"] = self.usd_per_mtok.to_json()
         out["usd_per_hour"] = self.usd_per_hour.to_json()
         out["usd_per_month"] = self.usd_per_month.to_json()
+        out["slo_robust"] = self.slo_robust
         return out
 
     @classmethod
@@ -179,6 +184,7 @@ class FleetSummary:
             usd_per_mtok=Stat.from_json(data.get("usd_per_mtok")),
             usd_per_hour=Stat.from_json(data.get("usd_per_hour")),
             usd_per_month=Stat.from_json(data.get("usd_per_month")),
+            slo_robust=data.get("slo_robust"),
         )
 
 
@@ -219,6 +225,7 @@ class RunSummary:
     fleets: tuple[FleetSummary, ...]
     cheapest_meeting_slo: str | None = None
     warnings: tuple[str, ...] = ()
+    step_time_band: tuple[float, float] | None = None  # the error band slo_robust was judged on
 
     def fleet(self, name: str) -> FleetSummary:
         for f in self.fleets:
@@ -240,6 +247,8 @@ class RunSummary:
         }
         if self.warnings:
             out["warnings"] = list(self.warnings)
+        if self.step_time_band is not None:
+            out["step_time_band"] = list(self.step_time_band)
         return out
 
     @classmethod
@@ -258,6 +267,7 @@ class RunSummary:
             fleets=fleets,
             cheapest_meeting_slo=verdict,
             warnings=tuple(data.get("warnings") or ()),
+            step_time_band=tuple(data["step_time_band"]) if data.get("step_time_band") else None,
         )
 
 
