@@ -60,6 +60,8 @@ class ApiFleetConfig:
     price_usd_per_mtok_output: float | None = None
     price_usd_per_mtok_cached_input: float | None = None
     price_usd_per_request: float = 0.0
+    # A warehouse price of 0 is a free tier, refused as a cost unless this says it is meant.
+    allow_free: bool = False
     volume_tiers: list[VolumeTier] = field(default_factory=list)
     batch: bool = False  # use the batch API (discounted, latency in hours)
     batch_discount: float = 0.5  # fraction of the price paid with batch = true
