@@ -68,3 +68,44 @@ def test_any_ingest_order_gives_the_date_order_history(observed, order):
         for n, prices in shuffled:
             assert ingest(wh, n, prices).status == "ok"
         assert history(wh) == expected
+
+
+def test_reparse_of_an_older_run_is_backfilled_at_its_own_date(tmp_path):
+    """`sim prices reparse` of a run older than the newest observation splits history there."""
+    from click.testing import CliRunner
+
+    from sim.cli import cli
+    from warehouse.records import RawCapture
+
+    db = tmp_path / "w.duckdb"
+    old, new = START, START + timedelta(days=10)
+    with Warehouse(db, load_snapshot=False) as wh:
+        capture = RawCapture("modal", "https://modal.test/pricing", old, 200, b"<html></html>")
+        # The first night failed (parser broken then); its response is kept.
+        failed = wh.record_failed_run("modal", started_at=old, error="layout", captures=[capture])
+        gpu = PriceRecord("modal", "gpu_serverless", "modal", "H100", "", "on_demand",
+                          "usd_per_second", Decimal("0.001097"), gpu_model="H100-SXM", gpu_count=1.0)  # fmt: skip
+        assert wh.ingest_run("modal", [gpu], started_at=new, observed_at=new).status == "ok"
+
+    def fixed_parse(raw, fetched_at):
+        return [
+            PriceRecord("modal", "gpu_serverless", "modal", "H100", "", "on_demand",
+                        "usd_per_second", Decimal("0.001267"), gpu_model="H100-SXM", gpu_count=1.0)
+        ]  # fmt: skip
+
+    import scrapers.modal
+
+    original = scrapers.modal.parse
+    scrapers.modal.parse = fixed_parse
+    try:
+        result = CliRunner().invoke(cli, ["--db", str(db), "prices", "reparse", str(failed.run_id)])
+    finally:
+        scrapers.modal.parse = original
+    assert result.exit_code == 0, result.output
+    with Warehouse(db, read_only=True) as wh:
+        rows = [(r[1], r[2], r[3]) for r in history(wh)]
+    naive = [t.replace(tzinfo=None) for t in (old, new)]
+    assert rows == [
+        (naive[0], naive[1], Decimal("0.001267")),
+        (naive[1], None, Decimal("0.001097")),
+    ]
