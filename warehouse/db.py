@@ -25,7 +25,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from warehouse.checks import Finding, run_checks, store_checks
+from warehouse.checks import LEVELS, Finding, run_checks, store_checks
 from warehouse.errors import ReadOnlySQLError, WarehouseError, WarehouseLockedError
 from warehouse.migrations import MIGRATIONS
 from warehouse.records import KINDS, TERMS, UNITS, PriceRecord, RawCapture
@@ -392,6 +392,14 @@ class Warehouse:
         where, more = _filters(provider=provider, model=model)
         sql = f"SELECT * FROM {src}{where} ORDER BY provider, model, region, source"
         return self._read(sql, params + more)
+
+    def check_summary(self) -> dict[str, int]:
+        """How many current stored findings there are per level (errors first)."""
+        rows = self._read(
+            "SELECT level, count(*) AS n FROM price_checks WHERE current GROUP BY level"
+        ).rows()
+        counts = dict(rows)
+        return {level: counts[level] for level in LEVELS if counts.get(level)}
 
     def check(self) -> list[Finding]:
         """Run the integrity rules over the stored periods now (read-only); errors first."""
