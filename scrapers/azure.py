@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from scrapers.base import LayoutError, bodies, load_json, page_link, source_url, to_decimal
@@ -121,12 +121,14 @@ def _record(vm: str, region: str, term: str, price: Decimal, currency: str) -> P
 
 
 def _parse_datetime(text: object) -> datetime | None:
+    """An aware UTC datetime (a naive one is taken as UTC, as the API means), or None."""
     if not isinstance(text, str) or not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _parse_api(items: list, fetched_at: datetime, dropped: Counter) -> list[PriceRecord]:
@@ -156,7 +158,8 @@ def _parse_api(items: list, fetched_at: datetime, dropped: Counter) -> list[Pric
             _parse_datetime(item.get("effectiveStartDate")),
             _parse_datetime(item.get("effectiveEndDate")),
         )
-        if end is not None and ((start is not None and end < start) or end < fetched_at):
+        now = fetched_at if fetched_at.tzinfo else fetched_at.replace(tzinfo=UTC)
+        if end is not None and ((start is not None and end < start) or end < now):
             dropped["closed row"] += 1
             continue
         currency = str(item["currencyCode"])
