@@ -42,6 +42,8 @@ OTHER_GPU_HOUR_BOUNDS_USD = (Decimal("0.01"), Decimal(10))  # consumer and older
 MAX_CHANGE_RATIO = Decimal(3)  # between two consecutive periods of one key
 MAX_SOURCE_SPREAD = Decimal("1.25")  # same API model, two sources
 
+KEEP_SUPERSEDED_DAYS = 90
+
 _KEY = ("source", "kind", "provider", "sku", "region", "term", "unit", "tier_min_tokens")
 
 
@@ -254,6 +256,11 @@ def store_checks(con, run_id: int | None, checked_at: datetime) -> list[Finding]
     """Run the checks and make their findings the current ones (the previous set is kept)."""
     findings = run_checks(con)
     con.execute("UPDATE price_checks SET current = false WHERE current")
+    # Superseded findings are history worth a while, not forever: every run re-checks everything.
+    con.execute(
+        "DELETE FROM price_checks WHERE NOT current AND checked_at < ? - to_days(?::INTEGER)",
+        [checked_at, KEEP_SUPERSEDED_DAYS],
+    )
     if findings:
         frame = pl.DataFrame(
             [f.as_dict() for f in findings],
