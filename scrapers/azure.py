@@ -20,14 +20,13 @@ hourly price never varies 100x within one meter); the term is unknown, so it is 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from scrapers.base import LayoutError, bodies, load_json, source_url, to_decimal
+from scrapers.base import LayoutError, bodies, load_json, page_link, source_url, to_decimal
 from scrapers.gpu_names import gpu_memory_gb, instance_gpus, within_gpu_hour_bound
 from scrapers.http import Http
 from warehouse.records import PriceRecord, RawCapture
@@ -52,14 +51,16 @@ _GPU_VM = re.compile(r"(standard_)?n[cdgv]\w*", re.IGNORECASE)
 
 def fetch(http: Http) -> list[RawCapture]:
     """Every page of the GPU VM query, following `NextPageLink` to the end."""
-    captures = [http.get(source_url(NAME, DEFAULT_URL))]
+    first = source_url(NAME, DEFAULT_URL)
+    captures = [http.get(first)]
+    followed = {first}
     while len(captures) < MAX_PAGES:
-        try:
-            next_link = json.loads(captures[-1].body).get("NextPageLink")
-        except (ValueError, AttributeError):
-            break  # parse() reports the layout problem with the stored page
+        next_link = page_link(captures[-1].body, "NextPageLink")
         if not next_link:
             break
+        if next_link in followed:
+            raise LayoutError(f"azure: NextPageLink repeats an earlier page ({next_link[:200]})")
+        followed.add(next_link)
         captures.append(http.get(next_link))
     return captures
 
@@ -120,12 +121,14 @@ def _record(vm: str, region: str, term: str, price: Decimal, currency: str) -> P
 
 
 def _parse_datetime(text: object) -> datetime | None:
+    """An aware UTC datetime (a naive one is taken as UTC, as the API means), or None."""
     if not isinstance(text, str) or not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _parse_api(items: list, fetched_at: datetime, dropped: Counter) -> list[PriceRecord]:
@@ -155,7 +158,8 @@ def _parse_api(items: list, fetched_at: datetime, dropped: Counter) -> list[Pric
             _parse_datetime(item.get("effectiveStartDate")),
             _parse_datetime(item.get("effectiveEndDate")),
         )
-        if end is not None and ((start is not None and end < start) or end < fetched_at):
+        now = fetched_at if fetched_at.tzinfo else fetched_at.replace(tzinfo=UTC)
+        if end is not None and ((start is not None and end < start) or end < now):
             dropped["closed row"] += 1
             continue
         currency = str(item["currencyCode"])

@@ -16,7 +16,6 @@ A price is `units` + `nanos` / 1e9 in the SKU's currency.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -30,6 +29,7 @@ from scrapers.base import (
     SkipSource,
     bodies,
     load_json,
+    page_link,
     source_url,
 )
 from scrapers.gpu_names import canonical_gpu, gpu_memory_gb
@@ -132,13 +132,14 @@ def fetch(http: Http) -> list[RawCapture]:
     url = source_url(NAME, DEFAULT_URL)
     params = {"key": key, "currencyCode": "USD", "pageSize": "5000"}
     captures = [http.get(url, params=params)]
+    tokens: set[str] = set()
     while len(captures) < MAX_PAGES:
-        try:
-            token = json.loads(captures[-1].body).get("nextPageToken")
-        except (ValueError, AttributeError):
-            break  # parse() reports the layout problem with the stored page
+        token = page_link(captures[-1].body, "nextPageToken")
         if not token:
             break
+        if token in tokens:
+            raise LayoutError(f"gcp: nextPageToken repeats an earlier page ({token[:200]})")
+        tokens.add(token)
         captures.append(http.get(url, params={**params, "pageToken": token}))
     return captures
 

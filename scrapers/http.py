@@ -6,8 +6,10 @@ Each response comes back as a `RawCapture` so the refresh can store it before pa
 from __future__ import annotations
 
 import email.utils
+import os
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -29,6 +31,20 @@ USER_AGENT = f"infercost/{VERSION} (+https://github.com/infercost/infercost)"
 # Statuses worth retrying: rate limiting and server-side trouble. Other 4xx are our fault or
 # the resource is gone, and retrying them only hammers the server.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+# One source's whole fetch (every page, retry and backoff) must end within this many seconds,
+# and one response body may not inflate past this size. A source with bigger files (the AWS
+# offer files) raises its own cap through HTTP_OPTIONS.
+DEFAULT_DEADLINE_S = 120.0
+DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+
+
+class _DeadlinePassed(Exception):
+    """The source used up its total time: not retried."""
+
+
+class _BodyTooLarge(Exception):
+    """The (decompressed) body passed the size cap: not retried."""
 
 
 class _RetryableStatus(Exception):
@@ -75,12 +91,24 @@ class Http:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         backoff_base_s: float = 0.5,
+        deadline_s: float | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ):
         if rate_per_s <= 0:
             raise ValueError("rate_per_s must be positive")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if deadline_s is None:
+            deadline_s = float(os.environ.get("INFERCOST_SOURCE_DEADLINE_S", DEFAULT_DEADLINE_S))
+        if not deadline_s > 0:
+            raise ValueError("deadline_s must be positive")
         self.source = source
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        # The clock for the whole source starts with the client: every page, retry and backoff
+        # of one refresh counts against it.
+        self._deadline = time.monotonic() + deadline_s
+        self.max_body_bytes = max_body_bytes
         self.min_interval_s = 1.0 / rate_per_s
         self.max_attempts = max_attempts
         self.backoff_max_s = backoff_max_s
@@ -136,14 +164,40 @@ class Http:
                 return min(max(hinted, backoff), self.backoff_max_s)
         return backoff
 
-    def _once(self, method: str, url: str, **kwargs) -> httpx.Response:
+    def _remaining_s(self, url: str) -> float:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise _DeadlinePassed(
+                f"{url}: the source's deadline of {self.deadline_s:g} s passed "
+                "(INFERCOST_SOURCE_DEADLINE_S)"
+            )
+        return remaining
+
+    def _once(self, method: str, url: str, **kwargs) -> tuple[httpx.Response, bytes]:
         self._wait_turn()
         self.requests_made += 1
-        response = self._client.request(method, url, **kwargs)
+        # No single wait may outlast the source's deadline, and the body is read in chunks so a
+        # server dripping one byte at a time is cut off at the deadline too.
+        timeout = min(self.timeout_s, self._remaining_s(url))
+        request = self._client.build_request(method, url, timeout=timeout, **kwargs)
+        response = self._client.send(request, stream=True)
+        try:
+            chunks, size = [], 0
+            # iter_bytes decodes Content-Encoding piece by piece: the cap bounds what a gzip
+            # bomb can inflate to before we stop reading.
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise _BodyTooLarge(
+                        f"{url}: body larger than {self.max_body_bytes} bytes (decompressed)"
+                    )
+                chunks.append(chunk)
+                self._remaining_s(url)
+        finally:
+            response.close()
         if response.status_code in RETRY_STATUSES:
-            response.read()
             raise _RetryableStatus(response)
-        return response
+        return response, b"".join(chunks)
 
     def _request(self, method: str, url: str, **kwargs) -> RawCapture:
         retrying = tenacity.Retrying(
@@ -156,14 +210,16 @@ class Http:
             reraise=True,
         )
         try:
-            response = retrying(self._once, method, url, **kwargs)
+            response, body = retrying(self._once, method, url, **kwargs)
+        except (_DeadlinePassed, _BodyTooLarge) as exc:
+            raise FetchError(str(exc)) from None
         except _RetryableStatus as exc:
             raise FetchError(
                 f"{url}: HTTP {exc.response.status_code} after {self.max_attempts} attempts"
             ) from exc
         except httpx.TimeoutException as exc:
             raise FetchError(f"{url}: timed out after {self.max_attempts} attempts") from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.StreamError, zlib.error) as exc:
             raise FetchError(
                 f"{url}: {type(exc).__name__}: {exc} after {self.max_attempts} attempts"
             ) from exc
@@ -174,6 +230,6 @@ class Http:
             url=str(response.url),
             fetched_at=datetime.now(UTC),
             http_status=response.status_code,
-            body=response.content,
+            body=body,
             content_type=response.headers.get("Content-Type"),
         )

@@ -5,7 +5,6 @@ Used to back-fill price periods that no other source recorded. Prices are USD pe
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from scrapers.base import (
     LayoutError,
     bodies,
     checked_price,
+    load_json,
     source_url,
 )
 from scrapers.http import Http
@@ -37,10 +37,7 @@ _UNITS = {
 
 
 def _json(body: bytes, what: str):
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise LayoutError(f"llm_prices: {what} is not JSON: {exc}") from None
+    return load_json(body, "llm_prices", what)
 
 
 def _index_vendors(body: bytes) -> list[str]:

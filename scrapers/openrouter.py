@@ -12,6 +12,7 @@ from scrapers.base import (
     bodies,
     checked_price,
     load_json,
+    note_bad_row,
     source_url,
 )
 from scrapers.http import Http
@@ -37,6 +38,9 @@ def fetch(http: Http) -> list[RawCapture]:
     return [http.get(source_url(NAME, DEFAULT_URL))]
 
 
+_VARIABLE = frozenset({"-1", "-1.0"})
+
+
 def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceRecord]:
     records: list[PriceRecord] = []
     dropped: Counter[str] = Counter()
@@ -54,7 +58,11 @@ def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceReco
             ctx = model.get("context_length")
             ctx = ctx if isinstance(ctx, int) and not isinstance(ctx, bool) and ctx > 0 else None
             tiers = [(0, pricing)]
-            for override in pricing.get("overrides") or []:
+            overrides = pricing.get("overrides")
+            if overrides is not None and not isinstance(overrides, list):
+                note_bad_row()
+                overrides = None
+            for override in overrides or []:
                 min_tokens = (
                     override.get("min_prompt_tokens") if isinstance(override, dict) else None
                 )
@@ -66,7 +74,11 @@ def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceReco
                 for key, unit in _UNITS.items():
                     if key not in prices:
                         continue
-                    # "-1" means "variable" (e.g. the auto router): never a price.
+                    # "-1" means "variable" (e.g. the auto router): never a price, and not
+                    # a bad row either.
+                    if str(prices[key]).strip() in _VARIABLE:
+                        dropped["variable price"] += 1
+                        continue
                     price = checked_price(
                         prices[key], dropped, limit=MAX_USD_PER_MTOK, convert=mtok
                     )

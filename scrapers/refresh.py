@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from scrapers.base import ScrapeError, SkipSource
+from scrapers.base import LayoutError, ScrapeError, SkipSource, counting_bad_rows
 from scrapers.http import Http
 from scrapers.registry import SOURCES, get_source
 from warehouse.records import RawCapture
@@ -61,6 +61,23 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def parse_captures(module, name: str, captures, fetched_at: datetime):
+    """`module.parse` with its bad-row tally; any error that is not the project's own becomes a
+    LayoutError (the response has a shape the parser did not expect), so a failure is one line.
+
+    Returns (records, complete)."""
+    try:
+        with counting_bad_rows() as bad:
+            records = module.parse(captures, fetched_at)
+    except ScrapeError:
+        raise
+    except Exception as exc:  # TypeError on a list where an object belongs, OverflowError, ...
+        raise LayoutError(f"{name}: unexpected response shape: {_one_line(exc)[:200]}") from None
+    if bad.count:
+        log.info("%s: %d rows unreadable: periods of unseen prices stay open", name, bad.count)
+    return records, bad.count == 0
+
+
 def run_source(wh, name: str, *, http_factory=Http, observed_at: datetime | None = None):
     """Fetch, parse and ingest one source; every failure becomes a recorded failed run."""
     started_at = datetime.now(UTC)
@@ -73,7 +90,7 @@ def run_source(wh, name: str, *, http_factory=Http, observed_at: datetime | None
             module.fetch(recorder)
         finally:
             http.close()
-        records = module.parse(recorder.captures, started_at)
+        records, complete = parse_captures(module, name, recorder.captures, started_at)
     except SkipSource as exc:
         return wh.record_failed_run(
             name,
@@ -82,9 +99,7 @@ def run_source(wh, name: str, *, http_factory=Http, observed_at: datetime | None
             captures=tuple(recorder.captures) if recorder else (),
         )
     except Exception as exc:  # one source's failure, whatever it is, must not stop the others
-        log.warning(
-            "%s failed: %s", name, _one_line(exc), exc_info=not isinstance(exc, ScrapeError)
-        )
+        log.warning("%s failed: %s", name, _one_line(exc)[:300])
         return wh.record_failed_run(
             name,
             started_at=started_at,
@@ -92,7 +107,12 @@ def run_source(wh, name: str, *, http_factory=Http, observed_at: datetime | None
             captures=tuple(recorder.captures) if recorder else (),
         )
     return wh.ingest_run(
-        name, records, recorder.captures, started_at=started_at, observed_at=observed_at
+        name,
+        records,
+        recorder.captures,
+        started_at=started_at,
+        observed_at=observed_at,
+        complete=complete,
     )
 
 
@@ -122,7 +142,8 @@ def refresh(
 def reparse(wh, run_id: int):
     """Parse the raw responses stored for `run_id` with today's parser and ingest them as a new run.
 
-    The prices are observed when the responses were fetched, not now.
+    The prices are observed when the responses were fetched, not now: a run older than the
+    source's newest observation is backfilled at its own date (see Warehouse.ingest_run).
     """
     info = wh.run_info(run_id)
     name = info["source"]
@@ -134,7 +155,7 @@ def reparse(wh, run_id: int):
         )
     fetched_at = min(c.fetched_at for c in captures)
     try:
-        records = get_source(name).parse(captures, fetched_at)
+        records, complete = parse_captures(get_source(name), name, captures, fetched_at)
     except Exception as exc:
         return wh.record_failed_run(
             name,
@@ -142,4 +163,6 @@ def reparse(wh, run_id: int):
             error=f"reparse of run {run_id}: {_one_line(exc)}",
             captures=tuple(captures),
         )
-    return wh.ingest_run(name, records, captures, started_at=started_at, observed_at=fetched_at)
+    return wh.ingest_run(
+        name, records, captures, started_at=started_at, observed_at=fetched_at, complete=complete
+    )

@@ -6,13 +6,12 @@ prices are bids' floors); the catalog prices whole `Nx_<GPU>_SECURE` pods per zo
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
 from datetime import datetime
 
-from scrapers.base import LayoutError, bodies, source_url, to_decimal
+from scrapers.base import LayoutError, bodies, load_json, source_url, to_decimal
 from scrapers.gpu_names import canonical_gpu, gpu_memory_gb, within_gpu_hour_bound
 from scrapers.http import Http
 from scrapers.skypilot import CATALOG_BASE_URL, CatalogRules, parse_catalog
@@ -38,12 +37,21 @@ _PRICE_FIELDS = (
 )
 
 # The catalog's region column is a country; AvailabilityZone is the data centre one rents in.
+# SkyPilot's generator writes SpotPrice from the API's `secureSpotPrice` and Price from
+# `securePrice`. In catalog 0727c2bd (v7/runpod/vms.csv, 2025) every L40S row has them the other
+# way round (SpotPrice 0.86, Price 0.43 per GPU) while RunPod's own API at the time says L40S
+# securePrice 0.86, secureSpotPrice 0.43 (runpod_graphql_gpu_types.json, 2025-06-21; the
+# gpu-price-tracker capture of 2025-05-17 also says secure 0.86). Our reader takes columns by
+# header name, so the exchange is in the published values, not in our parse. A RunPod spot
+# price is a bid floor below the on-demand price by construction, so a pair that says otherwise
+# is put back in order (and counted in the log) instead of being stored upside down.
 CATALOG_RULES = CatalogRules(
     source=NAME,
     provider="runpod",
     gpu_name=lambda row: row["AcceleratorName"],
     region=lambda row: (row.get("AvailabilityZone") or row["Region"]).strip(),
     memory_gb=lambda row, info: None,  # MemoryGiB is host RAM; GpuInfo is only the name
+    order_spot_pair=True,
 )
 
 
@@ -73,10 +81,7 @@ def parse(raw: list[RawCapture] | bytes, fetched_at: datetime) -> list[PriceReco
 def parse_graphql(body: bytes) -> list[PriceRecord]:
     """Per-GPU-hour prices from a `gpuTypes` GraphQL response, its bare list, or the
     id -> {secure_price} map a price tracker saved from the same API."""
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise LayoutError(f"runpod: response is not JSON: {exc}") from None
+    data = load_json(body, "runpod")
     if (
         isinstance(data, dict)
         and data

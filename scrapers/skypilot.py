@@ -10,12 +10,13 @@ import ast
 import csv
 import io
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from scrapers.base import LayoutError, bodies, to_decimal
+from scrapers.base import LayoutError, bodies, note_bad_row, to_decimal
 from scrapers.gpu_names import canonical_gpu, gpu_memory_gb, within_gpu_hour_bound
 from warehouse.records import PriceRecord, RawCapture
 
@@ -43,6 +44,9 @@ class CatalogRules:
     gpu_name: Callable[[dict[str, str]], str]
     region: Callable[[dict[str, str]], str]
     memory_gb: Callable[[dict[str, str], dict | None], float | None]
+    # True where the catalog is known to write some rows' SpotPrice and Price the wrong way
+    # round (see scrapers/runpod.py): a pair with spot above on-demand is then put in order.
+    order_spot_pair: bool = False
 
 
 @lru_cache(maxsize=1024)  # a catalog repeats one GpuInfo text per instance type in every region
@@ -74,7 +78,7 @@ def _number(text: str) -> float | None:
         value = float(text)
     except (TypeError, ValueError):
         return None
-    return value if value == value and value >= 0 else None  # NaN != NaN
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def read_rows(body: bytes, source: str) -> list[dict[str, str]]:
@@ -114,9 +118,14 @@ def parse_catalog(raw: list[RawCapture] | bytes, rules: CatalogRules) -> list[Pr
             info = gpu_info(row.get("GpuInfo") or "")
             reported_gb = rules.memory_gb(row, info)
             canonical = canonical_gpu(rules.gpu_name(row), rules.source, reported_gb)
+            cells = {"Price": row.get("Price"), "SpotPrice": row.get("SpotPrice")}
+            if rules.order_spot_pair:
+                cells = _ordered_pair(cells, dropped)
             for column, term in (("Price", "on_demand"), ("SpotPrice", "spot")):
-                price = to_decimal(row.get(column))
+                price = to_decimal(cells[column])
                 if price is None or price == 0:
+                    if (cells[column] or "").strip() not in ("", "0", "0.0", "0.00"):
+                        note_bad_row()  # a cell that should hold a price but holds junk
                     dropped[f"{column} not a price"] += 1
                     continue
                 if not within_gpu_hour_bound(price, count):
@@ -147,6 +156,15 @@ def parse_catalog(raw: list[RawCapture] | bytes, rules: CatalogRules) -> list[Pr
     if dropped:
         log.info("%s: skipped %s", rules.source, dict(dropped))
     return sorted(best.values(), key=lambda r: (r.sku, r.region, r.term))
+
+
+def _ordered_pair(cells: dict, dropped: Counter) -> dict:
+    """SpotPrice and Price with the lower one as spot, counting the rows that were exchanged."""
+    spot, on_demand = to_decimal(cells["SpotPrice"]), to_decimal(cells["Price"])
+    if spot and on_demand and spot > on_demand:
+        dropped["spot and on-demand exchanged"] += 1
+        return {"Price": cells["SpotPrice"], "SpotPrice": cells["Price"]}
+    return cells
 
 
 def mib_to_gb(mib: float | None) -> float | None:

@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from warehouse.checks import LEVELS, Finding, run_checks, store_checks
 from warehouse.errors import ReadOnlySQLError, WarehouseError, WarehouseLockedError
 from warehouse.migrations import MIGRATIONS
 from warehouse.records import (
@@ -37,6 +39,7 @@ from warehouse.records import (
 
 SNAPSHOT_DIR = Path(__file__).parent / "snapshot"
 SNAPSHOT_SOURCE = "snapshot"
+_CHECKS_MIGRATION = "0005_price_checks_and_age"
 DEFAULT_LOCK_TIMEOUT_S = 10.0
 # DuckDB otherwise downloads a missing extension (httpfs for a URL in `sim sql`) from
 # extensions.duckdb.org: nothing but an explicit refresh may touch the network.
@@ -277,10 +280,16 @@ class Warehouse:
         else:
             con_cm = contextlib.closing(self._open_with_retry(write=True, force=True))
         with con_cm as con:
-            self._migrate(con)
+            applied = self._migrate(con)
             empty = con.execute("SELECT count(*) FROM price_periods").fetchall()[0][0] == 0
             if load_snapshot and empty and (SNAPSHOT_DIR / "manifest.json").exists():
                 self._load_snapshot(con, SNAPSHOT_DIR)
+            elif not empty and _CHECKS_MIGRATION in applied:
+                # A database from before the integrity rules: check what it holds once, so its
+                # quarantine is in force from the first read.
+                con.execute("BEGIN TRANSACTION")
+                store_checks(con, None, _now())
+                con.execute("COMMIT")
 
     @staticmethod
     def _migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -388,12 +397,17 @@ class Warehouse:
         gpu_model: str | None = None,
         region: str | None = None,
         term: str | None = None,
+        usable: bool = False,
     ) -> pl.DataFrame:
-        """GPU instance and serverless prices with GPU attributes and USD per GPU-hour."""
+        """GPU instance and serverless prices with GPU attributes and USD per GPU-hour.
+
+        `usable` leaves out quarantined rows (what pricing may use as a cost)."""
         src, params = _price_source("gpu_offers", as_of)
         where, more = _filters(
             provider=provider, sku=sku, gpu_model=gpu_model, region=region, term=term
         )
+        if usable:
+            where += (" AND " if where else " WHERE ") + "NOT quarantined"
         sql = (
             f"SELECT * FROM {src}{where} "
             "ORDER BY gpu_model NULLS LAST, usd_per_gpu_hour NULLS LAST, provider, sku, region, term"
@@ -412,6 +426,19 @@ class Warehouse:
         where, more = _filters(provider=provider, model=model)
         sql = f"SELECT * FROM {src}{where} ORDER BY provider, model, region, source"
         return self._read(sql, params + more)
+
+    def check_summary(self) -> dict[str, int]:
+        """How many current stored findings there are per level (errors first)."""
+        rows = self._read(
+            "SELECT level, count(*) AS n FROM price_checks WHERE current GROUP BY level"
+        ).rows()
+        counts = dict(rows)
+        return {level: counts[level] for level in LEVELS if counts.get(level)}
+
+    def check(self) -> list[Finding]:
+        """Run the integrity rules over the stored periods now (read-only); errors first."""
+        with self._connect(write=False) as con:
+            return run_checks(con)
 
     def price_history(self, sku: str, *, provider: str | None = None) -> pl.DataFrame:
         """Every period ever stored for `sku`, oldest first within each natural key."""
@@ -468,15 +495,20 @@ class Warehouse:
         started_at: datetime,
         observed_at: datetime | None = None,
         min_ratio: float = 0.5,
+        complete: bool = True,
         observed_at_quality: str = "exact",
     ) -> RunResult:
         """Store one scrape of `source` in one transaction: its run row, captures and prices.
 
-        Undated records are a full picture of the source at `observed_at`: unchanged prices extend
-        their period, changed ones close it and open a new one, and open periods of this source
-        that are missing from the run are closed. Records with `valid_from` are stored as the
-        periods they state. Records that fail a check, or a run that shrinks below `min_ratio`
-        of the last ok run, give status 'rejected' and leave prices untouched.
+        Undated records are a picture of the source at `observed_at`: unchanged prices extend
+        their period, changed ones close it and open a new one. Open periods of this source that
+        are missing from the run are closed only when the run is `complete` (the parser dropped
+        no row as unreadable): a dropped row is unknown, not removed. A run observed before the
+        source's latest observation is a backfill: its periods are inserted at its own date.
+        Records with `valid_from` are stored as the periods they state. Records that fail a
+        check, or a run that shrinks below `min_ratio` of the last ok run (or, before any, of the
+        source's stored current prices), give status 'rejected' and leave prices untouched.
+        The integrity rules (warehouse/checks.py) run after every stored run.
         `observed_at_quality` (records.OBSERVED_AT_QUALITIES) says how far `observed_at` can be
         trusted; it is stored on the periods this run opens (a stated period is 'exact').
         """
@@ -509,7 +541,10 @@ class Warehouse:
                 return _finish_run(con, run_id, source, "rejected", rows_seen, 0, rejection)
             con.register("stage_arrow", stage)
             try:
-                changed = _merge(con, source, run_id, observed)
+                if _is_backfill(con, source, observed):
+                    changed = _backfill(con, source, run_id, observed, complete)
+                else:
+                    changed = _merge(con, source, run_id, observed, complete)
                 con.execute(
                     "UPDATE price_periods SET observed_at_quality = "
                     "CASE WHEN dated THEN 'exact' ELSE ? END WHERE first_run_id = ?",
@@ -517,6 +552,7 @@ class Warehouse:
                 )
             finally:
                 con.unregister("stage_arrow")
+            store_checks(con, run_id, _now())
             return _finish_run(con, run_id, source, "ok", rows_seen, changed, None)
 
     def record_failed_run(
@@ -646,6 +682,7 @@ class Warehouse:
                 [run_id, run_id],
             )
             con.unregister("snapshot_arrow")
+            store_checks(con, run_id, _now())
             result = _finish_run(
                 con, run_id, SNAPSHOT_SOURCE, "ok", periods.height, periods.height, None
             )
@@ -698,6 +735,30 @@ def _filters(**values) -> tuple[str, list]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
+# Magnitude bounds checked at storage, whatever the scraper did: a value outside is junk or a
+# unit mix-up, and a non-finite one would poison every sum it enters.
+_ATTRIBUTE_BOUNDS = (
+    ("gpu_count", 0, 1024),
+    ("gpu_memory_gb", 0, 4096),
+    ("vcpus", 0, 4096),
+    ("ram_gb", 0, 1_048_576),
+    ("context_length", 0, 1_000_000_000),
+    ("tier_min_tokens", -1, 1_000_000_000),
+)
+_MAX_PRICE_ANY = Decimal(10) ** 12  # the column's own capacity
+_MAX_PRICE = {
+    "usd_per_mtok_input": Decimal(1000),
+    "usd_per_mtok_output": Decimal(1000),
+    "usd_per_mtok_cached_input": Decimal(1000),
+    "usd_per_mtok_cache_write": Decimal(1000),
+    "usd_per_request": Decimal(100),
+    "usd_per_gpu_hour": Decimal(500),
+    "usd_per_second": Decimal(500 * 1024) / 3600,
+    "usd_per_hour": Decimal(500 * 1024),
+}
+_SANE_YEARS = (2000, 2100)
+
+
 def _check_records(source: str, records: Sequence[PriceRecord]) -> None:
     seen: set[tuple] = set()
     for i, r in enumerate(records):
@@ -714,6 +775,19 @@ def _check_records(source: str, records: Sequence[PriceRecord]) -> None:
             raise _Rejected(f"{where}: price {r.price!r} is not a finite Decimal >= 0")
         if not r.sku or not r.provider:
             raise _Rejected(f"{where}: provider and sku must not be empty")
+        for name, low, high in _ATTRIBUTE_BOUNDS:
+            value = getattr(r, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise _Rejected(f"{where}: {name} {value!r} is not a number")
+            if not math.isfinite(value) or not low < value <= high:
+                raise _Rejected(f"{where}: {name} {value!r} is outside ({low:g}, {high:g}]")
+        if r.price > _MAX_PRICE.get(r.unit, _MAX_PRICE_ANY):
+            raise _Rejected(f"{where}: price {r.price} {r.unit} is beyond any real price")
+        for stamp in (r.valid_from, r.valid_to):
+            if stamp is not None and not _SANE_YEARS[0] <= stamp.year <= _SANE_YEARS[1]:
+                raise _Rejected(f"{where}: date {stamp} is outside {_SANE_YEARS}")
         if r.valid_to is not None and (r.valid_from is None or r.valid_to <= r.valid_from):
             raise _Rejected(f"{where}: valid_to {r.valid_to} needs an earlier valid_from")
         key = (r.kind, r.provider, r.sku, r.region, r.term, r.unit, r.tier_min_tokens, r.valid_from)
@@ -783,19 +857,18 @@ def _check_against_history(
         "ORDER BY run_id DESC LIMIT 1",
         [source],
     ).fetchall()
-    last_ok = last_ok[0] if last_ok else None
-    if last_ok and rows_seen < min_ratio * last_ok[0]:
+    if last_ok:
+        baseline, what = last_ok[0][0], "the last ok run"
+    else:
+        # The first live run of a source after a snapshot load: compare with what it stored.
+        baseline = con.execute(
+            "SELECT count(*) FROM price_periods WHERE source = ? AND valid_to IS NULL", [source]
+        ).fetchall()[0][0]
+        what = "the current prices stored for it (snapshot)"
+    if baseline and rows_seen < min_ratio * baseline:
         raise _Rejected(
-            f"{rows_seen} prices is fewer than {min_ratio:g} x the {last_ok[0]} of the last ok "
-            "run; refusing to close the missing ones (layout change?)"
-        )
-    latest = con.execute(
-        "SELECT max(last_seen) FROM price_periods WHERE source = ? AND NOT dated", [source]
-    ).fetchall()[0][0]
-    if latest is not None and observed < latest:
-        raise _Rejected(
-            f"observed_at {observed} is older than this source's latest observation {latest}; "
-            "history can only be extended forward"
+            f"{rows_seen} prices is fewer than {min_ratio:g} x the {baseline} of {what}; "
+            "refusing to close the missing ones (layout change?)"
         )
 
 
@@ -804,7 +877,7 @@ _SAME_VALUES = " AND ".join(f"s.{c} IS NOT DISTINCT FROM p.{c}" for c in VALUE_C
 _INSERT_COLUMNS = ", ".join(KEY_COLUMNS + VALUE_COLUMNS)
 
 
-def _merge(con, source: str, run_id: int, observed: datetime) -> int:
+def _merge(con, source: str, run_id: int, observed: datetime, complete: bool = True) -> int:
     """The SCD type 2 merge of `stage_arrow` into `price_periods`; returns rows changed."""
     # Open periods of this source, with their row ids, and how each staged record matches them.
     con.execute(
@@ -818,6 +891,42 @@ def _merge(con, source: str, run_id: int, observed: datetime) -> int:
         FROM stage_arrow s LEFT JOIN cur p ON {_KEY_MATCH}
         WHERE s.valid_from IS NULL"""
     )
+    _stage_dated(con, source)
+    counts = con.execute(
+        "SELECT (SELECT count(*) FROM undated WHERE NOT same), "
+        "(SELECT count(*) FROM cur WHERE ? AND rid NOT IN (SELECT rid FROM undated "
+        "WHERE rid IS NOT NULL UNION ALL SELECT rid FROM dated WHERE rid IS NOT NULL))",
+        [complete],
+    ).fetchall()[0]
+    seen = [observed, run_id]
+    # Periods that continue unchanged only move their last sighting.
+    con.execute(
+        "UPDATE price_periods SET last_seen = ?, last_run_id = ? "
+        "WHERE rowid IN (SELECT rid FROM undated WHERE same)",
+        seen,
+    )
+    # A changed undated price closes its period; after a complete run a missing one closes too
+    # (it left the catalog).
+    con.execute(
+        "UPDATE price_periods SET valid_to = ? WHERE rowid IN ("
+        "SELECT rid FROM undated WHERE rid IS NOT NULL AND NOT same UNION ALL "
+        "SELECT rid FROM cur WHERE ? AND rid NOT IN (SELECT rid FROM undated "
+        "WHERE rid IS NOT NULL UNION ALL SELECT rid FROM dated WHERE rid IS NOT NULL))",
+        [observed, complete],
+    )
+    con.execute(
+        f"INSERT INTO price_periods ({_INSERT_COLUMNS}, valid_from, valid_to, first_seen, "
+        "last_seen, first_run_id, last_run_id, dated) "
+        f"SELECT {_INSERT_COLUMNS}, ?, NULL, ?, ?, ?, ?, false FROM undated WHERE NOT same",
+        [observed, observed, observed, run_id, run_id],
+    )
+    changed = _apply_dated(con, run_id, observed)
+    con.execute("DROP TABLE cur; DROP TABLE undated")
+    return sum(counts) + changed
+
+
+def _stage_dated(con, source: str) -> None:
+    """`dated`: the staged records that state their own period, matched to the stored ones."""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE dated AS
         SELECT s.*, p.rid,
@@ -829,27 +938,16 @@ def _merge(con, source: str, run_id: int, observed: datetime) -> int:
         WHERE s.valid_from IS NOT NULL""",
         [source],
     )
-    counts = con.execute(
-        "SELECT (SELECT count(*) FROM undated WHERE NOT same), "
-        "(SELECT count(*) FROM dated WHERE NOT same), "
-        "(SELECT count(*) FROM cur WHERE rid NOT IN (SELECT rid FROM undated WHERE rid IS NOT NULL "
-        "UNION ALL SELECT rid FROM dated WHERE rid IS NOT NULL))"
-    ).fetchall()[0]
+
+
+def _apply_dated(con, run_id: int, observed: datetime) -> int:
+    """Store the `dated` records; returns how many periods changed."""
+    changed = con.execute("SELECT count(*) FROM dated WHERE NOT same").fetchall()[0][0]
     seen = [observed, run_id]
-    # Periods that continue unchanged only move their last sighting.
     con.execute(
         "UPDATE price_periods SET last_seen = ?, last_run_id = ? "
-        "WHERE rowid IN (SELECT rid FROM undated WHERE same UNION ALL "
-        "SELECT rid FROM dated WHERE same)",
+        "WHERE rowid IN (SELECT rid FROM dated WHERE same)",
         seen,
-    )
-    # A changed undated price closes its period; a missing one closes too (it left the catalog).
-    con.execute(
-        "UPDATE price_periods SET valid_to = ? WHERE rowid IN ("
-        "SELECT rid FROM undated WHERE rid IS NOT NULL AND NOT same UNION ALL "
-        "SELECT rid FROM cur WHERE rid NOT IN (SELECT rid FROM undated WHERE rid IS NOT NULL "
-        "UNION ALL SELECT rid FROM dated WHERE rid IS NOT NULL))",
-        [observed],
     )
     # A dated period the source restated (new price, or now closed) is corrected in place.
     set_values = ", ".join(f"{c} = d.{c}" for c in VALUE_COLUMNS)
@@ -862,17 +960,163 @@ def _merge(con, source: str, run_id: int, observed: datetime) -> int:
     con.execute(
         f"INSERT INTO price_periods ({_INSERT_COLUMNS}, valid_from, valid_to, first_seen, "
         "last_seen, first_run_id, last_run_id, dated) "
-        f"SELECT {_INSERT_COLUMNS}, ?, NULL, ?, ?, ?, ?, false FROM undated WHERE NOT same",
-        [observed, observed, observed, run_id, run_id],
-    )
-    con.execute(
-        f"INSERT INTO price_periods ({_INSERT_COLUMNS}, valid_from, valid_to, first_seen, "
-        "last_seen, first_run_id, last_run_id, dated) "
         f"SELECT {_INSERT_COLUMNS}, valid_from, valid_to, ?, ?, ?, ?, true FROM dated WHERE rid IS NULL",
         [observed, observed, run_id, run_id],
     )
-    con.execute("DROP TABLE cur; DROP TABLE undated; DROP TABLE dated")
-    return sum(counts)
+    con.execute("DROP TABLE dated")
+    return changed
+
+
+def _is_backfill(con, source: str, observed: datetime) -> bool:
+    """Whether `observed` is older than what this source has already told us (undated)."""
+    latest = con.execute(
+        "SELECT greatest((SELECT max(last_seen) FROM price_periods WHERE source = ? AND NOT "
+        "dated), (SELECT max(observed_at) FROM scrape_runs WHERE source = ? AND status = 'ok' "
+        "AND finished_at IS NOT NULL))",
+        [source, source],
+    ).fetchall()[0][0]
+    return latest is not None and observed < latest
+
+
+def _backfill(con, source: str, run_id: int, observed: datetime, complete: bool) -> int:
+    """Insert an older run's observations at their own date, splitting the periods around it.
+
+    Every period is a run of equal sightings: it starts at the first sighting of its value and
+    ends at the first later sighting of the key that differs (or its absence from a complete
+    run). The periods come out as if the runs had been ingested in date order.
+    """
+    frame = _frame(con, "SELECT * FROM price_periods WHERE source = ? AND NOT dated", [source])
+    schema = frame.schema
+    stored: dict[tuple, list[dict]] = {}
+    for row in frame.to_dicts():
+        stored.setdefault(tuple(row[c] for c in KEY_COLUMNS), []).append(row)
+    staged = {
+        tuple(row[c] for c in KEY_COLUMNS): row
+        for row in _frame(
+            con, "SELECT * FROM stage_arrow WHERE valid_from IS NULL", None
+        ).to_dicts()
+    }
+    # The source's sightings: its ok runs and the dates its periods record.
+    sightings = sorted(
+        {
+            t
+            for (t,) in con.execute(
+                "SELECT observed_at FROM scrape_runs WHERE source = ? AND status = 'ok' "
+                "AND run_id <> ? AND finished_at IS NOT NULL UNION ALL "
+                "SELECT valid_from FROM price_periods WHERE source = ? AND NOT dated UNION ALL "
+                "SELECT last_seen FROM price_periods WHERE source = ? AND NOT dated",
+                [source, run_id, source, source],
+            ).fetchall()
+        }
+    )
+    next_seen = min((t for t in sightings if t > observed), default=None)
+    before = [t for t in sightings if t < observed]
+    changed = 0
+    rewritten: dict[tuple, list[dict]] = {}
+    for key in set(stored) | set(staged):
+        periods = sorted(stored.get(key, []), key=lambda p: p["valid_from"])
+        new = _backfill_key(periods, staged.get(key), observed, next_seen, before, run_id, complete)
+        if new is not periods:
+            rewritten[key] = new
+            changed += 1
+    if rewritten:
+        keys = pl.DataFrame(
+            [dict(zip(KEY_COLUMNS, k, strict=True)) for k in rewritten],
+            schema={c: schema[c] for c in KEY_COLUMNS},
+        )
+        con.register("backfill_keys", keys.to_arrow())
+        con.execute(
+            "DELETE FROM price_periods WHERE NOT dated AND ("
+            + ", ".join(KEY_COLUMNS)
+            + ") IN (SELECT ("
+            + ", ".join(KEY_COLUMNS)
+            + ") FROM backfill_keys)"
+        )
+        con.unregister("backfill_keys")
+        rows = [p for periods in rewritten.values() for p in periods]
+        if rows:
+            con.register("backfill_rows", pl.DataFrame(rows, schema=schema).to_arrow())
+            names = ", ".join(schema.names())
+            con.execute(f"INSERT INTO price_periods ({names}) SELECT {names} FROM backfill_rows")
+            con.unregister("backfill_rows")
+    _stage_dated(con, source)
+    return changed + _apply_dated(con, run_id, observed)
+
+
+def _cut(period: dict, t, before) -> dict:
+    """`period` ended at `t`; its last sighting is the latest one of the source before `t`."""
+    last = max((s for s in before if period["valid_from"] <= s), default=period["valid_from"])
+    return {**period, "valid_to": t, "last_seen": min(period["last_seen"], last)}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return all(a[c] == b[c] for c in VALUE_COLUMNS)
+
+
+def _backfill_key(periods, seen, t, next_seen, before, run_id, complete):
+    """One key's periods after a sighting `seen` (a staged row, or None: absent) at time `t`.
+
+    `next_seen` is the source's first sighting after `t`, `before` its sightings before `t`.
+    Returns `periods` itself when nothing changes."""
+    holding = next(
+        (
+            p
+            for p in periods
+            if p["valid_from"] <= t and (p["valid_to"] is None or t < p["valid_to"])
+        ),
+        None,
+    )
+
+    def opened(values: dict, start, end, last=None) -> dict:
+        template = holding or (periods[0] if periods else {})
+        row = {**template, **{c: values[c] for c in KEY_COLUMNS}}
+        row.update({c: values[c] for c in VALUE_COLUMNS})
+        row.update(valid_from=start, valid_to=end, first_seen=start, last_seen=last or start,
+                   first_run_id=run_id, last_run_id=run_id, dated=False)  # fmt: skip
+        return row
+
+    others = [p for p in periods if p is not holding]
+    if seen is None:
+        if holding is None or not complete:
+            return periods
+        # Absent at t: the period stops there and resumes at the next sighting if it was seen.
+        head = _cut(holding, t, before)
+        kept = [head]
+        if next_seen is not None and holding["last_seen"] >= next_seen:
+            kept.append({**holding, "valid_from": next_seen, "first_seen": next_seen})
+        return sorted(others + kept, key=lambda p: p["valid_from"])
+    if holding is not None and _same(holding, seen):
+        if holding["first_seen"] <= t <= holding["last_seen"]:
+            return periods
+        grown = {**holding, "first_seen": min(holding["first_seen"], t),
+                 "last_seen": max(holding["last_seen"], t)}  # fmt: skip
+        return sorted(others + [grown], key=lambda p: p["valid_from"])
+    if holding is not None:
+        head = _cut(holding, t, before)
+        if next_seen is not None and holding["last_seen"] >= next_seen:
+            tail = {**holding, "valid_from": next_seen, "first_seen": next_seen}
+            return sorted(others + [head, opened(seen, t, next_seen), tail],
+                          key=lambda p: p["valid_from"])  # fmt: skip
+        end, following = holding["valid_to"], None
+        rest = others
+    else:
+        after = [p for p in periods if p["valid_from"] > t]
+        following = min(after, key=lambda p: p["valid_from"], default=None)
+        end = following["valid_from"] if following else None
+        if next_seen is not None and (end is None or next_seen < end):
+            end = next_seen  # the next run did not see the key: it closed there
+        rest = periods
+        head = None
+    nxt = next((p for p in rest if p["valid_from"] == end), None) if end is not None else None
+    if nxt is not None and _same(nxt, seen):
+        # The next period holds the same price: it simply started earlier.
+        merged = {**nxt, "valid_from": t, "first_seen": t, "first_run_id": run_id}
+        kept = [p for p in rest if p is not nxt] + [merged]
+    else:
+        kept = list(rest) + [opened(seen, t, end)]
+    if head is not None:
+        kept.append(head)
+    return sorted(kept, key=lambda p: p["valid_from"])
 
 
 def open_warehouse(ctx_or_path=None, *, read_only: bool = False, **kwargs) -> Warehouse:

@@ -123,6 +123,86 @@ CREATE MACRO api_prices_as_of(ts) AS TABLE {_API_PRICES.format(src=as_of)};
 """
 
 
+# Integrity findings (warehouse/checks.py) and views that show them and each price's age.
+# `current` marks the findings of the latest check; an `error` among them quarantines its period.
+# The views select `p.*` so a column a later migration adds to price_periods shows up in them.
+_CHECKS_TABLE = """
+CREATE SEQUENCE price_check_id START 1;
+CREATE TABLE price_checks (
+    check_id BIGINT PRIMARY KEY DEFAULT nextval('price_check_id'),
+    run_id BIGINT,
+    checked_at TIMESTAMP NOT NULL,
+    current BOOLEAN NOT NULL,
+    rule VARCHAR NOT NULL,
+    level VARCHAR NOT NULL CHECK (level IN ('error', 'warning', 'info')),
+    source VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    provider VARCHAR NOT NULL,
+    sku VARCHAR NOT NULL,
+    region VARCHAR NOT NULL,
+    term VARCHAR NOT NULL,
+    unit VARCHAR NOT NULL,
+    tier_min_tokens BIGINT NOT NULL,
+    valid_from TIMESTAMP NOT NULL,
+    message VARCHAR NOT NULL
+);
+"""
+
+# One row per quarantined period; joined on the natural key and valid_from.
+_QUARANTINE = """(SELECT DISTINCT source, kind, provider, sku, region, term, unit, tier_min_tokens,
+        valid_from, true AS quarantined
+    FROM price_checks WHERE current AND level = 'error')"""
+_Q_MATCH = " AND ".join(
+    f"q.{c} = p.{c}"
+    for c in ("source", "kind", "provider", "sku", "region", "term", "unit", "tier_min_tokens",
+              "valid_from")
+)  # fmt: skip
+
+
+def _checked(where: str, at: str) -> str:
+    """Periods with `quarantined` and `age_days` (whole days since last seen, as of `at`)."""
+    return f"""SELECT p.*, coalesce(q.quarantined, false) AS quarantined,
+       greatest(0, floor(epoch({at} - p.last_seen) / 86400))::INTEGER AS age_days
+FROM price_periods p LEFT JOIN {_QUARANTINE} q ON {_Q_MATCH}
+{where}"""
+
+
+_NOW = "timezone('UTC', now())"
+_AT = "CAST(ts AS TIMESTAMP)"
+
+_GPU_OFFERS_V2 = _GPU_OFFERS.replace(
+    "valid_from, valid_to, last_seen", "valid_from, valid_to, last_seen, age_days, quarantined"
+)
+# Quarantined rows are left out of the aggregate: a pair that broke a rule must not reach a cost.
+_API_PRICES_V2 = _API_PRICES.replace(
+    "max(last_seen) AS last_seen",
+    "max(last_seen) AS last_seen,\n       min(age_days) AS age_days,\n"
+    "       bool_or(price <= 0) AS free",
+).replace("WHERE kind = 'api_token'", "WHERE NOT quarantined AND kind = 'api_token'")
+
+
+def _price_views_v2() -> str:
+    as_of = "prices_as_of(ts)"
+    current = f"WHERE p.valid_from <= {_NOW} AND (p.valid_to IS NULL OR {_NOW} < p.valid_to)"
+    at = f"WHERE p.valid_from <= {_AT} AND (p.valid_to IS NULL OR {_AT} < p.valid_to)"
+    return f"""
+DROP MACRO TABLE api_prices_as_of;
+DROP VIEW api_prices;
+DROP MACRO TABLE gpu_offers_as_of;
+DROP VIEW gpu_offers;
+DROP MACRO TABLE prices_as_of;
+DROP VIEW prices;
+DROP VIEW price_history;
+CREATE VIEW price_history AS {_checked("", _NOW)};
+CREATE VIEW prices AS {_checked(current, _NOW)};
+CREATE MACRO prices_as_of(ts) AS TABLE {_checked(at, _AT)};
+CREATE VIEW gpu_offers AS {_GPU_OFFERS_V2.format(src="prices")};
+CREATE MACRO gpu_offers_as_of(ts) AS TABLE {_GPU_OFFERS_V2.format(src=as_of)};
+CREATE VIEW api_prices AS {_API_PRICES_V2.format(src="prices")};
+CREATE MACRO api_prices_as_of(ts) AS TABLE {_API_PRICES_V2.format(src=as_of)};
+"""
+
+
 _SIM = """
 CREATE TABLE sim_runs (
     run_id VARCHAR PRIMARY KEY,
@@ -160,4 +240,6 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("0002_price_views", _price_views()),
     ("0003_sim_results", _SIM),
     ("0004_upfront_and_observed_at_quality", _UPFRONT_AND_DATE_QUALITY),
+    # After 0004: its views select p.*, so the columns 0004 added appear in them too.
+    ("0005_price_checks_and_age", _CHECKS_TABLE + _price_views_v2()),
 ]

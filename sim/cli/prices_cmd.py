@@ -5,11 +5,14 @@ Other modules attach more commands (refresh, reparse, schedule) to the `prices` 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
+import polars as pl
 
 from sim.cli import cli
+from warehouse.checks import LEVELS
 from warehouse.db import open_warehouse
 from warehouse.output import FORMATS, render
 from warehouse.records import KINDS
@@ -28,6 +31,8 @@ _LIST_COLUMNS = (
     "gpu_count",
     "source",
     "valid_from",
+    "age_days",
+    "quarantined",
 )
 _HISTORY_COLUMNS = (
     "provider",
@@ -43,6 +48,8 @@ _HISTORY_COLUMNS = (
     "valid_to",
     "observed_at_quality",
     "last_seen",
+    "age_days",
+    "quarantined",
     "source",
 )
 
@@ -81,6 +88,9 @@ def prices() -> None:
 @click.pass_context
 def list_prices(ctx, kind, provider, gpu, sku, as_of, fmt) -> None:
     """List the prices in effect now (or at --as-of), one row per price.
+
+    `age_days` is how many days before now (or --as-of) the source last showed the price;
+    `quarantined` rows broke an integrity rule (see `sim prices check`) and are never a cost.
 
     Example:
 
@@ -133,3 +143,42 @@ def snapshot(ctx, out_dir: Path) -> None:
     wh = open_warehouse(ctx, read_only=True)
     manifest = wh.write_snapshot(out_dir)
     click.echo(f"wrote {manifest}")
+
+
+@prices.command("check")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("table", "json")),
+    default="table",
+    show_default=True,
+    help="table for people, json (an array of findings) for programs.",
+)
+@click.pass_context
+def check(ctx, fmt) -> None:
+    """Check every stored price against the integrity rules; exit 1 if any error is found.
+
+    Rules (docs/pricing.md): spot and committed prices at or below on-demand, no free price
+    used as a cost, USD per GPU-hour within bounds per GPU model, no jump above 3x between two
+    runs, API prices of two sources within 25%, every GPU name known. Error-level findings
+    quarantine their rows: kept and listed, never used as a cost.
+
+    Example:
+
+    \b
+        sim prices check --format json
+    """
+    wh = open_warehouse(ctx, read_only=True)
+    findings = wh.check()
+    if fmt == "json":
+        click.echo(json.dumps([f.as_dict() for f in findings], default=str, indent=1))
+    else:
+        columns = ("level", "rule", "source", "provider", "sku", "region", "term", "message")
+        frame = pl.DataFrame(
+            [{c: f.as_dict()[c] for c in columns} for f in findings],
+            schema=dict.fromkeys(columns, pl.String),
+        )
+        click.echo(render(frame, "table"))
+        counts = {level: sum(f.level == level for f in findings) for level in LEVELS}
+        click.echo(", ".join(f"{n} {level}" for level, n in counts.items()))
+    ctx.exit(1 if any(f.level == "error" for f in findings) else 0)

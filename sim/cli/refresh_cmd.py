@@ -86,7 +86,8 @@ _source_option = click.option(
 def refresh_command(ctx: click.Context, sources: tuple[str, ...]) -> None:
     """Fetch current prices from every source (or the named ones) into the warehouse.
 
-    One run for cron or a systemd timer. Each source is fetched, parsed and stored on its own,
+    One run for cron or a systemd timer. After each source is stored the integrity rules run
+    and their findings are kept in the `price_checks` table (summarised at the end). Each source is fetched, parsed and stored on its own,
     so one failing source never stops the others. Exit code 0 when all sources succeeded, 1 when
     some failed, 2 when none did (a source skipped for a missing API key counts as neither).
     Set INFERCOST_<NAME>_URL to point a source at another URL (e.g. a mirror or a test server).
@@ -100,9 +101,16 @@ def refresh_command(ctx: click.Context, sources: tuple[str, ...]) -> None:
     wh = open_warehouse(ctx)
     try:
         results = refresh(wh, names, on_progress=_print_progress(console))
+        integrity = wh.check_summary()
     finally:
         wh.close()
     console.print(_summary(results))
+    if integrity:
+        console.print(
+            "integrity: "
+            + ", ".join(f"{n} {level}" for level, n in integrity.items())
+            + " (error rows are quarantined; details: sim prices check)"
+        )
     ctx.exit(exit_code(results))
 
 

@@ -150,6 +150,7 @@ class ApiFleetConfig:
     price_usd_per_mtok_output: UsdPerMtok | None = None
     price_usd_per_mtok_cached_input: UsdPerMtok | None = None
     price_usd_per_request: Annotated[Num, Field(ge=0, le=100)] = 0.0
+    allow_free: Annotated[Bool, Field(description="a warehouse price of 0 is a free tier, refused as a cost unless this says it is meant")] = False  # fmt: skip
     volume_tiers: list[VolumeTier] = field(default_factory=list)
     batch: Annotated[Bool, Field(description="use the batch API (discounted, latency in hours)")] = False  # fmt: skip
     batch_discount: Annotated[Fraction, Field(description="fraction of the price paid with batch = true")] = 0.5  # fmt: skip

@@ -56,6 +56,7 @@ class Scenario:
     raw: dict[str, Any]  # the TOML after overrides, as written to scenario.resolved.json
     prices: dict[str, dict[str, Any]] = field(default_factory=dict)  # provenance per fleet name
     price_max_age_days: float = 30.0
+    price_source_priority: tuple[str, ...] | None = None
     advise: AdviseConstraints = field(default_factory=AdviseConstraints)
 
     @property
@@ -422,6 +423,7 @@ def parse_scenario(
         fleets=tuple(spec.fleet),
         raw=_jsonable(raw),
         price_max_age_days=head.price_max_age_days,
+        price_source_priority=head.price_source_priority,
         advise=spec.advise,
     )
 

@@ -54,6 +54,7 @@ class ScenarioHead:
         Field(description='"latest" or a date (2025-06-01): which prices are in force'),
     ] = "latest"
     price_max_age_days: Annotated[Num, Field(ge=0, le=3650, description="warn about prices older than this")] = 30.0  # fmt: skip
+    price_source_priority: Annotated[tuple[Annotated[Str, Field(min_length=1, max_length=64)], ...], Field(max_length=50, description="API price sources in order of trust when observations tie (docs/pricing.md); unset = litellm, openrouter, llm_prices")] | None = None  # fmt: skip
     window_s: Annotated[Num, Field(ge=0.001, le=MAX_SECONDS, description="width of the time-series windows")] = 60.0  # fmt: skip
     horizon_s: Annotated[Num, Field(gt=0, le=MAX_SECONDS, description="stop the simulation here (default: when all work is done)")] | None = None  # fmt: skip
     description: Annotated[Str, Field(max_length=10_000, description="what the scenario tests")] = ""  # fmt: skip

@@ -127,6 +127,22 @@ def test_prices_list_as_of_boundaries(db):
     assert price_on("2025-03-03") == ["19.99"]
 
 
+def test_prices_list_shows_age_in_days_and_quarantine(db):
+    out = run(
+        db, "prices", "list", "--gpu", "H100", "--as-of", "2025-03-12T03:00:00Z", "--format", "json"
+    )
+    (row,) = json.loads(out.stdout)
+    assert (row["age_days"], row["quarantined"]) == (10, False)  # last seen 2025-03-02 03:00
+    table = run(db, "prices", "list", "--gpu", "H100")
+    assert "age_days" in table.stdout and "quarantined" in table.stdout
+
+
+def test_prices_check_on_a_clean_warehouse_exits_0(db):
+    out = run(db, "prices", "check")
+    assert out.exit_code == 0, out.output
+    assert out.stdout.splitlines()[-1] == "0 error, 0 warning, 0 info"
+
+
 def test_prices_list_filters_by_kind_and_provider(db):
     result = run(db, "prices", "list", "--kind", "api_token", "--format", "csv")
     assert [line.split(",")[3] for line in result.stdout.splitlines()[1:]] == ["gpt-4o", "gpt-4o"]

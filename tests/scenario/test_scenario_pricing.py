@@ -236,3 +236,94 @@ def test_shipped_scenarios_price_from_the_shipped_snapshot(tmp_path):
         assert not needs_prices(sc), path.name
         for fleet in sc.fleets:
             assert sc.prices[fleet.name]["source"], (path.name, fleet.name)
+
+
+# -- the one choice rule (docs/pricing.md) ---------------------------------------------------
+
+
+def _api_pair(source, provider, model, inp, out):
+    return [
+        _rec(source, "api_token", provider, model, "usd_per_mtok_input", inp),
+        _rec(source, "api_token", provider, model, "usd_per_mtok_output", out),
+    ]
+
+
+def test_deepseek_chat_resolves_to_the_newest_observation_in_the_shipped_snapshot(tmp_path):
+    path = tmp_path / "deepseek.toml"
+    path.write_text(
+        SCENARIO.split("[[fleet]]")[0]
+        + '[[fleet]]\nname = "api"\nkind = "api"\nprovider = "deepseek"\nmodel = "deepseek-chat"\n'
+    )
+    with Warehouse(":memory:") as shipped:  # loads warehouse/snapshot
+        sc = resolve_prices(load_scenario(path, ["scenario.price_as_of=latest"]), shipped)
+    prov = sc.prices["api"]
+    # LiteLLM's newest map says 0.28/0.42; llm-prices' period from 2025-02-08 says 0.27/1.10.
+    assert (prov["source"], prov["usd_per_mtok_input"], prov["usd_per_mtok_output"]) == (
+        "litellm",
+        0.28,
+        0.42,
+    )
+    (other,) = [a for a in prov["alternatives"] if a["source"] == "llm_prices"]
+    assert other["usd_per_mtok_output"] == 1.1 and other["lost"] == "last seen earlier"
+
+
+def test_a_newer_price_start_replaces_an_older_one_seen_the_same_day(wh, priced_toml):
+    model = "together_ai/meta-llama/Meta-Llama-3.1-70B-Instruct-Turbo"
+    later = datetime(2025, 5, 20)
+    pairs = _api_pair("openrouter", "together_ai", model, "0.5", "0.6")
+    assert wh.ingest_run("openrouter", pairs, started_at=later, observed_at=later).status == "ok"
+    # LiteLLM saw its older price again the same day: the newer start still wins.
+    same = _api_pair("litellm", "together_ai", model, "0.88", "0.90")
+    assert wh.ingest_run("litellm", same, started_at=later, observed_at=later).status == "ok"
+    prov = resolve_prices(load_scenario(priced_toml), wh).prices["api"]
+    assert prov["source"] == "openrouter" and prov["usd_per_mtok_input"] == 0.5
+    assert [a["lost"] for a in prov["alternatives"]] == ["a newer observation replaced it"]
+
+
+def test_a_free_price_is_refused_unless_the_fleet_allows_it(wh, priced_toml):
+    model = "together_ai/meta-llama/Meta-Llama-3.1-70B-Instruct-Turbo"
+    later = datetime(2025, 5, 20)
+    free = _api_pair("litellm", "together_ai", model, "0", "0")
+    assert wh.ingest_run("litellm", free, started_at=later, observed_at=later).status == "ok"
+    with pytest.raises(InputError, match=r"fleet\[0\]\.allow_free"):
+        resolve_prices(load_scenario(priced_toml), wh)
+    sc = resolve_prices(load_scenario(priced_toml, ["fleet.api.allow_free=true"]), wh)
+    assert sc.prices["api"]["usd_per_mtok_input"] == 0.0
+
+
+def test_region_glob_pins_and_ties_prefer_us_regions(wh, priced_toml):
+    sc = resolve_prices(load_scenario(priced_toml, ['fleet.cloud.region="us-east-*"']), wh)
+    prov = sc.prices["cloud"]
+    assert (prov["region"], prov["usd_per_hour"]) == ("us-east-1", 23.92)
+    sc = resolve_prices(load_scenario(priced_toml), wh)
+    prov = sc.prices["cloud"]
+    assert prov["region"] == "us-west-1"
+    assert [(a["region"], a["lost"]) for a in prov["alternatives"]] == [
+        ("us-east-1", "higher price")
+    ]
+
+
+def test_ties_on_price_go_to_a_us_region_not_the_first_name():
+    from sim.pricing import region_rank
+
+    regions = ["asia-northeast-1", "europe-west4", "us-central1", "eastus2", "EU-SE-1", "US-CA-1"]
+    assert sorted(regions, key=lambda r: (region_rank(r), r)) == [
+        "US-CA-1",
+        "eastus2",
+        "us-central1",
+        "EU-SE-1",
+        "europe-west4",
+        "asia-northeast-1",
+    ]
+
+
+def test_stale_prices_give_warning_lines_in_provenance(wh, priced_toml):
+    from sim.pricing import stale_price_warnings
+
+    sc = resolve_prices(load_scenario(priced_toml, ["scenario.price_as_of=latest"]), wh)
+    lines = stale_price_warnings(sc, max_age_days=30)
+    assert lines and all(line.startswith("warning: fleet ") for line in lines)
+    assert any("litellm price of" in line and "days old" in line for line in lines)
+    assert sc.prices["api"]["warnings"][0] in lines
+    fresh = resolve_prices(load_scenario(priced_toml, ["scenario.price_as_of=2025-05-02"]), wh)
+    assert stale_price_warnings(fresh, max_age_days=30) == []

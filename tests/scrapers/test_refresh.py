@@ -42,7 +42,8 @@ def test_a_parser_bug_is_a_failed_run_not_a_crash(wh, serve, fast_http, fixture_
 
     monkeypatch.setattr("scrapers.openrouter.parse", broken)
     (result,) = refresh(wh, ["openrouter"], http_factory=fast_http)
-    assert result.status == "failed" and result.error == "KeyError: 'pricing'"
+    assert result.status == "failed"
+    assert result.error == "openrouter: unexpected response shape: KeyError: 'pricing'"
 
 
 def test_skip_source_is_recorded_as_skipped(wh, monkeypatch):

@@ -43,10 +43,25 @@ def test_catalog_to_the_cent(fixture_bytes):
     )
 
 
-def test_catalog_l40s_spot_above_on_demand_kept_as_published(fixture_bytes):
+def test_catalog_l40s_pair_exchanged_upstream_is_put_in_order(fixture_bytes):
+    # The catalog writes L40S SpotPrice 0.86, Price 0.43; RunPod's API says the reverse.
     by = _by_key(runpod.parse(fixture_bytes(CSV), NOW))
-    assert by[("1x_L40S_SECURE", "CA-MTL-1", "on_demand")].price == Decimal("0.43")
-    assert by[("1x_L40S_SECURE", "CA-MTL-1", "spot")].price == Decimal("0.86")
+    assert by[("1x_L40S_SECURE", "CA-MTL-1", "on_demand")].price == Decimal("0.86")
+    assert by[("1x_L40S_SECURE", "CA-MTL-1", "spot")].price == Decimal("0.43")
+
+
+def test_every_pair_of_the_whole_recorded_catalog_is_ordered(fixture_bytes):
+    records = runpod.parse(fixture_bytes("skypilot_runpod_vms_0727c2bd.csv"), NOW)
+    by = _by_key(records)
+    pairs = [
+        (by[(sku, region, "spot")].price, r.price)
+        for (sku, region, term), r in by.items()
+        if term == "on_demand" and (sku, region, "spot") in by
+    ]
+    assert len(pairs) >= 750  # 32 GPU shapes x 24 distinct zones carry both prices
+    assert all(spot <= on_demand for spot, on_demand in pairs)
+    l40s = [r for r in records if r.gpu_model == "L40S" and r.term == "on_demand"]
+    assert {r.price / Decimal(str(r.gpu_count)) for r in l40s} == {Decimal("0.86")}
 
 
 def test_catalog_duplicates_and_cpu_rows(fixture_bytes):

@@ -194,11 +194,12 @@ def test_failed_run_is_recorded_and_leaves_prices_intact(wh):
     assert ingest(wh, [gpu("a", "23.92")], T3).status == "ok"
 
 
-def test_out_of_order_observation_is_rejected(wh):
+def test_an_older_observation_is_backfilled_at_its_own_date(wh):
     ingest(wh, [gpu("a", "1")], T2)
     r = ingest(wh, [gpu("a", "2")], T1)
-    assert r.status == "rejected" and "older than" in r.error
+    assert r.status == "ok"
     assert wh.prices()["price"].to_list() == [Decimal("1")]
+    assert wh.prices(as_of=T1)["price"].to_list() == [Decimal("2")]
 
 
 def test_dated_records_are_stored_as_stated_and_reingest_is_idempotent(wh):

@@ -25,7 +25,7 @@ timestamps = st.datetimes(
 
 
 def record(sku: str, price: Decimal, **kw) -> PriceRecord:
-    return PriceRecord("t", "gpu_instance", "p", sku, "", "on_demand", "usd_per_hour", price, **kw)
+    return PriceRecord("t", "gpu_purchase", "p", sku, "", "purchase", "usd", price, **kw)
 
 
 @settings(max_examples=25, deadline=None)
