@@ -31,9 +31,13 @@ COMMITTED_TERMS = (
 # The highest list prices seen in the recorded catalogs (2025-2026) sit well inside: Azure
 # ND128isr GB200 v6 in brazilsouth $54.08/GPU-h, ND96isr H100 v5 southafricanorth $21.08,
 # GCP V100 $3.97, Vast's RTX 3060 $0.0675 at the bottom.
-_FLAGSHIP = ("GB200", "B200", "H200", "GH200", "H100-SXM", "H100-PCIe", "H100-NVL", "MI300X")
+# B300 (AWS p6-b300.48xlarge, 142.42 USD/h for 8 in us-west-2, vantage export 2026-01-21) and
+# the AWS accelerators (trn1/trn2/inf2) joined with the AWS coverage.
+_FLAGSHIP = ("GB300", "B300", "GB200", "B200", "H200", "GH200", "H100-SXM", "H100-PCIe", "H100-NVL",
+             "MI325X", "MI300X")  # fmt: skip
 _DATACENTER = ("A100-80GB", "A100-40GB", "L40S", "L40", "A40", "A6000", "RTX-6000-Ada",
-               "RTX-PRO-6000", "V100", "A10G", "A10", "L4", "A30")  # fmt: skip
+               "RTX-PRO-6000", "V100", "A10G", "A10", "L4", "A30", "Trainium2", "Trainium",
+               "Inferentia2")  # fmt: skip
 GPU_HOUR_BOUNDS_USD: dict[str, tuple[Decimal, Decimal]] = {
     **{gpu: (Decimal("0.50"), Decimal(80)) for gpu in _FLAGSHIP},
     **{gpu: (Decimal("0.05"), Decimal(30)) for gpu in _DATACENTER},
