@@ -9,7 +9,6 @@ The shared interface of every fleet kind is small: `submit(i)` at a request's ar
 from __future__ import annotations
 
 from collections import deque
-from heapq import heappush
 
 import numpy as np
 import simpy
@@ -176,14 +175,10 @@ class GpuFleet:
         i += 1
         times = self._arrival_t
         env = self.env
-        now = env._now
+        now = env.now
         if i < len(times) and times[i] > now:  # the usual case: one arrival per time
             self._arrival_next = i
-            # `env.schedule(Due(...), NORMAL, times[i] - now)`, inlined
-            heappush(
-                env._queue,
-                (now + (times[i] - now), NORMAL, next(env._eid), Due(self._on_arrival_timeout)),
-            )
+            env.schedule(Due(self._on_arrival_timeout), NORMAL, times[i] - now)
             return
         self._submit_arrivals(i)
 
@@ -258,7 +253,7 @@ class GpuFleet:
 
     def complete(self, i: int) -> None:
         table = self.table
-        now = self.env._now
+        now = self.env.now
         # RequestTable.complete, inlined: once per request.
         table.finish_s[i] = now
         table.end_s[i] = now

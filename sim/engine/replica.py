@@ -77,8 +77,6 @@ class Replica:
         busy = fleet.busy_gpu_s
         self._busy_t0, self._busy_t1, self._busy_spread = busy._t0.append, busy._t1, busy._spread
         self._busy_t1_add, self._busy_chunk = busy._t1.append, busy.CHUNK
-        # `Environment.schedule`, inlined: the event queue and its id counter.
-        self._queue, self._eid = self.env._queue, self.env._eid
         self.kv_cap = int(profile.kv_capacity_tokens)
         engine = fleet.engine
         self.max_seqs = engine.max_batch_seqs
@@ -165,7 +163,7 @@ class Replica:
     # -- the engine loop -------------------------------------------------------------------------
     def _wait(self, delay: float, callback, priority=NORMAL) -> None:
         ev = Due(callback)
-        heappush(self._queue, (self.env._now + delay, priority, next(self._eid), ev))
+        self.env.schedule(ev, priority, delay)
         self._ev = ev
 
     def _on_wake(self, _ev) -> None:
@@ -174,7 +172,7 @@ class Replica:
     def _on_step_end(self, _ev) -> None:
         # The step's effects (once per step), then plan the next one.
         chunks, n_dec, start = self._step
-        now = self.env._now
+        now = self.env.now
         self._busy_t0(start)
         self._busy_t1_add(now)
         if len(self._busy_t1) >= self._busy_chunk:
@@ -223,7 +221,7 @@ class Replica:
         start, _, _, _, n = self._jump
         done = self._done
         self._busy_t0(start)
-        self._busy_t1_add(self.env._now)
+        self._busy_t1_add(self.env.now)
         if len(self._busy_t1) >= self._busy_chunk:
             self._busy_spread()
         self.steps = steps = self.steps + done
@@ -240,7 +238,7 @@ class Replica:
         event at the current time, as a SimPy interrupt would; only a jump cut exactly at a step
         boundary continues in such an event, so that same-time arrivals still join that step."""
         start, t0, delta, k, _ = self._jump
-        elapsed = self.env._now - start
+        elapsed = self.env.now - start
         done = _steps_reached(elapsed, t0, delta, k)
         rest = done * t0 + delta * done * (done - 1) / 2 - elapsed
         self._done = done
@@ -286,25 +284,22 @@ class Replica:
                     t0 = decode_time(n, dec_ctx)
                     t_last = decode_time(n, dec_ctx + n * (k - 1))
                     delta = (t_last - t0) / (k - 1)
-                    now = self.env._now
-                    self._jump = (now, t0, delta, k, n)
+                    env = self.env
+                    self._jump = (env.now, t0, delta, k, n)
                     self._done = k
                     self.interruptible = True
                     ev = Due(self._on_jump_end)
-                    heappush(
-                        self._queue,
-                        (now + (k * t0 + delta * k * (k - 1) / 2), NORMAL, next(self._eid), ev),
-                    )
+                    env.schedule(ev, NORMAL, k * t0 + delta * k * (k - 1) / 2)
                     self._ev = ev
                     return
             chunks, prefill, n_dec, attn = self._plan_step()
             if not chunks and not n_dec:
                 continue
             dt = step_time(prefill, attn, n_dec, self.dec_ctx if n_dec else 0)
-            now = self.env._now
-            self._step = (chunks, n_dec, now)
+            env = self.env
+            self._step = (chunks, n_dec, env.now)
             ev = Due(self._on_step_end)
-            heappush(self._queue, (now + dt, NORMAL, next(self._eid), ev))
+            env.schedule(ev, NORMAL, dt)
             self._ev = ev
             return
 
@@ -382,7 +377,7 @@ class Replica:
                 self.kv_used += base
                 if not has_start[i]:  # RequestTable.started, inlined
                     has_start[i] = 1
-                    start_s[i] = self.env._now
+                    start_s[i] = self.env.now
                 chunks.append((i, c))
                 attn += c * (base + (c + 1) / 2)
                 prefill += c
@@ -422,7 +417,7 @@ class Replica:
         table = self.table
         if not table._has_start[i]:  # RequestTable.started, inlined: once per admission
             table._has_start[i] = 1
-            table.start_s[i] = self.env._now
+            table.start_s[i] = self.env.now
 
     def _pop_finished(self) -> None:
         heap, dec, steps, running = self.heap, self.dec, self.steps, self.running

@@ -12,7 +12,6 @@ from sim.engine.accounting import allocate_cost, build_timeseries, window_edges
 from sim.engine.api import ApiFleet
 from sim.engine.cloud import CloudFleet
 from sim.engine.config import ApiFleetConfig, CloudFleetConfig, SelfHostedFleetConfig
-from sim.engine.loop import Environment
 from sim.engine.requests import RequestTable
 from sim.engine.result import OK, FleetResult
 from sim.engine.self_hosted import SelfHostedFleet
@@ -63,7 +62,7 @@ def simulate_fleet(
     if isinstance(cfg, ApiFleetConfig):
         return _simulate_api(cfg, table, rng, window_s, horizon_s, progress)
 
-    env = Environment()
+    env = simpy.Environment()
     if isinstance(cfg, CloudFleetConfig | SelfHostedFleetConfig):
         profile = None
         if profile_factory is not None:
