@@ -38,6 +38,15 @@ class WindowSums:
         if len(self._t1) >= self.CHUNK:
             self._spread()
 
+    def add_intervals(self, t0: np.ndarray, t1: np.ndarray) -> None:
+        """`add_interval` for arrays of intervals, spread `CHUNK` at a time."""
+        t0 = np.asarray(t0, dtype=np.float64)
+        t1 = np.asarray(t1, dtype=np.float64)
+        for a in range(0, len(t0), self.CHUNK):
+            self._t0.frombytes(t0[a : a + self.CHUNK].tobytes())
+            self._t1.frombytes(t1[a : a + self.CHUNK].tobytes())
+            self._spread()
+
     def _spread(self) -> None:
         if not len(self._t0):
             return

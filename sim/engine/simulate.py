@@ -253,4 +253,5 @@ def _result(
         cost_breakdown_usd={k: float(v.sum()) for k, v in parts.items()},
         served_by=served_by,
         meta=meta,
+        end_s=table.end_s,
     )
