@@ -65,6 +65,30 @@ class RequestBatch:
         }
 
 
+@dataclass(frozen=True)
+class CostRates:
+    """How a fleet's cost splits over its requests (`FleetAggregate.cost_rates`): a request that
+    completed by `end_s` pays tokens * (rate[its window] + leftover); with no completed request
+    at all, every request pays `even_usd`."""
+
+    window_s: float
+    end_s: float
+    rate: np.ndarray
+    leftover: float
+    even_usd: float = 0.0
+
+    def request_cost(self, b: RequestBatch) -> np.ndarray:
+        if self.even_usd:
+            return np.full(len(b), self.even_usd)
+        done = (b.status == OK) & (b.end_s <= self.end_s)
+        cost = np.zeros(len(b))
+        if done.any():
+            w = np.minimum((b.end_s[done] // self.window_s).astype(np.int64), len(self.rate) - 1)
+            tok = (b.prompt_tokens[done] + b.output_tokens[done]).astype(np.float64)
+            cost[done] = tok * (self.rate[w] + self.leftover)
+        return cost
+
+
 @dataclass
 class FleetAggregate:
     """Streaming per-window aggregates of one fleet in one replication (see the module doc)."""
@@ -215,20 +239,20 @@ class FleetAggregate:
     def window_latency_quantiles(self, metric: str, n_windows: int) -> np.ndarray:
         return self.sketches[metric].window_quantiles(n_windows, (0.5, 0.9, 0.99))
 
-    def cost_rates(
-        self, edges: np.ndarray, window_cost_usd: np.ndarray
-    ) -> tuple[np.ndarray, float]:
-        """Per window, USD per token of the requests that completed in it, and the USD per token
-        that spreads the cost of windows without completions over every completed request: a
-        request's share is tokens * (rate[its window] + leftover), as `allocate_cost` gives."""
+    def cost_rates(self, edges: np.ndarray, window_cost_usd: np.ndarray) -> CostRates:
+        """How the fleet's cost splits over its requests, as `accounting.allocate_cost` splits it:
+        per window, USD per token of the requests that completed in it, plus the USD per token
+        that spreads the cost of windows without completions over every completed request."""
         n_w = len(edges) - 1
         tok = self._padded(self._ok_tokens, n_w)
         rate = np.zeros(n_w)
         covered = tok > 0
         rate[covered] = window_cost_usd[covered] / tok[covered]
         total_tok = tok.sum()
+        total = float(window_cost_usd.sum())
         leftover = float(window_cost_usd[~covered].sum()) / total_tok if total_tok > 0 else 0.0
-        return rate, leftover
+        even = total / self.n if total_tok == 0 and self.n and total else 0.0
+        return CostRates(self.window_s, float(edges[-1]), rate, leftover, even)
 
     @property
     def nbytes(self) -> int:

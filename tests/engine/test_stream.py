@@ -120,11 +120,7 @@ def test_aggregate_matches_the_exact_path(cfg, split):
     assert (np.abs(e2e[ok] - exact_e2e[ok]) <= ALPHA * exact_e2e[ok] + 1e-12).all()
 
     window_cost = fr.timeseries["cost_usd"].to_numpy()
-    rate, leftover = agg.cost_rates(edges, window_cost)
-    done = (fr.status == 0) & (fr.end_s <= edges[-1])
-    wk = np.clip(np.searchsorted(edges, fr.end_s[done], side="right") - 1, 0, len(edges) - 2)
-    tok = (fr.prompt_tokens + fr.output_tokens)[done]
-    share = allocate_cost(
-        edges, window_cost, fr.end_s, fr.status, fr.prompt_tokens + fr.output_tokens
-    )
-    np.testing.assert_allclose(tok * (rate[wk] + leftover), share[done], rtol=1e-9)
+    rates = agg.cost_rates(edges, window_cost)
+    tokens = fr.prompt_tokens + fr.output_tokens
+    share = allocate_cost(edges, window_cost, fr.end_s, fr.status, tokens)
+    np.testing.assert_allclose(rates.request_cost(batch), share, rtol=1e-9, atol=1e-15)
