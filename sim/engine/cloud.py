@@ -184,9 +184,7 @@ class Autoscaler:
         if cfg.policy == "inflight":
             want = math.ceil(fleet.outstanding() / cfg.target)
         elif cfg.policy == "rate":
-            now = fleet.env.now
-            arrived = fleet.table.arrival_s[: fleet.n_arrived]
-            recent = fleet.n_arrived - int(np.searchsorted(arrived, now - RATE_WINDOW_S, "right"))
+            recent = fleet.arrivals_since(fleet.env.now - RATE_WINDOW_S)
             want = math.ceil(recent / RATE_WINDOW_S / cfg.target)
         else:
             queued = fleet.queued()

@@ -8,6 +8,7 @@ The shared interface of every fleet kind is small: `submit(i)` at a request's ar
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 
 import numpy as np
@@ -16,7 +17,7 @@ from simpy.events import NORMAL, URGENT
 
 from sim.engine.accounting import WindowSums
 from sim.engine.replica import Due, ExpReplica, Replica
-from sim.engine.requests import RequestTable
+from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import DROPPED, OK
 
 ROUTERS = ("round_robin", "least_outstanding", "jsq")
@@ -75,7 +76,10 @@ class GpuFleet:
                 raise ValueError(f"engine.{field} must be at least 1")
         self.busy_gpu_s = WindowSums(window_s, gpus_per_replica)  # busy GPU-seconds
         self._router, self._max_queue = engine.router, engine.max_queue  # read once per arrival
-        if self.exp:
+        if isinstance(table, SlotTable):
+            table.kv_cap = self.kv_cap  # each slot's flag is set when a request arrives
+            self._never_fits = table.never_fits
+        elif self.exp:
             self._never_fits = bytearray(table.n)
         else:
             self._never_fits = bytearray(
@@ -86,6 +90,8 @@ class GpuFleet:
         self.pending: deque[int] = deque()  # arrived while no replica was warm
         self.central: deque[int] = deque()  # the single FIFO queue of exponential mode
         self.resume_gen: dict[int, int] = {}  # tokens generated before a preemption
+        if isinstance(table, SlotTable):
+            table.resume_gen = self.resume_gen
         self.done = env.event()
         self.log: list[tuple[float, str, int]] = []  # (time, what, replica id) for tests/reports
         self.n_arrived = 0
@@ -199,6 +205,99 @@ class GpuFleet:
             i += 1
         self._arrival_next = i
 
+    # -- arrivals from a stream of workload chunks (SlotTable) ----------------------------------
+    def start_stream_arrivals(self, chunks, on_exhausted) -> None:
+        """Arrivals read chunk by chunk from `chunks` (Workloads with absolute, sorted times);
+        each arriving request gets a slot of the `SlotTable`. The same events as
+        `start_arrivals` on the concatenated workload. `on_exhausted(last_arrival_s)` runs once
+        every request has arrived."""
+        self._chunks = iter(chunks)
+        self._chunk_base = 0  # workload index of the current chunk's first request
+        self._arrival_t: list[float] = []
+        self._arrival_next = 0
+        self._recent_t = np.zeros(0)  # the previous chunk's arrivals (rate autoscaling)
+        self._last_arrival = 0.0
+        self._on_exhausted = on_exhausted
+        self._plain_submit = (
+            type(self).divert is GpuFleet.divert or getattr(self, "overflow", True) is None
+        )
+        self.env.schedule(Due(self._on_stream_kick), URGENT)
+
+    def _next_chunk(self) -> bool:
+        for w in self._chunks:
+            if not len(w):
+                continue
+            self._chunk_base += len(self._arrival_t)
+            self._recent_t = np.asarray(self._arrival_t)
+            self._arrival_t = w.arrival_s.tolist()
+            self._chunk = (
+                w.prompt_tokens.tolist(),
+                w.output_tokens.tolist(),
+                w.cached_prompt_tokens.tolist(),
+            )
+            self._arrival_next = 0
+            return True
+        return False
+
+    def _on_stream_kick(self, _ev) -> None:
+        if self._next_chunk():
+            self._stream_arrivals(0)
+        else:
+            self._exhausted()
+
+    def _exhausted(self) -> None:
+        self._arrival_next = len(self._arrival_t)
+        table = self.table
+        table.n = self.n_arrived
+        self._on_exhausted(self._last_arrival)
+        if table.n_terminal >= table.n and not self.done.triggered:
+            self.done.succeed()
+
+    def _on_stream_timeout(self, _ev) -> None:
+        i = self._arrival_next
+        self._assign_and_submit(i)
+        self._stream_arrivals(i + 1)
+
+    def _assign_and_submit(self, i: int) -> None:
+        prompt, output, cached = self._chunk
+        t = self._arrival_t[i]
+        self._last_arrival = t
+        s = self.table.assign(self._chunk_base + i, t, prompt[i], output[i], cached[i])
+        self.n_arrived += 1
+        if self._plain_submit and not self._never_fits[s]:
+            self.route(s)
+        else:
+            self.submit(s)
+
+    def _stream_arrivals(self, i: int) -> None:
+        env = self.env
+        now = env.now
+        while True:
+            times = self._arrival_t
+            if i >= len(times):
+                if not self._next_chunk():
+                    self._exhausted()
+                    return
+                i = 0
+                continue
+            if times[i] > now:
+                self._arrival_next = i
+                env.schedule(Due(self._on_stream_timeout), NORMAL, times[i] - now)
+                return
+            self._assign_and_submit(i)
+            i += 1
+
+    def arrivals_since(self, t: float) -> int:
+        """Requests that arrived after time `t` (for the rate autoscaling policy)."""
+        if getattr(self, "_chunks", None) is None:
+            arrived = self.table.arrival_s[: self.n_arrived]
+            return self.n_arrived - int(np.searchsorted(arrived, t, "right"))
+        k = self._arrival_next
+        n = k - bisect_right(self._arrival_t, t, 0, k)
+        if k == 0 or self._arrival_t[0] > t:
+            n += len(self._recent_t) - int(np.searchsorted(self._recent_t, t, "right"))
+        return n
+
     def submit(self, i: int) -> None:
         if self._never_fits[i]:
             # It could never finish: vLLM rejects prompts beyond the model length in the same way.
@@ -259,6 +358,7 @@ class GpuFleet:
         table.end_s[i] = now
         table.status[i] = OK
         table.n_terminal += 1
+        table.finished.append(i)
         if table.n_terminal >= table.n and not self.done.triggered:
             self.done.succeed()
 

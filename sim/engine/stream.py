@@ -177,6 +177,17 @@ class FleetAggregate:
             meets &= inside
         self.meets_all += int(meets.sum())
 
+    def add_unarrived(self, arrival_s: np.ndarray, end_s: float) -> None:
+        """Requests of the workload the run never reached (it stopped at `end_s`): unfinished;
+        those arriving by `end_s` count as arrivals and wait until it, as in `build_timeseries`."""
+        self.status_counts[UNFINISHED] += len(arrival_s)
+        inside = arrival_s[arrival_s <= end_s]
+        if len(inside):
+            w = self._window(inside)
+            self._grow(int(w.max()) + 1)
+            self._count(self._arrivals, w)
+            self._open_waits.append(inside)
+
     # -- results ------------------------------------------------------------------------------
     @property
     def n(self) -> int:
