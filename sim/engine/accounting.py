@@ -170,13 +170,25 @@ def build_timeseries(
     ttft = _percentiles(w_fin, (first_token_s - arrival_s)[fin], n_w)
     e2e = _percentiles(w_fin, (end_s - arrival_s)[fin], n_w)
 
-    data = {
-        "window_start_s": edges[:-1],
-        "window_end_s": edges[1:],
+    counts = {
         "arrivals": hist(arrival_s),
         "completions": hist(end_s[fin]),
         "throttled": hist(throttle_s),
         "failed": hist(end_s[bad]),
+    }
+    return timeseries_frame(edges, counts, queue_len, replicas, gpu_util, cost_usd, ttft, e2e)
+
+
+def timeseries_frame(edges, counts, queue_len, replicas, gpu_util, cost_usd, ttft, e2e):
+    """The `TIMESERIES_COLUMNS` table from its parts: `counts` holds the arrivals, completions,
+    throttled and failed per window; `ttft` and `e2e` are (windows, 3) p50/p90/p99 arrays."""
+    data = {
+        "window_start_s": edges[:-1],
+        "window_end_s": edges[1:],
+        "arrivals": counts["arrivals"],
+        "completions": counts["completions"],
+        "throttled": counts["throttled"],
+        "failed": counts["failed"],
         "queue_len": queue_len,
         "replicas": replicas,
         "gpu_util": gpu_util,

@@ -17,15 +17,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-import polars as pl
 import simpy
 
-from sim.engine.accounting import window_edges
+from sim.engine.accounting import timeseries_frame, window_edges
 from sim.engine.api import ApiFleet
 from sim.engine.cloud import CloudFleet
 from sim.engine.config import ApiFleetConfig, CloudFleetConfig, SelfHostedFleetConfig
 from sim.engine.requests import RequestTable, SlotTable
-from sim.engine.result import OK, TIMESERIES_COLUMNS
+from sim.engine.result import OK
 from sim.engine.self_hosted import SelfHostedFleet
 from sim.engine.simulate import DRAIN_LIMIT_S, _cut_at_horizon, _profile
 from sim.engine.stream import CostRates, FleetAggregate, RequestBatch
@@ -62,34 +61,18 @@ class StreamResult:
     def cost_rates(self) -> CostRates:
         return self.aggregate.cost_rates(self.edges, self.window_cost)
 
-    def timeseries(self) -> pl.DataFrame:
+    def timeseries(self):
         """One row per window, columns `TIMESERIES_COLUMNS` (as `FleetResult.timeseries`)."""
         edges = self.edges
         n_w = len(edges) - 1
         counts = self.aggregate.window_counts(edges)
         ttft = self.aggregate.window_latency_quantiles("ttft", n_w)
         e2e = self.aggregate.window_latency_quantiles("e2e", n_w)
-        data = {
-            "window_start_s": edges[:-1],
-            "window_end_s": edges[1:],
-            "arrivals": counts["arrivals"],
-            "completions": counts["completions"],
-            "throttled": self.throttled,
-            "failed": counts["failed"],
-            "queue_len": self.aggregate.queue_len(edges),
-            "replicas": self.replicas,
-            "gpu_util": self.gpu_util,
-            "cost_usd": self.window_cost,
-            "cumulative_cost_usd": np.cumsum(self.window_cost),
-            "ttft_p50_s": ttft[:, 0],
-            "ttft_p90_s": ttft[:, 1],
-            "ttft_p99_s": ttft[:, 2],
-            "e2e_p50_s": e2e[:, 0],
-            "e2e_p90_s": e2e[:, 1],
-            "e2e_p99_s": e2e[:, 2],
-        }
-        assert tuple(data) == TIMESERIES_COLUMNS
-        return pl.DataFrame(data)
+        counts["throttled"] = self.throttled
+        queue = self.aggregate.queue_len(edges)
+        return timeseries_frame(
+            edges, counts, queue, self.replicas, self.gpu_util, self.window_cost, ttft, e2e
+        )
 
 
 def simulate_fleet_streaming(
