@@ -107,16 +107,33 @@ def _pool_context():
     return ctx
 
 
-def _map_process(fn, items: Sequence, shared, workers: int, progress: Progress | None) -> list:
-    out: list = [None] * len(items)
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=_pool_context(),
-        initializer=_init_worker,
-        initargs=(shared,),
-    ) as pool:
+class ProcessPool:
+    """A local process pool that keeps its workers (and `shared`, sent to each once) across
+    several `map` calls: a sweep's points or a benchmark's repeats pay the start-up once.
+
+        with ProcessPool(workers=2, shared=workload) as pool:
+            a = pool.map(fn, items)
+            b = pool.map(fn, more_items)
+    """
+
+    def __init__(self, *, workers: int | None = None, shared: Any = None):
+        self.workers = default_workers() if workers is None else workers
+        if self.workers < 1:
+            raise BackendError(f"workers: must be at least 1, got {self.workers}")
+        self.has_shared = shared is not None
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=_pool_context(),
+            initializer=_init_worker,
+            initargs=(shared,),
+        )
+
+    def map(self, fn, items: Sequence, progress: Progress | None = None) -> list:
+        items = list(items)
+        out: list = [None] * len(items)
         pending = {
-            pool.submit(_pool_task, fn, item, shared is not None): k for k, item in enumerate(items)
+            self._pool.submit(_pool_task, fn, item, self.has_shared): k
+            for k, item in enumerate(items)
         }
         done_count = 0
         try:
@@ -131,7 +148,21 @@ def _map_process(fn, items: Sequence, shared, workers: int, progress: Progress |
             for fut in pending:
                 fut.cancel()
             raise
-    return out
+        return out
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+    def __enter__(self) -> ProcessPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _map_process(fn, items: Sequence, shared, workers: int, progress: Progress | None) -> list:
+    with ProcessPool(workers=workers, shared=shared) as pool:
+        return pool.map(fn, items, progress)
 
 
 # -- Ray ------------------------------------------------------------------------------------------
