@@ -16,7 +16,7 @@ import simpy
 from simpy.events import NORMAL, URGENT
 
 from sim.engine.accounting import WindowSums
-from sim.engine.replica import Due, ExpReplica, Replica
+from sim.engine.replica import Due, ExpReplica, Replica, schedule_at
 from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import DROPPED, OK
 
@@ -163,6 +163,10 @@ class GpuFleet:
             type(self).divert is GpuFleet.divert or getattr(self, "overflow", True) is None
         )
         self._arrival_next = 0
+        # Absorbing arrivals needs every effect of one to go through `now`: not for exponential
+        # replicas (they are SimPy processes, interrupted at SimPy's clock) nor a fleet that may
+        # divert (hybrid overflow).
+        self._absorb = self._plain_submit and not self.exp
         # Where the process's Initialize event would run: urgent, at the current time.
         self.env.schedule(Due(self._on_arrival_kick), URGENT)
 
@@ -172,21 +176,42 @@ class GpuFleet:
     def _on_arrival_timeout(self, _ev) -> None:
         # The request this timeout waited for arrives now, even if the clock (SimPy adds the
         # delay to it) differs from its time in the last bit, as in the generator version.
-        i = self._arrival_next
-        self.n_arrived += 1
-        if self._plain_submit and not self._never_fits[i]:
-            self.route(i)  # `submit(i)`, inlined for fleets that never divert
-        else:
-            self.submit(i)
-        i += 1
+        self._arrive(self._arrival_next, self.env.now)
+
+    def _arrive(self, i: int, now: float) -> None:
+        """Request `i` arrives at `now`; then the following ones, each in its own timeout, or
+        absorbed: handled in this call, at the clock its timeout would have given, when that
+        is strictly before every event in SimPy's queue. Between two events nothing else
+        happens, and events the absorbed arrivals schedule land at the same times and in the
+        same order as with one timeout each, so the results are the same (exact)."""
         times = self._arrival_t
+        n = len(times)
         env = self.env
-        now = env.now
-        if i < len(times) and times[i] > now:  # the usual case: one arrival per time
+        never_fits = self._never_fits
+        plain, absorb = self._plain_submit, self._absorb
+        while True:
+            self.n_arrived += 1
+            if plain and not never_fits[i]:
+                self.route(i, now)  # `submit(i)`, inlined for fleets that never divert
+            else:
+                self.submit(i, now)
+            i += 1
+            if i >= n:
+                self._arrival_next = i
+                return
+            t = times[i]
+            if t <= now:  # a same-time arrival: at this clock (as `_submit_arrivals`)
+                continue
+            at = now + (t - now)  # the clock its timeout would give
+            if absorb and at < env.peek():
+                now = at
+                continue
             self._arrival_next = i
-            env.schedule(Due(self._on_arrival_timeout), NORMAL, times[i] - now)
+            if now == env.now:
+                env.schedule(Due(self._on_arrival_timeout), NORMAL, t - now)
+            else:
+                schedule_at(env, Due(self._on_arrival_timeout), NORMAL, at)
             return
-        self._submit_arrivals(i)
 
     def _submit_arrivals(self, i: int) -> None:
         """Submit every request due by now from index `i`, then wait for the next one."""
@@ -298,10 +323,10 @@ class GpuFleet:
             n += len(self._recent_t) - int(np.searchsorted(self._recent_t, t, "right"))
         return n
 
-    def submit(self, i: int) -> None:
+    def submit(self, i: int, now: float | None = None) -> None:
         if self._never_fits[i]:
             # It could never finish: vLLM rejects prompts beyond the model length in the same way.
-            self.drop(i)
+            self.drop(i, now)
             return
         if self.divert(i):
             return
@@ -311,11 +336,12 @@ class GpuFleet:
         """Hook: True if the request was sent elsewhere (hybrid overflow)."""
         return False
 
-    def route(self, i: int) -> None:
+    def route(self, i: int, now: float | None = None) -> None:
+        """Send request `i` to a replica (or queue or drop it) at `now` (default: the clock)."""
         max_queue = self._max_queue
         if self.exp:
             if max_queue is not None and len(self.central) >= max_queue:
-                self.drop(i)
+                self.drop(i, now)
                 return
             self.central.append(i)
             for rep in self.routable:
@@ -326,7 +352,7 @@ class GpuFleet:
         reps = self.routable
         if not reps:
             if max_queue is not None and len(self.pending) >= max_queue:
-                self.drop(i)
+                self.drop(i, now)
             else:
                 self.pending.append(i)
             return
@@ -346,9 +372,9 @@ class GpuFleet:
         else:  # jsq
             rep = min(reps, key=_queue_then_outstanding)
         if max_queue is not None and len(rep.waiting) >= max_queue:
-            self.drop(i)
+            self.drop(i, now)
             return
-        rep.enqueue(i)
+        rep.enqueue(i, self.env.now if now is None else now)
 
     def complete(self, i: int) -> None:
         table = self.table
@@ -362,9 +388,9 @@ class GpuFleet:
         if table.n_terminal >= table.n and not self.done.triggered:
             self.done.succeed()
 
-    def drop(self, i: int) -> None:
+    def drop(self, i: int, now: float | None = None) -> None:
         table = self.table
-        table.fail(i, self.env.now, DROPPED)
+        table.fail(i, self.env.now if now is None else now, DROPPED)
         if table.n_terminal >= table.n and not self.done.triggered:
             self.done.succeed()
 

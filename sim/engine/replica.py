@@ -111,16 +111,18 @@ class Replica:
         # Where a new process's Initialize event would run: urgent, at the current time.
         self._wait(0.0, self._on_wake, URGENT)
 
-    def enqueue(self, i: int) -> None:
+    def enqueue(self, i: int, now: float) -> None:
+        """Queue request `i`, arriving at `now` (the clock, or the clock an absorbed arrival
+        would have had: see `GpuFleet._arrive`)."""
         self.waiting.append(i)
         # `poke(need_admissible=True)`, inlined: once per arrival.
         if self.idle:
             self.idle = False
-            self._wait(0.0, self._on_wake, NORMAL)
+            self._wait_at(now, 0.0, self._on_wake, NORMAL)
         elif self.interruptible and self._admissible(len(self.dec)):
             self.interruptible = False
             self._ev.callbacks.clear()  # the jump's end no longer resumes us
-            self._interrupt()
+            self._interrupt(now)
 
     def poke(self, need_admissible: bool = False) -> None:
         """Wake the loop if it sleeps (idle) or jumps and could now admit work or retire."""
@@ -134,7 +136,7 @@ class Replica:
             return
         self.interruptible = False
         self._ev.callbacks.clear()  # the jump's end no longer resumes us
-        self._interrupt()
+        self._interrupt(self.env.now)
 
     def evict_all(self) -> list[int]:
         """Take every request off this replica (kill or drain): running ones must recompute."""
@@ -164,6 +166,17 @@ class Replica:
     def _wait(self, delay: float, callback, priority=NORMAL) -> None:
         ev = Due(callback)
         self.env.schedule(ev, priority, delay)
+        self._ev = ev
+
+    def _wait_at(self, now: float, delay: float, callback, priority) -> None:
+        """`_wait` from a clock `now` that may be ahead of SimPy's (an absorbed arrival): the
+        event lands at exactly now + delay, the time it would have had."""
+        env = self.env
+        ev = Due(callback)
+        if now == env.now:
+            env.schedule(ev, priority, delay)
+        else:
+            schedule_at(env, ev, priority, now + delay)
         self._ev = ev
 
     def _on_wake(self, _ev) -> None:
@@ -231,18 +244,20 @@ class Replica:
             self._pop_finished()
         self._run()
 
-    def _interrupt(self) -> None:
+    def _interrupt(self, now: float) -> None:
         """Cut the jump short: finish the step in progress, then plan again.
 
         Worked out at once (it depends only on the jump and the clock) instead of in an urgent
         event at the current time, as a SimPy interrupt would; only a jump cut exactly at a step
         boundary continues in such an event, so that same-time arrivals still join that step."""
         start, t0, delta, k, _ = self._jump
-        elapsed = self.env.now - start
+        elapsed = now - start
         done = _steps_reached(elapsed, t0, delta, k)
         rest = done * t0 + delta * done * (done - 1) / 2 - elapsed
         self._done = done
-        self._wait(rest if rest > 0 else 0.0, self._on_jump_end, NORMAL if rest > 0 else URGENT)
+        self._wait_at(
+            now, rest if rest > 0 else 0.0, self._on_jump_end, NORMAL if rest > 0 else URGENT
+        )
 
     def _run(self) -> None:
         """Plan what comes next and schedule the event that ends it (or go idle, or retire)."""
@@ -451,6 +466,21 @@ class Replica:
         self.table.attempts[i] += 1
         if requeue:
             self.waiting.appendleft(i)
+
+
+def schedule_at(env: simpy.Environment, event, priority, at: float) -> None:
+    """`env.schedule(event, priority, delay)` with the delay that lands exactly at time `at`.
+    at - now is exact when at <= 2 now (Sterbenz); otherwise the delay is moved by ulps until
+    now + delay == at (each step moves the sum by at most one ulp of `at`)."""
+    now = env.now
+    delay = at - now
+    for _ in range(64):
+        got = now + delay
+        if got == at:
+            env.schedule(event, priority, delay)
+            return
+        delay = math.nextafter(delay, math.inf if got < at else -math.inf)
+    raise AssertionError(f"cannot schedule at {at!r} from {now!r}")
 
 
 def _steps_reached(elapsed: float, t0: float, delta: float, k: int) -> int:
