@@ -95,6 +95,7 @@ class GpuFleet:
         self.done = env.event()
         self.log: list[tuple[float, str, int]] = []  # (time, what, replica id) for tests/reports
         self.n_arrived = 0
+        self._chunks = None  # a streamed workload's remaining chunks (start_stream_arrivals)
         self._rr = 0
         self._service_rng = rng.spawn(1)[0]
 
@@ -157,12 +158,28 @@ class GpuFleet:
     def start_arrivals(self) -> None:
         """The same arrival process as `arrivals`, event for event, written as callbacks on its
         timeouts: no generator to resume per arrival, which is most of the cost of an event."""
+        self._start(None, None)
         self._arrival_t = self.table.arrival_s.tolist()
+
+    def start_stream_arrivals(self, chunks, on_exhausted) -> None:
+        """Arrivals read chunk by chunk from `chunks` (Workloads with absolute, sorted times);
+        each arriving request gets a slot of the `SlotTable`. The same events as
+        `start_arrivals` on the concatenated workload. `on_exhausted(last_arrival_s)` runs once
+        every request has arrived."""
+        self._start(iter(chunks), on_exhausted)
+
+    def _start(self, chunks, on_exhausted) -> None:
+        self._chunks = chunks  # None: the whole workload is in the table
+        self._on_exhausted = on_exhausted
+        self._chunk_base = 0  # workload index of the current chunk's first request
+        self._arrival_t: list[float] = []
+        self._arrival_next = 0
+        self._recent_t = np.zeros(0)  # the previous chunk's arrivals (rate autoscaling)
+        self._last_arrival = 0.0
         # `submit` may skip `divert` if this fleet never diverts (a self-hosted one without overflow).
         self._plain_submit = (
             type(self).divert is GpuFleet.divert or getattr(self, "overflow", True) is None
         )
-        self._arrival_next = 0
         # Absorbing arrivals needs every effect of one to go through `now`: not for exponential
         # replicas (they are SimPy processes, interrupted at SimPy's clock) nor a fleet that may
         # divert (hybrid overflow).
@@ -170,8 +187,37 @@ class GpuFleet:
         # Where the process's Initialize event would run: urgent, at the current time.
         self.env.schedule(Due(self._on_arrival_kick), URGENT)
 
+    def _next_chunk(self) -> bool:
+        """Load the next non-empty chunk of a streamed workload; False when there is none."""
+        if self._chunks is None:
+            return False
+        for w in self._chunks:
+            if not len(w):
+                continue
+            self._chunk_base += len(self._arrival_t)
+            self._recent_t = np.asarray(self._arrival_t)
+            self._arrival_t = w.arrival_s.tolist()
+            self._chunk = (
+                w.prompt_tokens.tolist(),
+                w.output_tokens.tolist(),
+                w.cached_prompt_tokens.tolist(),
+            )
+            self._arrival_next = 0
+            return True
+        return False
+
     def _on_arrival_kick(self, _ev) -> None:
-        self._submit_arrivals(self._arrival_next)
+        """At the start: the first arrival, now if it is due, else in a timeout."""
+        times = self._arrival_t
+        if not times and not self._next_chunk():
+            self._exhausted(self.env.now)
+            return
+        times = self._arrival_t
+        now = self.env.now
+        if times[0] > now:
+            self.env.schedule(Due(self._on_arrival_timeout), NORMAL, times[0] - now)
+        else:
+            self._arrive(0, now)
 
     def _on_arrival_timeout(self, _ev) -> None:
         # The request this timeout waited for arrives now, even if the clock (SimPy adds the
@@ -189,18 +235,31 @@ class GpuFleet:
         env = self.env
         never_fits = self._never_fits
         plain, absorb = self._plain_submit, self._absorb
+        streamed = self._chunks is not None
         while True:
             self.n_arrived += 1
-            if plain and not never_fits[i]:
-                self.route(i, now)  # `submit(i)`, inlined for fleets that never divert
+            if streamed:
+                prompt, output, cached = self._chunk
+                j = self.table.assign(
+                    self._chunk_base + i, times[i], prompt[i], output[i], cached[i]
+                )
             else:
-                self.submit(i, now)
+                j = i
+            if plain and not never_fits[j]:
+                self.route(j, now)  # `submit(j)`, inlined for fleets that never divert
+            else:
+                self.submit(j, now)
             i += 1
             if i >= n:
-                self._arrival_next = i
-                return
+                if not self._next_chunk():
+                    self._last_arrival = times[-1]
+                    self._exhausted(now)
+                    return
+                times = self._arrival_t
+                n = len(times)
+                i = 0
             t = times[i]
-            if t <= now:  # a same-time arrival: at this clock (as `_submit_arrivals`)
+            if t <= now:  # a same-time arrival: at this clock
                 continue
             at = now + (t - now)  # the clock its timeout would give
             if absorb and at < env.peek():
@@ -213,108 +272,23 @@ class GpuFleet:
                 schedule_at(env, Due(self._on_arrival_timeout), NORMAL, at)
             return
 
-    def _submit_arrivals(self, i: int) -> None:
-        """Submit every request due by now from index `i`, then wait for the next one."""
-        env = self.env
-        now = env.now
-        times = self._arrival_t
-        n = len(times)
-        submit = self.submit
-        while i < n:
-            if times[i] > now:
-                self._arrival_next = i
-                env.schedule(Due(self._on_arrival_timeout), NORMAL, times[i] - now)
-                return
-            self.n_arrived += 1
-            submit(i)
-            i += 1
-        self._arrival_next = i
-
-    # -- arrivals from a stream of workload chunks (SlotTable) ----------------------------------
-    def start_stream_arrivals(self, chunks, on_exhausted) -> None:
-        """Arrivals read chunk by chunk from `chunks` (Workloads with absolute, sorted times);
-        each arriving request gets a slot of the `SlotTable`. The same events as
-        `start_arrivals` on the concatenated workload. `on_exhausted(last_arrival_s)` runs once
-        every request has arrived."""
-        self._chunks = iter(chunks)
-        self._chunk_base = 0  # workload index of the current chunk's first request
-        self._arrival_t: list[float] = []
-        self._arrival_next = 0
-        self._recent_t = np.zeros(0)  # the previous chunk's arrivals (rate autoscaling)
-        self._last_arrival = 0.0
-        self._on_exhausted = on_exhausted
-        self._plain_submit = (
-            type(self).divert is GpuFleet.divert or getattr(self, "overflow", True) is None
-        )
-        self.env.schedule(Due(self._on_stream_kick), URGENT)
-
-    def _next_chunk(self) -> bool:
-        for w in self._chunks:
-            if not len(w):
-                continue
-            self._chunk_base += len(self._arrival_t)
-            self._recent_t = np.asarray(self._arrival_t)
-            self._arrival_t = w.arrival_s.tolist()
-            self._chunk = (
-                w.prompt_tokens.tolist(),
-                w.output_tokens.tolist(),
-                w.cached_prompt_tokens.tolist(),
-            )
-            self._arrival_next = 0
-            return True
-        return False
-
-    def _on_stream_kick(self, _ev) -> None:
-        if self._next_chunk():
-            self._stream_arrivals(0)
-        else:
-            self._exhausted()
-
-    def _exhausted(self) -> None:
+    def _exhausted(self, now: float) -> None:
+        """Every request has arrived (the last at `now`): a streamed run now knows its size."""
         self._arrival_next = len(self._arrival_t)
+        if self._chunks is None:
+            return
         table = self.table
         table.n = self.n_arrived
         self._on_exhausted(self._last_arrival)
         if table.n_terminal >= table.n and not self.done.triggered:
-            self.done.succeed()
-
-    def _on_stream_timeout(self, _ev) -> None:
-        i = self._arrival_next
-        self._assign_and_submit(i)
-        self._stream_arrivals(i + 1)
-
-    def _assign_and_submit(self, i: int) -> None:
-        prompt, output, cached = self._chunk
-        t = self._arrival_t[i]
-        self._last_arrival = t
-        s = self.table.assign(self._chunk_base + i, t, prompt[i], output[i], cached[i])
-        self.n_arrived += 1
-        if self._plain_submit and not self._never_fits[s]:
-            self.route(s)
-        else:
-            self.submit(s)
-
-    def _stream_arrivals(self, i: int) -> None:
-        env = self.env
-        now = env.now
-        while True:
-            times = self._arrival_t
-            if i >= len(times):
-                if not self._next_chunk():
-                    self._exhausted()
-                    return
-                i = 0
-                continue
-            if times[i] > now:
-                self._arrival_next = i
-                env.schedule(Due(self._on_stream_timeout), NORMAL, times[i] - now)
-                return
-            self._assign_and_submit(i)
-            i += 1
+            if now == self.env.now:
+                self.done.succeed()
+            else:
+                schedule_at(self.env, Due(self._on_done_at), NORMAL, now)
 
     def arrivals_since(self, t: float) -> int:
         """Requests that arrived after time `t` (for the rate autoscaling policy)."""
-        if getattr(self, "_chunks", None) is None:
+        if self._chunks is None:
             arrived = self.table.arrival_s[: self.n_arrived]
             return self.n_arrived - int(np.searchsorted(arrived, t, "right"))
         k = self._arrival_next
@@ -390,8 +364,16 @@ class GpuFleet:
 
     def drop(self, i: int, now: float | None = None) -> None:
         table = self.table
-        table.fail(i, self.env.now if now is None else now, DROPPED)
+        env = self.env
+        table.fail(i, env.now if now is None else now, DROPPED)
         if table.n_terminal >= table.n and not self.done.triggered:
+            if now is None or now == env.now:
+                self.done.succeed()
+            else:  # an absorbed arrival ends the run: at its own time, as its timeout would
+                schedule_at(env, Due(self._on_done_at), NORMAL, now)
+
+    def _on_done_at(self, _ev) -> None:
+        if not self.done.triggered:
             self.done.succeed()
 
     # -- state for autoscalers and the time series -------------------------------------------

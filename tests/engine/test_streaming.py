@@ -138,3 +138,20 @@ def test_aggregate_of_the_exact_result_equals_the_streamed_one():
         capacity=32,
     )
     assert got.figures() == agg.figures(exact.total_cost_usd)
+
+
+def test_a_run_ended_by_an_absorbed_arrival_ends_at_its_time():
+    """Every request dropped on arrival: the last drop ends the run at its own time, whether its
+    arrival had a timeout or was absorbed, streamed or not."""
+    cfg = replace(OWN, engine=replace(ENG, max_queue=0))
+    w = Workload(np.array([0.0, 1.0, 2.5]), np.array([5, 5, 5]), np.array([3, 3, 3]))
+    factory = factory_for(FakeProfile())
+    exact = simulate_fleet(cfg, w, profile_factory=factory, rng=np.random.default_rng(0))
+    assert exact.meta["end_s"] == 2.5
+    assert exact.timeseries["failed"].sum() == 3
+    for parts in (1, 3):
+        got = simulate_fleet_streaming(
+            cfg, _chunks(w, parts), profile_factory=factory, rng=np.random.default_rng(0)
+        )
+        assert got.meta["end_s"] == 2.5
+        _compare(exact, got)
