@@ -151,7 +151,11 @@ def test_a_run_ended_by_an_absorbed_arrival_ends_at_its_time():
     assert exact.timeseries["failed"].sum() == 3
     for parts in (1, 3):
         got = simulate_fleet_streaming(
-            cfg, _chunks(w, parts), profile_factory=factory, rng=np.random.default_rng(0)
+            cfg,
+            _chunks(w, parts),
+            profile_factory=factory,
+            rng=np.random.default_rng(0),
+            slo_targets_s=TARGETS,
         )
         assert got.meta["end_s"] == 2.5
         _compare(exact, got)
