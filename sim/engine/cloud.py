@@ -54,6 +54,7 @@ class CloudFleet(GpuFleet):
             jump=jump,
         )
         self.cfg = cfg
+        self.merge_prefill = not (cfg.term == "spot" and cfg.spot_preemptions_per_hour > 0)
         self.instances = instances_per_replica(cfg.tp, cfg.gpus_per_instance)
         self.provision = from_spec(cfg.provision_s, "provision_s")
         self.load_s = float(profile.weight_load_s(cfg.weight_load_gbps)) if profile else 0.0

@@ -87,6 +87,10 @@ def simulate_fleet(
     else:
         env.run(until=horizon_s)
         end = float(horizon_s)
+    _drop_future_first_tokens(table, end)
+    for rep in fleet.replicas:
+        if not fleet.exp:
+            rep.settle(end)
 
     overflow = getattr(fleet, "overflow", None)
     api_idx = np.zeros(0, dtype=np.int64)
@@ -172,6 +176,14 @@ def _simulate_api(cfg, table, rng, window_s, horizon_s, progress) -> FleetResult
         served_by=None,
         meta=meta,
     )
+
+
+def _drop_future_first_tokens(table: RequestTable, end: float) -> None:
+    """A prefill step merged into the jump after it records its first tokens when it starts
+    (replica.py); those of a step still running when the run stops never happened."""
+    ft = table.first_token_s
+    with np.errstate(invalid="ignore"):
+        ft[ft > end] = np.nan
 
 
 def _cut_at_horizon(table: RequestTable, idx: np.ndarray, end: float) -> None:

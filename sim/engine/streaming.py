@@ -26,7 +26,12 @@ from sim.engine.config import ApiFleetConfig, CloudFleetConfig, SelfHostedFleetC
 from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import OK
 from sim.engine.self_hosted import SelfHostedFleet
-from sim.engine.simulate import DRAIN_LIMIT_S, _cut_at_horizon, _profile
+from sim.engine.simulate import (
+    DRAIN_LIMIT_S,
+    _cut_at_horizon,
+    _drop_future_first_tokens,
+    _profile,
+)
 from sim.engine.stream import CostRates, FleetAggregate, RequestBatch
 from sim.workload import Workload
 
@@ -142,6 +147,10 @@ def simulate_fleet_streaming(
         env.run(until=horizon_s)
         end = float(horizon_s)
 
+    _drop_future_first_tokens(table, end)
+    for rep in fleet.replicas:
+        if not fleet.exp:
+            rep.settle(end)
     table.flush(table.finished)
     table.finished = []
     table.flush(table.in_flight())

@@ -66,3 +66,30 @@ def test_absorbed_arrivals_change_nothing(name, monkeypatch):
         np.testing.assert_array_equal(getattr(absorbed, field), getattr(plain, field), field)
     assert absorbed.timeseries.equals(plain.timeseries)
     assert len(absorbed_events) < len(plain_events)  # some arrivals were absorbed
+
+
+@pytest.mark.parametrize("name", ["own", "own_starved"])
+@pytest.mark.parametrize("horizon", [None, 60.0])
+def test_merged_prefill_steps_change_no_request(name, horizon, monkeypatch):
+    """A prefill step merged into the following jump (one event for both): every request's
+    times and status are the same; GPU busy time is summed in another order (last bits)."""
+    w = poisson_workload(np.random.default_rng(7), 2500, 25.0)
+    factory = factory_for(FakeProfile(kv_capacity_tokens=20_000))
+
+    def run():
+        return simulate_fleet(
+            SETUPS[name],
+            w,
+            profile_factory=factory,
+            rng=np.random.default_rng(3),
+            horizon_s=horizon,
+        )
+
+    merged = run()
+    monkeypatch.setattr(GpuFleet, "merge_prefill", False, raising=False)
+    plain = run()
+    for field in ("start_s", "first_token_s", "finish_s", "status", "attempts"):
+        np.testing.assert_array_equal(getattr(merged, field), getattr(plain, field), field)
+    np.testing.assert_allclose(merged.cost_usd, plain.cost_usd, rtol=1e-9, atol=1e-15)
+    for col in ("gpu_util", "cost_usd", "queue_len"):
+        np.testing.assert_allclose(merged.timeseries[col], plain.timeseries[col], rtol=1e-9)
