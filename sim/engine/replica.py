@@ -563,10 +563,13 @@ def schedule_at(env: simpy.Environment, event, priority, at: float) -> None:
     a higher power-of-two range than the clock): then the event lands one ulp after `at`."""
     now = env.now
     delay = at - now
-    while now + delay < at:
-        delay = math.nextafter(delay, math.inf)
-    while delay > 0 and now + math.nextafter(delay, -math.inf) >= at:
-        delay = math.nextafter(delay, -math.inf)
+    if now + delay != at:
+        # Only when at > 2 now: the delay is then over at / 2 and each ulp step moves the sum
+        # by at most one ulp of `at`, so these loops take a step or two.
+        while now + delay < at:
+            delay = math.nextafter(delay, math.inf)
+        while now + math.nextafter(delay, -math.inf) >= at:
+            delay = math.nextafter(delay, -math.inf)
     env.schedule(event, priority, delay)
 
 
