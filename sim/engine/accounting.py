@@ -62,6 +62,15 @@ class WindowSums:
         if len(self._t1) >= self.CHUNK:
             self._spread()
 
+    def add_intervals(self, t0: np.ndarray, t1: np.ndarray) -> None:
+        """`add_interval` for arrays of intervals, spread `CHUNK` at a time."""
+        t0 = np.asarray(t0, dtype=np.float64)
+        t1 = np.asarray(t1, dtype=np.float64)
+        for a in range(0, len(t0), self.CHUNK):
+            self._t0.frombytes(t0[a : a + self.CHUNK].tobytes())
+            self._t1.frombytes(t1[a : a + self.CHUNK].tobytes())
+            self._spread()
+
     def _spread(self) -> None:
         if not len(self._t0):
             return
@@ -186,13 +195,25 @@ def build_timeseries(
     ttft = _percentiles(w_fin, (first_token_s - arrival_s)[fin], n_w)
     e2e = _percentiles(w_fin, (end_s - arrival_s)[fin], n_w)
 
-    data = {
-        "window_start_s": edges[:-1],
-        "window_end_s": edges[1:],
+    counts = {
         "arrivals": hist(arrival_s),
         "completions": hist(end_s[fin]),
         "throttled": hist(throttle_s),
         "failed": hist(end_s[bad]),
+    }
+    return timeseries_frame(edges, counts, queue_len, replicas, gpu_util, cost_usd, ttft, e2e)
+
+
+def timeseries_frame(edges, counts, queue_len, replicas, gpu_util, cost_usd, ttft, e2e):
+    """The `TIMESERIES_COLUMNS` table from its parts: `counts` holds the arrivals, completions,
+    throttled and failed per window; `ttft` and `e2e` are (windows, 3) p50/p90/p99 arrays."""
+    data = {
+        "window_start_s": edges[:-1],
+        "window_end_s": edges[1:],
+        "arrivals": counts["arrivals"],
+        "completions": counts["completions"],
+        "throttled": counts["throttled"],
+        "failed": counts["failed"],
         "queue_len": queue_len,
         "replicas": replicas,
         "gpu_util": gpu_util,

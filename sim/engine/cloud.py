@@ -55,6 +55,7 @@ class CloudFleet(GpuFleet):
             jump=jump,
         )
         self.cfg = cfg
+        self.merge_prefill = not (cfg.term == "spot" and cfg.spot_preemptions_per_hour > 0)
         self.instances = instances_per_replica(cfg.tp, cfg.gpus_per_instance)
         self.provision = from_spec(cfg.provision_s, "provision_s")
         self.load_s = float(profile.weight_load_s(cfg.weight_load_gbps)) if profile else 0.0
@@ -185,9 +186,7 @@ class Autoscaler:
         if cfg.policy == "inflight":
             want = math.ceil(fleet.outstanding() / cfg.target)
         elif cfg.policy == "rate":
-            now = fleet.env.now
-            arrived = fleet.table.arrival_s[: fleet.n_arrived]
-            recent = fleet.n_arrived - int(np.searchsorted(arrived, now - RATE_WINDOW_S, "right"))
+            recent = fleet.arrivals_since(fleet.env.now - RATE_WINDOW_S)
             want = math.ceil(recent / RATE_WINDOW_S / cfg.target)
         else:
             queued = fleet.queued()

@@ -8,16 +8,16 @@ The shared interface of every fleet kind is small: `submit(i)` at a request's ar
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
-from heapq import heappush
 
 import numpy as np
 import simpy
 from simpy.events import NORMAL, URGENT
 
 from sim.engine.accounting import WindowSums
-from sim.engine.replica import Due, ExpReplica, Replica
-from sim.engine.requests import RequestTable
+from sim.engine.replica import Due, ExpReplica, Replica, schedule_at
+from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import DROPPED, OK
 
 ROUTERS = ("round_robin", "least_outstanding", "jsq")
@@ -76,7 +76,10 @@ class GpuFleet:
                 raise ValueError(f"engine.{field} must be at least 1")
         self.busy_gpu_s = WindowSums(window_s, gpus_per_replica)  # busy GPU-seconds
         self._router, self._max_queue = engine.router, engine.max_queue  # read once per arrival
-        if self.exp:
+        if isinstance(table, SlotTable):
+            table.kv_cap = self.kv_cap  # each slot's flag is set when a request arrives
+            self._never_fits = table.never_fits
+        elif self.exp:
             self._never_fits = bytearray(table.n)
         else:
             self._never_fits = bytearray(
@@ -87,9 +90,12 @@ class GpuFleet:
         self.pending: deque[int] = deque()  # arrived while no replica was warm
         self.central: deque[int] = deque()  # the single FIFO queue of exponential mode
         self.resume_gen: dict[int, int] = {}  # tokens generated before a preemption
+        if isinstance(table, SlotTable):
+            table.resume_gen = self.resume_gen
         self.done = env.event()
         self.log: list[tuple[float, str, int]] = []  # (time, what, replica id) for tests/reports
         self.n_arrived = 0
+        self._chunks = None  # a streamed workload's remaining chunks (start_stream_arrivals)
         self._rr = 0
         self._service_rng = rng.spawn(1)[0]
 
@@ -152,62 +158,149 @@ class GpuFleet:
     def start_arrivals(self) -> None:
         """The same arrival process as `arrivals`, event for event, written as callbacks on its
         timeouts: no generator to resume per arrival, which is most of the cost of an event."""
+        self._start(None, None)
         self._arrival_t = self.table.arrival_s.tolist()
+
+    def start_stream_arrivals(self, chunks, on_exhausted) -> None:
+        """Arrivals read chunk by chunk from `chunks` (Workloads with absolute, sorted times);
+        each arriving request gets a slot of the `SlotTable`. The same events as
+        `start_arrivals` on the concatenated workload. `on_exhausted(last_arrival_s)` runs once
+        every request has arrived."""
+        self._start(iter(chunks), on_exhausted)
+
+    def _start(self, chunks, on_exhausted) -> None:
+        self._chunks = chunks  # None: the whole workload is in the table
+        self._on_exhausted = on_exhausted
+        self._chunk_base = 0  # workload index of the current chunk's first request
+        self._arrival_t: list[float] = []
+        self._arrival_next = 0
+        self._recent_t = np.zeros(0)  # the previous chunk's arrivals (rate autoscaling)
+        self._last_arrival = 0.0
         # `submit` may skip `divert` if this fleet never diverts (a self-hosted one without overflow).
         self._plain_submit = (
             type(self).divert is GpuFleet.divert or getattr(self, "overflow", True) is None
         )
-        self._arrival_next = 0
+        # Absorbing arrivals needs every effect of one to go through `now`: not for exponential
+        # replicas (they are SimPy processes, interrupted at SimPy's clock) nor a fleet that may
+        # divert (hybrid overflow).
+        self._absorb = self._plain_submit and not self.exp
         # Where the process's Initialize event would run: urgent, at the current time.
         self.env.schedule(Due(self._on_arrival_kick), URGENT)
 
+    def _next_chunk(self) -> bool:
+        """Load the next non-empty chunk of a streamed workload; False when there is none."""
+        if self._chunks is None:
+            return False
+        for w in self._chunks:
+            if not len(w):
+                continue
+            self._chunk_base += len(self._arrival_t)
+            self._recent_t = np.asarray(self._arrival_t)
+            self._arrival_t = w.arrival_s.tolist()
+            self._chunk = (
+                w.prompt_tokens.tolist(),
+                w.output_tokens.tolist(),
+                w.cached_prompt_tokens.tolist(),
+            )
+            self._arrival_next = 0
+            return True
+        return False
+
     def _on_arrival_kick(self, _ev) -> None:
-        self._submit_arrivals(self._arrival_next)
+        """At the start: the first arrival, now if it is due, else in a timeout."""
+        times = self._arrival_t
+        if not times and not self._next_chunk():
+            self._exhausted(self.env.now)
+            return
+        times = self._arrival_t
+        now = self.env.now
+        if times[0] > now:
+            self.env.schedule(Due(self._on_arrival_timeout), NORMAL, times[0] - now)
+        else:
+            self._arrive(0, now)
 
     def _on_arrival_timeout(self, _ev) -> None:
         # The request this timeout waited for arrives now, even if the clock (SimPy adds the
         # delay to it) differs from its time in the last bit, as in the generator version.
-        i = self._arrival_next
-        self.n_arrived += 1
-        if self._plain_submit and not self._never_fits[i]:
-            self.route(i)  # `submit(i)`, inlined for fleets that never divert
-        else:
-            self.submit(i)
-        i += 1
-        times = self._arrival_t
-        env = self.env
-        now = env._now
-        if i < len(times) and times[i] > now:  # the usual case: one arrival per time
-            self._arrival_next = i
-            # `env.schedule(Due(...), NORMAL, times[i] - now)`, inlined
-            heappush(
-                env._queue,
-                (now + (times[i] - now), NORMAL, next(env._eid), Due(self._on_arrival_timeout)),
-            )
-            return
-        self._submit_arrivals(i)
+        self._arrive(self._arrival_next, self.env.now)
 
-    def _submit_arrivals(self, i: int) -> None:
-        """Submit every request due by now from index `i`, then wait for the next one."""
-        env = self.env
-        now = env.now
+    def _arrive(self, i: int, now: float) -> None:
+        """Request `i` arrives at `now`; then the following ones, each in its own timeout, or
+        absorbed: handled in this call, at the clock its timeout would have given, when that
+        is strictly before every event in SimPy's queue. Between two events nothing else
+        happens, and events the absorbed arrivals schedule land at the same times and in the
+        same order as with one timeout each, so the results are the same (exact)."""
         times = self._arrival_t
         n = len(times)
-        submit = self.submit
-        while i < n:
-            if times[i] > now:
-                self._arrival_next = i
-                env.schedule(Due(self._on_arrival_timeout), NORMAL, times[i] - now)
-                return
+        env = self.env
+        never_fits = self._never_fits
+        plain, absorb = self._plain_submit, self._absorb
+        streamed = self._chunks is not None
+        while True:
             self.n_arrived += 1
-            submit(i)
+            if streamed:
+                prompt, output, cached = self._chunk
+                j = self.table.assign(
+                    self._chunk_base + i, times[i], prompt[i], output[i], cached[i]
+                )
+            else:
+                j = i
+            if plain and not never_fits[j]:
+                self.route(j, now)  # `submit(j)`, inlined for fleets that never divert
+            else:
+                self.submit(j, now)
             i += 1
-        self._arrival_next = i
+            if i >= n:
+                if not self._next_chunk():
+                    self._last_arrival = times[-1]
+                    self._exhausted(now)
+                    return
+                times = self._arrival_t
+                n = len(times)
+                i = 0
+            t = times[i]
+            if t <= now:  # a same-time arrival: at this clock
+                continue
+            at = now + (t - now)  # the clock its timeout would give
+            if absorb and at < env.peek():
+                now = at
+                continue
+            self._arrival_next = i
+            if now == env.now:
+                env.schedule(Due(self._on_arrival_timeout), NORMAL, t - now)
+            else:
+                schedule_at(env, Due(self._on_arrival_timeout), NORMAL, at)
+            return
 
-    def submit(self, i: int) -> None:
+    def _exhausted(self, now: float) -> None:
+        """Every request has arrived (the last at `now`): a streamed run now knows its size."""
+        self._arrival_next = len(self._arrival_t)
+        if self._chunks is None:
+            return
+        table = self.table
+        table.n = self.n_arrived
+        self._on_exhausted(self._last_arrival)
+        if table.n_terminal >= table.n and not self.done.triggered:
+            if now == self.env.now:
+                self.done.succeed()
+            else:
+                schedule_at(self.env, Due(self._on_done_at), NORMAL, now)
+
+    def arrivals_since(self, t: float) -> int:
+        """Requests that arrived after time `t` (for the rate autoscaling policy)."""
+        if self._chunks is None:
+            arrived = self.table.arrival_s[: self.n_arrived]
+            return self.n_arrived - int(np.searchsorted(arrived, t, "right"))
+        k = self._arrival_next
+        n = k - bisect_right(self._arrival_t, t, 0, k)
+        if k == 0 or self._arrival_t[0] > t:
+            n += len(self._recent_t) - int(np.searchsorted(self._recent_t, t, "right"))
+        return n
+
+    def submit(self, i: int, now: float | None = None) -> None:
         if self._never_fits[i]:
             # It could never finish: vLLM rejects prompts beyond the model length in the same way.
-            self.drop(i)
+            self.drop(i, now)
             return
         if self.divert(i):
             return
@@ -217,11 +310,12 @@ class GpuFleet:
         """Hook: True if the request was sent elsewhere (hybrid overflow)."""
         return False
 
-    def route(self, i: int) -> None:
+    def route(self, i: int, now: float | None = None) -> None:
+        """Send request `i` to a replica (or queue or drop it) at `now` (default: the clock)."""
         max_queue = self._max_queue
         if self.exp:
             if max_queue is not None and len(self.central) >= max_queue:
-                self.drop(i)
+                self.drop(i, now)
                 return
             self.central.append(i)
             for rep in self.routable:
@@ -232,7 +326,7 @@ class GpuFleet:
         reps = self.routable
         if not reps:
             if max_queue is not None and len(self.pending) >= max_queue:
-                self.drop(i)
+                self.drop(i, now)
             else:
                 self.pending.append(i)
             return
@@ -252,25 +346,34 @@ class GpuFleet:
         else:  # jsq
             rep = min(reps, key=_queue_then_outstanding)
         if max_queue is not None and len(rep.waiting) >= max_queue:
-            self.drop(i)
+            self.drop(i, now)
             return
-        rep.enqueue(i)
+        rep.enqueue(i, self.env.now if now is None else now)
 
     def complete(self, i: int) -> None:
         table = self.table
-        now = self.env._now
+        now = self.env.now
         # RequestTable.complete, inlined: once per request.
         table.finish_s[i] = now
         table.end_s[i] = now
         table.status[i] = OK
         table.n_terminal += 1
+        table.finished.append(i)
         if table.n_terminal >= table.n and not self.done.triggered:
             self.done.succeed()
 
-    def drop(self, i: int) -> None:
+    def drop(self, i: int, now: float | None = None) -> None:
         table = self.table
-        table.fail(i, self.env.now, DROPPED)
+        env = self.env
+        table.fail(i, env.now if now is None else now, DROPPED)
         if table.n_terminal >= table.n and not self.done.triggered:
+            if now is None or now == env.now:
+                self.done.succeed()
+            else:  # an absorbed arrival ends the run: at its own time, as its timeout would
+                schedule_at(env, Due(self._on_done_at), NORMAL, now)
+
+    def _on_done_at(self, _ev) -> None:
+        if not self.done.triggered:
             self.done.succeed()
 
     # -- state for autoscalers and the time series -------------------------------------------

@@ -77,14 +77,15 @@ class Replica:
         busy = fleet.busy_gpu_s
         self._busy_t0, self._busy_t1, self._busy_spread = busy._t0.append, busy._t1, busy._spread
         self._busy_t1_add, self._busy_chunk = busy._t1.append, busy.CHUNK
-        # `Environment.schedule`, inlined: the event queue and its id counter.
-        self._queue, self._eid = self.env._queue, self.env._eid
         self.kv_cap = int(profile.kv_capacity_tokens)
         engine = fleet.engine
         self.max_seqs = engine.max_batch_seqs
         self.max_tokens = engine.max_batched_tokens
         self.chunked = engine.chunked_prefill
         self.jump_enabled = jump
+        # Merge a prefill step into the jump after it (one event): not where spot kills may
+        # evict mid-step, as the merged step's effects are applied when it starts.
+        self.merge = jump and getattr(fleet, "merge_prefill", True)
         self.waiting: deque[int] = deque()
         self.running: dict[int, None] = {}  # an ordered set: admission order, O(1) removal
         self.prefilling: list[int] = []
@@ -100,8 +101,10 @@ class Replica:
         self.idle = False  # waiting for work: `poke` schedules the wake-up
         self._ev: Due | None = None  # the event the engine loop waits for
         self._step: tuple = ()  # the plain step in progress: (chunks, n_dec, start_s)
-        self._jump: tuple = ()  # the jump in progress: (start_s, t0, delta, k, n_dec)
+        # the jump in progress: (start_s, t0, delta, k, n_dec, start of a merged prefill step)
+        self._jump: tuple = ()
         self._done = 0  # steps of the jump in progress (fewer once it is cut short)
+        self._head_open = False  # a merged prefill step's busy time is not recorded yet
 
     # -- interface used by the fleet -------------------------------------------------------------
     @property
@@ -113,16 +116,18 @@ class Replica:
         # Where a new process's Initialize event would run: urgent, at the current time.
         self._wait(0.0, self._on_wake, URGENT)
 
-    def enqueue(self, i: int) -> None:
+    def enqueue(self, i: int, now: float) -> None:
+        """Queue request `i`, arriving at `now` (the clock, or the clock an absorbed arrival
+        would have had: see `GpuFleet._arrive`)."""
         self.waiting.append(i)
         # `poke(need_admissible=True)`, inlined: once per arrival.
         if self.idle:
             self.idle = False
-            self._wait(0.0, self._on_wake, NORMAL)
+            self._wait_at(now, 0.0, self._on_wake, NORMAL)
         elif self.interruptible and self._admissible(len(self.dec)):
             self.interruptible = False
             self._ev.callbacks.clear()  # the jump's end no longer resumes us
-            self._interrupt()
+            self._interrupt(now)
 
     def poke(self, need_admissible: bool = False) -> None:
         """Wake the loop if it sleeps (idle) or jumps and could now admit work or retire."""
@@ -136,7 +141,7 @@ class Replica:
             return
         self.interruptible = False
         self._ev.callbacks.clear()  # the jump's end no longer resumes us
-        self._interrupt()
+        self._interrupt(self.env.now)
 
     def evict_all(self) -> list[int]:
         """Take every request off this replica (kill or drain): running ones must recompute."""
@@ -165,7 +170,18 @@ class Replica:
     # -- the engine loop -------------------------------------------------------------------------
     def _wait(self, delay: float, callback, priority=NORMAL) -> None:
         ev = Due(callback)
-        heappush(self._queue, (self.env._now + delay, priority, next(self._eid), ev))
+        self.env.schedule(ev, priority, delay)
+        self._ev = ev
+
+    def _wait_at(self, now: float, delay: float, callback, priority) -> None:
+        """`_wait` from a clock `now` that may be ahead of SimPy's (an absorbed arrival): the
+        event lands at exactly now + delay, the time it would have had."""
+        env = self.env
+        ev = Due(callback)
+        if now == env.now:
+            env.schedule(ev, priority, delay)
+        else:
+            schedule_at(env, ev, priority, now + delay)
         self._ev = ev
 
     def _on_wake(self, _ev) -> None:
@@ -174,11 +190,17 @@ class Replica:
     def _on_step_end(self, _ev) -> None:
         # The step's effects (once per step), then plan the next one.
         chunks, n_dec, start = self._step
-        now = self.env._now
+        now = self.env.now
         self._busy_t0(start)
         self._busy_t1_add(now)
         if len(self._busy_t1) >= self._busy_chunk:
             self._busy_spread()
+        self._apply_step(chunks, n_dec, now)
+        self._run()
+
+    def _apply_step(self, chunks, n_dec: int, now: float) -> None:
+        """The effects of a step that ends at `now`: decoders grow by a token, prefill chunks
+        land in the KV cache, finished prefills sample their first token."""
         if n_dec:
             self.steps += 1
             self.dec_ctx += n_dec
@@ -215,15 +237,19 @@ class Replica:
                 self.dec[i] = (self.steps, generated, kv, finish_step)
                 heappush(self.heap, (finish_step, i))
                 self.dec_ctx += kv
-        self._run()
 
     def _on_jump_end(self, _ev) -> None:
         """The jump's last step ended: all `_done` steps of it, or fewer if it was cut short."""
         self.interruptible = False
-        start, _, _, _, n = self._jump
+        start, _, _, _, n, head = self._jump
         done = self._done
-        self._busy_t0(start)
-        self._busy_t1_add(self.env._now)
+        if head is not None:  # a merged prefill step ran from `head` to `start`
+            self._head_open = False
+            self._busy_t0(head)
+            self._busy_t1_add(start)
+        if head is None or done:
+            self._busy_t0(start)
+            self._busy_t1_add(self.env.now)
         if len(self._busy_t1) >= self._busy_chunk:
             self._busy_spread()
         self.steps = steps = self.steps + done
@@ -233,18 +259,27 @@ class Replica:
             self._pop_finished()
         self._run()
 
-    def _interrupt(self) -> None:
+    def _interrupt(self, now: float) -> None:
         """Cut the jump short: finish the step in progress, then plan again.
 
         Worked out at once (it depends only on the jump and the clock) instead of in an urgent
         event at the current time, as a SimPy interrupt would; only a jump cut exactly at a step
         boundary continues in such an event, so that same-time arrivals still join that step."""
-        start, t0, delta, k, _ = self._jump
-        elapsed = self.env._now - start
+        start, t0, delta, k, _, head = self._jump
+        if head is not None and now < start:
+            # During a merged prefill step: cut at its end, where the plain step would have ended.
+            self._done = 0
+            ev = Due(self._on_jump_end)
+            schedule_at(self.env, ev, NORMAL, start)
+            self._ev = ev
+            return
+        elapsed = now - start
         done = _steps_reached(elapsed, t0, delta, k)
         rest = done * t0 + delta * done * (done - 1) / 2 - elapsed
         self._done = done
-        self._wait(rest if rest > 0 else 0.0, self._on_jump_end, NORMAL if rest > 0 else URGENT)
+        self._wait_at(
+            now, rest if rest > 0 else 0.0, self._on_jump_end, NORMAL if rest > 0 else URGENT
+        )
 
     def _run(self) -> None:
         """Plan what comes next and schedule the event that ends it (or go idle, or retire)."""
@@ -286,27 +321,88 @@ class Replica:
                     t0 = decode_time(n, dec_ctx)
                     t_last = decode_time(n, dec_ctx + n * (k - 1))
                     delta = (t_last - t0) / (k - 1)
-                    now = self.env._now
-                    self._jump = (now, t0, delta, k, n)
+                    env = self.env
+                    self._jump = (env.now, t0, delta, k, n, None)
                     self._done = k
                     self.interruptible = True
                     ev = Due(self._on_jump_end)
-                    heappush(
-                        self._queue,
-                        (now + (k * t0 + delta * k * (k - 1) / 2), NORMAL, next(self._eid), ev),
-                    )
+                    env.schedule(ev, NORMAL, k * t0 + delta * k * (k - 1) / 2)
                     self._ev = ev
                     return
             chunks, prefill, n_dec, attn = self._plan_step()
             if not chunks and not n_dec:
                 continue
             dt = step_time(prefill, attn, n_dec, self.dec_ctx if n_dec else 0)
-            now = self.env._now
-            self._step = (chunks, n_dec, now)
+            if self.merge and chunks and self._merge_head(chunks, n_dec, dt):
+                return
+            env = self.env
+            self._step = (chunks, n_dec, env.now)
             ev = Due(self._on_step_end)
-            heappush(self._queue, (now + dt, NORMAL, next(self._eid), ev))
+            env.schedule(ev, NORMAL, dt)
             self._ev = ev
             return
+
+    def _merge_head(self, chunks, n_dec: int, dt: float) -> bool:
+        """Run the planned step and the decode-only jump that would follow it as one event, if
+        nothing but an arrival could change what happens at the step's end: every chunk finishes
+        its prompt, none of those requests or of the decoders finishes at this step, the queue
+        head could not be admitted after it, and the jump would be longer than one step. The
+        step's effects are applied now, with its end time (the replica is never killed while
+        merging: fleets with spot kills do not merge); an admissible arrival during the step
+        cuts at its end, exactly where the plain step would have ended."""
+        todo, output, resume_gen = self.todo, self.output, self.resume_gen
+        if len(self.prefilling) != len(chunks):
+            return False
+        steps = self.steps + (1 if n_dec else 0)
+        first = math.inf
+        for i, c in chunks:
+            if todo[i] != c:
+                return False
+            generated = (resume_gen.get(i, 0) if resume_gen else 0) + 1
+            if generated >= output[i]:
+                return False
+            first = min(first, steps + output[i] - generated)
+        heap, dec = self.heap, self.dec
+        while heap:
+            finish_step, i = heap[0]
+            d = dec.get(i)
+            if d is not None and d[3] == finish_step:
+                if finish_step <= steps:
+                    return False
+                first = min(first, finish_step)
+                break
+            heappop(heap)
+        n = len(dec) + len(chunks)
+        kv_used = self.kv_used + n_dec
+        if self._admissible(n, kv_used):
+            return False
+        k = min(first - steps, (self.kv_cap - kv_used) // n)
+        if k <= 1:
+            return False
+        env = self.env
+        head = env.now
+        t1 = head + dt
+        self._apply_step(chunks, n_dec, t1)
+        dec_ctx = self.dec_ctx
+        decode_time = self.decode_step_time
+        t0 = decode_time(n, dec_ctx)
+        delta = (decode_time(n, dec_ctx + n * (k - 1)) - t0) / (k - 1)
+        self._jump = (t1, t0, delta, k, n, head)
+        self._head_open = True
+        self._done = k
+        self.interruptible = True
+        ev = Due(self._on_jump_end)
+        schedule_at(env, ev, NORMAL, t1 + (k * t0 + delta * k * (k - 1) / 2))
+        self._ev = ev
+        return True
+
+    def settle(self, end: float) -> None:
+        """At the end of a run: the busy time of a merged prefill step that ended by `end`
+        (the plain step's end event would have recorded it)."""
+        if self._head_open and self._jump[0] <= end:
+            self._head_open = False
+            self._busy_t0(self._jump[5])
+            self._busy_t1_add(self._jump[0])
 
     # -- scheduling ------------------------------------------------------------------------------
     def _need(self, i: int) -> int:
@@ -314,12 +410,13 @@ class Replica:
         generated before a preemption (recompute)."""
         return self.prompt[i] - self.cached[i] + self.resume_gen.get(i, 0)
 
-    def _admissible(self, n_dec: int) -> bool:
-        """Would the next step admit the head of the waiting queue (FCFS, no skipping)?"""
+    def _admissible(self, n_dec: int, kv_used: int | None = None) -> bool:
+        """Would the next step admit the head of the waiting queue (FCFS, no skipping)?
+        kv_used: the cache use to judge by (default: now)."""
         if not self.waiting or len(self.running) >= self.max_seqs:
             return False
         i = self.waiting[0]
-        free = self.kv_cap - self.kv_used - n_dec
+        free = self.kv_cap - (self.kv_used if kv_used is None else kv_used) - n_dec
         base = self.cached[i]
         if self.chunked:
             return self.max_tokens - n_dec > 0 and free >= base + 1
@@ -382,7 +479,7 @@ class Replica:
                 self.kv_used += base
                 if not has_start[i]:  # RequestTable.started, inlined
                     has_start[i] = 1
-                    start_s[i] = self.env._now
+                    start_s[i] = self.env.now
                 chunks.append((i, c))
                 attn += c * (base + (c + 1) / 2)
                 prefill += c
@@ -422,7 +519,7 @@ class Replica:
         table = self.table
         if not table._has_start[i]:  # RequestTable.started, inlined: once per admission
             table._has_start[i] = 1
-            table.start_s[i] = self.env._now
+            table.start_s[i] = self.env.now
 
     def _pop_finished(self) -> None:
         heap, dec, steps, running = self.heap, self.dec, self.steps, self.running
@@ -456,6 +553,24 @@ class Replica:
         self.table.attempts[i] += 1
         if requeue:
             self.waiting.appendleft(i)
+
+
+def schedule_at(env: simpy.Environment, event, priority, at: float) -> None:
+    """`env.schedule(event, priority, delay)` with the delay that lands at time `at`: at - now is
+    exact when at <= 2 now (Sterbenz), and otherwise the delay moves by ulps until now + delay
+    is the first time >= at it can reach. That is `at` itself except in a rounding tie (the
+    clock's last bit halfway between two times of `at`'s binade, possible only when `at` lies in
+    a higher power-of-two range than the clock): then the event lands one ulp after `at`."""
+    now = env.now
+    delay = at - now
+    if now + delay != at:
+        # Only when at > 2 now: the delay is then over at / 2 and each ulp step moves the sum
+        # by at most one ulp of `at`, so these loops take a step or two.
+        while now + delay < at:
+            delay = math.nextafter(delay, math.inf)
+        while now + math.nextafter(delay, -math.inf) >= at:
+            delay = math.nextafter(delay, -math.inf)
+    env.schedule(event, priority, delay)
 
 
 def _steps_reached(elapsed: float, t0: float, delta: float, k: int) -> int:

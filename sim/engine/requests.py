@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.engine.result import DROPPED, FAILED, OK, UNFINISHED
+from sim.engine.stream import RequestBatch
 from sim.workload import Workload
 
 
@@ -38,6 +39,7 @@ class RequestTable:
         self.attempts = np.zeros(n, dtype=np.int16)
         self.served_by = np.zeros(n, dtype=np.int8)
         self.n_terminal = 0
+        self.finished: list[int] = []  # settled requests (read by SlotTable's flush)
         # Set-once flags as bytearrays: a byte test is much cheaper than a NaN test on numpy.
         self._has_start = bytearray(n)
         self._has_first_token = bytearray(n)
@@ -47,12 +49,14 @@ class RequestTable:
         self.end_s[i] = now
         self.status[i] = OK
         self.n_terminal += 1
+        self.finished.append(i)
 
     def fail(self, i: int, now: float, status: int = FAILED) -> None:
         assert status in (FAILED, DROPPED)
         self.end_s[i] = now
         self.status[i] = status
         self.n_terminal += 1
+        self.finished.append(i)
 
     def first_token(self, i: int, now: float) -> None:
         if not self._has_first_token[i]:  # the first token is only once
@@ -63,3 +67,132 @@ class RequestTable:
         if not self._has_start[i]:
             self._has_start[i] = 1
             self.start_s[i] = now
+
+
+class SlotTable(RequestTable):
+    """A `RequestTable` for runs too long to hold every request: the engine's request ids are
+    slots, reused once a request has settled and been handed to `on_flush` as a `RequestBatch`.
+
+    `assign` gives an arriving request a free slot. When none is free, the settled slots are
+    flushed in one vectorised batch if they are at least a quarter of the table, else the table
+    doubles (lists and bytearrays grow in place, numpy arrays are replaced: the engine reads them
+    through the table's attributes at each use). Memory follows the requests in flight, not the
+    requests simulated.
+    """
+
+    def __init__(self, on_flush, kv_cap: int | None, capacity: int = 1 << 16):
+        self.n = 1 << 62  # unknown until the arrivals run out (`arrivals_done`)
+        self.n_terminal = 0
+        self.on_flush = on_flush
+        self.kv_cap = kv_cap
+        self.capacity = 0
+        self.prompt, self.output, self.cached = [], [], []
+        self._has_start, self._has_first_token = bytearray(), bytearray()
+        self.never_fits = bytearray()
+        self.request = np.zeros(0, dtype=np.int64)
+        self.arrival_s = np.zeros(0)
+        self.start_s = np.zeros(0)
+        self.first_token_s = np.zeros(0)
+        self.finish_s = np.zeros(0)
+        self.end_s = np.zeros(0)
+        self.status = np.zeros(0, dtype=np.int8)
+        self.attempts = np.zeros(0, dtype=np.int16)
+        self.served_by = np.zeros(0, dtype=np.int8)
+        self.free: list[int] = []
+        self.finished: list[int] = []  # settled slots not yet flushed
+        self.resume_gen: dict[int, int] | None = None  # the fleet's, cleared for reused slots
+        self.attempts_flushed = 0
+        self._grow(capacity)
+
+    def _grow(self, extra: int) -> None:
+        old = self.capacity
+        self.capacity = old + extra
+        for lst in (self.prompt, self.output, self.cached):
+            lst.extend([0] * extra)
+        for flags in (self._has_start, self._has_first_token, self.never_fits):
+            flags.extend(bytes(extra))
+
+        def more(a, fill):
+            return np.concatenate([a, np.full(extra, fill, dtype=a.dtype)])
+
+        self.request = more(self.request, -1)
+        self.arrival_s = more(self.arrival_s, np.nan)
+        self.start_s = more(self.start_s, np.nan)
+        self.first_token_s = more(self.first_token_s, np.nan)
+        self.finish_s = more(self.finish_s, np.nan)
+        self.end_s = more(self.end_s, np.nan)
+        self.status = more(self.status, UNFINISHED)
+        self.attempts = more(self.attempts, 0)
+        self.served_by = more(self.served_by, 0)
+        self.free.extend(range(self.capacity - 1, old - 1, -1))  # popped lowest first
+
+    def assign(self, request: int, arrival: float, prompt: int, output: int, cached: int) -> int:
+        if not self.free:
+            if len(self.finished) >= self.capacity // 4:
+                self.flush(self.finished)
+                self.finished = []
+            else:
+                self._grow(self.capacity)
+        s = self.free.pop()
+        self.prompt[s] = prompt
+        self.output[s] = output
+        self.cached[s] = cached if cached < prompt else prompt
+        self.request[s] = request
+        self.arrival_s[s] = arrival
+        if self.kv_cap is not None and prompt + output > self.kv_cap:
+            self.never_fits[s] = 1
+        return s
+
+    def batch(self, slots) -> RequestBatch:
+        idx = np.asarray(slots, dtype=np.int64)
+        get = idx.tolist()
+        return RequestBatch(
+            request=self.request[idx],
+            arrival_s=self.arrival_s[idx],
+            start_s=self.start_s[idx],
+            first_token_s=self.first_token_s[idx],
+            finish_s=self.finish_s[idx],
+            end_s=self.end_s[idx],
+            prompt_tokens=np.fromiter(map(self.prompt.__getitem__, get), np.int64, len(get)),
+            output_tokens=np.fromiter(map(self.output.__getitem__, get), np.int64, len(get)),
+            status=self.status[idx],
+            attempts=self.attempts[idx],
+            served_by=self.served_by[idx],
+        )
+
+    def flush(self, slots) -> None:
+        """Hand `slots` to `on_flush` and make them free."""
+        if not len(slots):
+            return
+        batch = self.batch(slots)
+        self.on_flush(batch)
+        self.attempts_flushed += int(batch.attempts.sum())
+        idx = np.asarray(slots, dtype=np.int64)
+        for a, fill in (
+            (self.start_s, np.nan),
+            (self.first_token_s, np.nan),
+            (self.finish_s, np.nan),
+            (self.end_s, np.nan),
+            (self.status, UNFINISHED),
+            (self.attempts, 0),
+            (self.served_by, 0),
+        ):
+            a[idx] = fill
+        for flags in (self._has_start, self._has_first_token, self.never_fits):
+            view = np.frombuffer(flags, dtype=np.uint8)
+            view[idx] = 0
+            del view  # a live view would stop the bytearray from growing
+        if self.resume_gen:
+            for s in batch_slots(slots):
+                self.resume_gen.pop(s, None)
+        self.free.extend(sorted(batch_slots(slots), reverse=True))
+
+    def in_flight(self) -> list[int]:
+        idle = np.zeros(self.capacity, dtype=bool)
+        idle[np.asarray(self.free, dtype=np.int64)] = True
+        idle[np.asarray(self.finished, dtype=np.int64)] = True
+        return np.flatnonzero(~idle).tolist()
+
+
+def batch_slots(slots) -> list[int]:
+    return slots if isinstance(slots, list) else list(slots)

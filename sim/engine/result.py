@@ -53,6 +53,7 @@ class FleetResult:
     cost_breakdown_usd: dict[str, float] = field(default_factory=dict)  # e.g. capex, power, tokens
     served_by: np.ndarray | None = None  # int8 for hybrids: 0 = own fleet, 1 = overflow API
     meta: dict = field(default_factory=dict)  # e.g. resolved prices, kv capacity, replicas
+    end_s: np.ndarray | None = None  # when each request reached its final status (NaN: unfinished)
 
     @property
     def ttft_s(self) -> np.ndarray:

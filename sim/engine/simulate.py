@@ -18,7 +18,6 @@ from sim.engine.config import (
     CloudFleetConfig,
     SelfHostedFleetConfig,
 )
-from sim.engine.loop import Environment
 from sim.engine.requests import RequestTable
 from sim.engine.result import OK, FleetResult
 from sim.engine.self_hosted import SelfHostedFleet
@@ -88,7 +87,7 @@ def simulate_fleet(
             cfg, table, rng, window_s, horizon_s, progress, _span(workload, horizon_s)
         )
 
-    env = Environment()
+    env = simpy.Environment()
     if isinstance(cfg, CloudFleetConfig | SelfHostedFleetConfig):
         profile = None
         if profile_factory is not None:
@@ -123,6 +122,10 @@ def simulate_fleet(
         env.run(until=horizon_s)
         end = float(horizon_s)
     work_end = env.now
+    _drop_future_first_tokens(table, end)
+    for rep in fleet.replicas:
+        if not fleet.exp:
+            rep.settle(end)
 
     overflow = getattr(fleet, "overflow", None)
     api_idx = np.zeros(0, dtype=np.int64)
@@ -248,6 +251,14 @@ def _simulate_api(cfg, table, rng, window_s, horizon_s, progress, span_s) -> Fle
     )
 
 
+def _drop_future_first_tokens(table: RequestTable, end: float) -> None:
+    """A prefill step merged into the jump after it records its first tokens when it starts
+    (replica.py); those of a step still running when the run stops never happened."""
+    ft = table.first_token_s
+    with np.errstate(invalid="ignore"):
+        ft[ft > end] = np.nan
+
+
 def _cut_at_horizon(table: RequestTable, idx: np.ndarray, end: float) -> None:
     """API requests that settle after the horizon are UNFINISHED; they cost nothing within it."""
     from sim.engine.result import UNFINISHED
@@ -327,4 +338,5 @@ def _result(
         cost_breakdown_usd={k: float(v.sum()) for k, v in parts.items()},
         served_by=served_by,
         meta=meta,
+        end_s=table.end_s,
     )

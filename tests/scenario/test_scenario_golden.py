@@ -52,6 +52,13 @@ CASES = {
         "fleet.own-a40.gpu_price_usd=4500",
     ],
     "diurnal_day": ["workload.rate_per_s=0.1", *API_70B, *LAMBDA_8XH100],
+    "week_at_scale": [
+        "workload.tile_to_s=3600",
+        "workload.max_requests=3000",
+        *API_8B,
+        "fleet.cloud-h100.price_usd_per_hour=23.92",
+        "fleet.cloud-h100.gpus_per_instance=8",
+    ],
 }
 
 FIGURES = {

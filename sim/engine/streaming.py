@@ -1,0 +1,268 @@
+"""`simulate_fleet_streaming`: one fleet against a workload given in chunks, with memory bounded by
+the requests in flight and the number of windows, not by the requests simulated.
+
+Settled requests leave the engine in batches (`SlotTable`) into a `FleetAggregate` (counts, sums
+and quantile sketches per window) and, if given, `on_batch` (e.g. a `RequestRowWriter`). The
+result, a `StreamResult`, gives the same per-replication figures and time series as the exact
+path (`simulate_fleet` + `sim.run.replication_figures` + `FleetResult.timeseries`), with latency
+percentiles from the sketches (within 1%) and everything else equal, for GPU fleets; an API
+fleet fed in several chunks draws its latencies chunk by chunk (the same distributions, not the
+same draws). Not supported yet: hybrid overflow, and API rate limits or volume tiers across
+chunks (these need the whole submission sequence: use `simulate_fleet`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from sim.engine.accounting import timeseries_frame, window_edges
+from sim.engine.api import ApiFleet
+from sim.engine.cloud import CloudFleet
+from sim.engine.config import ApiFleetConfig, CloudFleetConfig, SelfHostedFleetConfig
+from sim.engine.requests import RequestTable, SlotTable
+from sim.engine.result import OK
+from sim.engine.self_hosted import SelfHostedFleet
+from sim.engine.simulate import (
+    DRAIN_LIMIT_S,
+    _cut_at_horizon,
+    _drop_future_first_tokens,
+    _profile,
+)
+from sim.engine.stream import CostRates, FleetAggregate, RequestBatch
+from sim.workload import Workload
+
+
+@dataclass
+class StreamResult:
+    """What `simulate_fleet_streaming` returns: aggregates, not per-request arrays."""
+
+    name: str
+    kind: str
+    aggregate: FleetAggregate
+    edges: np.ndarray
+    window_cost: np.ndarray
+    parts: dict[str, np.ndarray]
+    replicas: np.ndarray
+    gpu_util: np.ndarray
+    throttled: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def total_cost_usd(self) -> float:
+        return float(self.window_cost.sum())
+
+    @property
+    def cost_breakdown_usd(self) -> dict[str, float]:
+        return {k: float(v.sum()) for k, v in self.parts.items()}
+
+    def figures(self) -> dict:
+        """The figures `sim.run.replication_figures` gives for this fleet and replication."""
+        return self.aggregate.figures(self.total_cost_usd)
+
+    def cost_rates(self) -> CostRates:
+        return self.aggregate.cost_rates(self.edges, self.window_cost)
+
+    def timeseries(self):
+        """One row per window, columns `TIMESERIES_COLUMNS` (as `FleetResult.timeseries`)."""
+        edges = self.edges
+        n_w = len(edges) - 1
+        counts = self.aggregate.window_counts(edges)
+        ttft = self.aggregate.window_latency_quantiles("ttft", n_w)
+        e2e = self.aggregate.window_latency_quantiles("e2e", n_w)
+        counts["throttled"] = self.throttled
+        queue = self.aggregate.queue_len(edges)
+        return timeseries_frame(
+            edges, counts, queue, self.replicas, self.gpu_util, self.window_cost, ttft, e2e
+        )
+
+
+def simulate_fleet_streaming(
+    cfg: ApiFleetConfig | CloudFleetConfig | SelfHostedFleetConfig,
+    chunks: Iterable[Workload],
+    *,
+    profile_factory: Callable | None,
+    rng: np.random.Generator,
+    window_s: float = 60.0,
+    horizon_s: float | None = None,
+    slo_targets_s: dict[str, float] | None = None,
+    on_batch: Callable[[RequestBatch], None] | None = None,
+    capacity: int = 1 << 16,
+) -> StreamResult:
+    """Simulate the workload `chunks` (consecutive Workloads, absolute sorted times; a list of
+    one Workload is fine) on fleet `cfg`. Arguments as `simulate_fleet`, plus:
+
+    slo_targets_s: SLO targets (e.g. {"ttft_p99": 2.0}) whose attainment is counted exactly.
+    on_batch: called with each batch of settled requests (and, at the end, the unfinished ones).
+    capacity: initial request slots (the table doubles when more are in flight).
+    """
+    if not window_s > 0:
+        raise ValueError(f"window_s: must be positive, got {window_s}")
+    if horizon_s is not None and not horizon_s > 0:
+        raise ValueError(f"horizon_s: must be positive, got {horizon_s}")
+    agg = FleetAggregate(window_s, dict(slo_targets_s or {}))
+
+    def flush(batch: RequestBatch) -> None:
+        agg.add(batch)
+        if on_batch is not None:
+            on_batch(batch)
+
+    if isinstance(cfg, ApiFleetConfig):
+        return _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush)
+    if not isinstance(cfg, CloudFleetConfig | SelfHostedFleetConfig):
+        raise ValueError(f"kind: unknown fleet config {type(cfg).__name__}")
+    if isinstance(cfg, SelfHostedFleetConfig) and cfg.overflow is not None:
+        raise ValueError(
+            f"overflow: hybrid fleet {cfg.name!r} cannot stream yet (keep requests in memory)"
+        )
+    profile = None
+    if profile_factory is not None:
+        profile = _profile(profile_factory, cfg.gpu, cfg.tp, cfg.precision, cfg.engine.mem_util)
+    elif cfg.engine.service != "exponential":
+        raise ValueError("profile_factory: needed for GPU fleets with service = 'physics'")
+
+    env = simpy.Environment()
+    table = SlotTable(flush, None, capacity)
+    fleet_cls = CloudFleet if isinstance(cfg, CloudFleetConfig) else SelfHostedFleet
+    fleet = fleet_cls(env, table, cfg, profile=profile, rng=rng, window_s=window_s)
+    stop = env.event()
+
+    def finish(_ev=None) -> None:
+        if not stop.triggered:
+            stop.succeed()
+
+    def exhausted(last_arrival_s: float) -> None:
+        if horizon_s is None:
+            env.timeout(last_arrival_s + DRAIN_LIMIT_S - env.now).callbacks.append(finish)
+
+    fleet.done.callbacks.append(finish)
+    fleet.start_stream_arrivals(chunks, exhausted)
+    if horizon_s is None:
+        env.run(until=stop)
+        end = env.now
+    else:
+        env.run(until=horizon_s)
+        end = float(horizon_s)
+
+    _drop_future_first_tokens(table, end)
+    for rep in fleet.replicas:
+        if not fleet.exp:
+            rep.settle(end)
+    table.flush(table.finished)
+    table.finished = []
+    table.flush(table.in_flight())
+    # Requests that never arrived (a horizon before the last arrival): unfinished.
+    rest = fleet._arrival_t[fleet._arrival_next :] if fleet._arrival_t else []
+    unarrived = [np.asarray(rest, dtype=np.float64)]
+    unarrived += [np.asarray(w.arrival_s, dtype=np.float64) for w in fleet._chunks]
+    agg.add_unarrived(np.concatenate(unarrived), end)
+
+    edges = window_edges(end, window_s)
+    parts = fleet.window_costs(edges)
+    window_cost = np.sum(list(parts.values()), axis=0)
+    billed = fleet.billed_gpu_s(edges)
+    meta = {"end_s": end, "events": [list(e) for e in fleet.log[:10000]]}
+    if fleet.kv_cap is not None:
+        meta["kv_capacity_tokens"] = fleet.kv_cap
+    meta["replicas_launched"] = len(fleet.replicas)
+    meta["preemptions"] = table.attempts_flushed
+    meta["request_slots"] = table.capacity
+    return StreamResult(
+        cfg.name,
+        cfg.kind,
+        agg,
+        edges,
+        window_cost,
+        parts,
+        fleet.replicas_in(edges),
+        fleet.gpu_util(edges, billed),
+        np.zeros(len(edges) - 1, dtype=np.int64),
+        meta,
+    )
+
+
+def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResult:
+    limited = not cfg.batch and (cfg.rpm_limit is not None or cfg.tpm_limit is not None)
+    if limited or cfg.volume_tiers:
+        raise ValueError(
+            f"rpm_limit: API fleet {cfg.name!r} with rate limits or volume tiers cannot stream "
+            "yet (keep requests in memory)"
+        )
+    api = None
+    base = 0
+    end = 0.0
+    cost_by_window = np.zeros(0)
+    for w in chunks:
+        table = RequestTable(w)
+        if api is None:
+            api = ApiFleet(cfg, table, rng)
+        api.table = table
+        keep = (
+            np.arange(table.n)
+            if horizon_s is None
+            else np.flatnonzero(table.arrival_s <= horizon_s)
+        )
+        api._idx = keep.tolist()
+        api._t = table.arrival_s[keep].tolist()
+        api.run()
+        if horizon_s is not None:
+            _cut_at_horizon(table, api.idx, float(horizon_s))
+        cost = np.zeros(table.n)
+        cost[api.idx] = np.where(table.status[api.idx] == OK, api.cost_usd, 0.0)
+        ends = table.end_s[api.idx]
+        if len(ends) and np.isfinite(ends).any():
+            end = max(end, float(np.nanmax(ends)))
+        paid = (cost != 0) & ~np.isnan(table.end_s)
+        k = (table.end_s[paid] // window_s).astype(np.int64)
+        if len(k):
+            if k.max() >= len(cost_by_window):
+                cost_by_window = np.concatenate(
+                    [cost_by_window, np.zeros(int(k.max()) + 1 - len(cost_by_window))]
+                )
+            cost_by_window[: int(k.max()) + 1] += np.bincount(k, weights=cost[paid])
+        flush(
+            RequestBatch(
+                request=base + np.arange(table.n, dtype=np.int64),
+                arrival_s=table.arrival_s,
+                start_s=table.start_s,
+                first_token_s=table.first_token_s,
+                finish_s=table.finish_s,
+                end_s=table.end_s,
+                prompt_tokens=table.prompt_tokens,
+                output_tokens=table.output_tokens,
+                status=table.status,
+                attempts=table.attempts,
+            )
+        )
+        base += table.n
+    if horizon_s is not None:
+        end = float(horizon_s)
+    edges = window_edges(end, window_s)
+    n_w = len(edges) - 1
+    window_cost = np.zeros(n_w)
+    m = min(n_w, len(cost_by_window))
+    window_cost[:m] = cost_by_window[:m]
+    window_cost[-1] += cost_by_window[n_w:].sum()
+    meta = {"end_s": end}
+    if api is not None:
+        meta.update(
+            price_usd_per_mtok_input=api.price_in,
+            price_usd_per_mtok_output=api.price_out,
+            price_usd_per_mtok_cached_input=api.price_cached,
+        )
+    zeros = np.zeros(n_w)
+    return StreamResult(
+        cfg.name,
+        cfg.kind,
+        agg,
+        edges,
+        window_cost,
+        {"tokens": window_cost},
+        zeros,
+        zeros,
+        np.zeros(n_w, dtype=np.int64),
+        meta,
+    )

@@ -1,0 +1,164 @@
+"""`simulate_fleet_streaming` against the exact path: the same requests settle the same way
+(figures, counts, costs identical; percentiles within the sketch's 1%), whatever the chunking and
+however small the slot table starts (flushes and growth exercised)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from engine_helpers import FakeProfile, factory_for, poisson_workload
+
+from sim.engine import simulate_fleet
+from sim.engine.config import ApiFleetConfig, CloudFleetConfig, EngineConfig, SelfHostedFleetConfig
+from sim.engine.sketch import ALPHA
+from sim.engine.stream import FleetAggregate, batch_from_result
+from sim.engine.streaming import simulate_fleet_streaming
+from sim.workload import Workload
+
+ENG = EngineConfig(max_batch_seqs=24, max_batched_tokens=1024, max_queue=30)
+OWN = SelfHostedFleetConfig(name="own", servers=1, tp=4, gpu_price_usd=2e4, engine=ENG)
+CLOUD = CloudFleetConfig(
+    name="cloud",
+    price_usd_per_hour=10.0,
+    gpus_per_instance=8,
+    max_replicas=4,
+    target=8,
+    upscale_delay_s=20,
+    downscale_delay_s=60,
+    engine=ENG,
+)
+API = ApiFleetConfig(name="api", price_usd_per_mtok_input=1.0, price_usd_per_mtok_output=2.0)
+TARGETS = {"ttft_p99": 1.0, "e2e_p90": 10.0}
+
+
+def _chunks(w: Workload, parts: int) -> list[Workload]:
+    out = []
+    for idx in np.array_split(np.arange(len(w)), parts):
+        out.append(Workload(w.arrival_s[idx], w.prompt_tokens[idx], w.output_tokens[idx]))
+    return out
+
+
+def _compare(exact_fr, got, exact_pct: bool = False):
+    from types import SimpleNamespace
+
+    from sim.run import replication_figures
+
+    want = replication_figures(exact_fr, SimpleNamespace(targets_s=TARGETS))
+    fig = got.figures()
+    assert set(fig) == set(want)
+    for key, value in want.items():
+        if key.startswith(("ttft_", "tpot_", "e2e_")):
+            if np.isnan(value):
+                assert np.isnan(fig[key]), key
+                continue
+            assert abs(fig[key] - value) <= ALPHA * abs(value) + 1e-12, key
+        else:
+            assert fig[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
+    ts, exact_ts = got.timeseries(), exact_fr.timeseries
+    assert ts.columns == exact_ts.columns and ts.height == exact_ts.height
+    for col in ("arrivals", "completions", "failed", "throttled"):
+        assert ts[col].to_list() == exact_ts[col].to_list(), col
+    for col in ("window_end_s", "cost_usd", "replicas", "gpu_util", "queue_len"):
+        np.testing.assert_allclose(ts[col], exact_ts[col], rtol=1e-9, atol=1e-9, err_msg=col)
+
+
+@pytest.mark.parametrize(
+    "cfg", [OWN, CLOUD, replace(CLOUD, policy="rate", target=2)], ids=["own", "cloud", "rate"]
+)
+@pytest.mark.parametrize("parts,capacity", [(1, 1 << 16), (5, 16)])
+@pytest.mark.parametrize("horizon", [None, 150.0])
+def test_gpu_fleet_streams_like_the_exact_path(cfg, parts, capacity, horizon):
+    w = poisson_workload(np.random.default_rng(8), 2500, 14.0)
+    factory = factory_for(FakeProfile())
+    exact = simulate_fleet(
+        cfg, w, profile_factory=factory, rng=np.random.default_rng(4), horizon_s=horizon
+    )
+    batches = []
+    got = simulate_fleet_streaming(
+        cfg,
+        _chunks(w, parts),
+        profile_factory=factory,
+        rng=np.random.default_rng(4),
+        horizon_s=horizon,
+        slo_targets_s=TARGETS,
+        on_batch=batches.append,
+        capacity=capacity,
+    )
+    _compare(exact, got)
+    # Every request came out once, with exactly the exact path's times and status.
+    req = np.concatenate([b.request for b in batches])
+    order = np.argsort(req)
+    n_out = len(req)
+    assert np.array_equal(req[order], np.arange(n_out))
+    for name in ("finish_s", "first_token_s", "start_s", "status", "attempts"):
+        col = np.concatenate([getattr(b, name) for b in batches])[order]
+        np.testing.assert_array_equal(col, getattr(exact, name)[:n_out], err_msg=name)
+    if capacity == 16:
+        assert got.meta["request_slots"] < len(w)  # slots were reused
+    assert got.meta["preemptions"] == exact.meta["preemptions"]
+
+
+def test_api_single_chunk_is_exact_and_chunks_stay_close():
+    w = poisson_workload(np.random.default_rng(9), 4000, 10.0)
+    exact = simulate_fleet(API, w, profile_factory=None, rng=np.random.default_rng(2))
+    got = simulate_fleet_streaming(
+        API, [w], profile_factory=None, rng=np.random.default_rng(2), slo_targets_s=TARGETS
+    )
+    _compare(exact, got)
+    chunked = simulate_fleet_streaming(
+        API, _chunks(w, 4), profile_factory=None, rng=np.random.default_rng(2)
+    )
+    assert chunked.total_cost_usd == pytest.approx(exact.total_cost_usd, rel=1e-9)  # tokens only
+    assert chunked.figures()["e2e_p50_s"] == pytest.approx(got.figures()["e2e_p50_s"], rel=0.05)
+
+
+def test_unsupported_set_ups_say_so():
+    w = poisson_workload(np.random.default_rng(1), 10, 1.0)
+    with pytest.raises(ValueError, match="rpm_limit"):
+        simulate_fleet_streaming(
+            replace(API, rpm_limit=10), [w], profile_factory=None, rng=np.random.default_rng(0)
+        )
+    with pytest.raises(ValueError, match="overflow"):
+        simulate_fleet_streaming(
+            replace(OWN, overflow=API), [w], profile_factory=None, rng=np.random.default_rng(0)
+        )
+
+
+def test_aggregate_of_the_exact_result_equals_the_streamed_one():
+    w = poisson_workload(np.random.default_rng(5), 1500, 12.0)
+    factory = factory_for(FakeProfile())
+    exact = simulate_fleet(OWN, w, profile_factory=factory, rng=np.random.default_rng(1))
+    agg = FleetAggregate(60.0, TARGETS)
+    agg.add(batch_from_result(exact))
+    got = simulate_fleet_streaming(
+        OWN,
+        _chunks(w, 3),
+        profile_factory=factory,
+        rng=np.random.default_rng(1),
+        slo_targets_s=TARGETS,
+        capacity=32,
+    )
+    assert got.figures() == agg.figures(exact.total_cost_usd)
+
+
+def test_a_run_ended_by_an_absorbed_arrival_ends_at_its_time():
+    """Every request dropped on arrival: the last drop ends the run at its own time, whether its
+    arrival had a timeout or was absorbed, streamed or not."""
+    cfg = replace(OWN, engine=replace(ENG, max_queue=0))
+    w = Workload(np.array([0.0, 1.0, 2.5]), np.array([5, 5, 5]), np.array([3, 3, 3]))
+    factory = factory_for(FakeProfile())
+    exact = simulate_fleet(cfg, w, profile_factory=factory, rng=np.random.default_rng(0))
+    assert exact.meta["end_s"] == 2.5
+    assert exact.timeseries["failed"].sum() == 3
+    for parts in (1, 3):
+        got = simulate_fleet_streaming(
+            cfg,
+            _chunks(w, parts),
+            profile_factory=factory,
+            rng=np.random.default_rng(0),
+            slo_targets_s=TARGETS,
+        )
+        assert got.meta["end_s"] == 2.5
+        _compare(exact, got)
