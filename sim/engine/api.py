@@ -13,12 +13,11 @@ import math
 
 import numpy as np
 
-from sim.engine.config import ApiFleetConfig
+from sim.engine.config import MONTH_S, ApiFleetConfig
 from sim.engine.dists import from_spec
 from sim.engine.requests import RequestTable
 from sim.engine.result import FAILED, OK
 
-MONTH_S = 365.25 * 86400 / 12  # volume tiers reset every calendar-average month
 _EPS = 1e-9  # bucket levels are floats refilled continuously: tolerate rounding
 
 
@@ -45,26 +44,13 @@ class ApiFleet:
         self.price_cached = (
             self.price_in if cached is None else _need_price(cfg, "price_usd_per_mtok_cached_input")
         )
-        if cfg.price_usd_per_request < 0:
-            raise ValueError("price_usd_per_request: must not be negative")
-        if not 0 <= cfg.batch_discount <= 1:
-            raise ValueError("batch_discount: the fraction of the price paid must be in [0, 1]")
-        for field in ("rpm_limit", "tpm_limit"):
-            value = getattr(cfg, field)
-            if value is not None and value <= 0:
-                raise ValueError(f"{field}: must be positive (or unset for no limit)")
-        if cfg.max_retries < 0 or cfg.backoff_base_s < 0 or cfg.backoff_max_s < 0:
-            raise ValueError("max_retries, backoff_base_s and backoff_max_s must not be negative")
+        # Bounds are the schema's (sim/engine/config.py, checked when the config is made); only
+        # what the schema cannot know yet, a price resolved later, is checked here.
         self.rtt = from_spec(cfg.network_rtt_s, "network_rtt_s")
         self.ttft = from_spec(cfg.ttft_s, "ttft_s")
         self.speed = from_spec(cfg.output_tokens_per_s, "output_tokens_per_s")
         self.batch_latency = from_spec(cfg.batch_latency_s, "batch_latency_s")
-        if self.speed.mean <= 0:
-            raise ValueError("output_tokens_per_s: must be positive")
         self.tiers = sorted(cfg.volume_tiers, key=lambda tier: tier.above_mtok)
-        for tier in self.tiers:
-            if tier.above_mtok < 0 or tier.factor < 0:
-                raise ValueError("volume_tiers: above_mtok and factor must not be negative")
         self._latency_rng, self._jitter_rng = rng.spawn(2)
         self._idx: list[int] = []
         self._t: list[float] = []

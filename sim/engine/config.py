@@ -35,6 +35,8 @@ MAX_USD_PER_HOUR = 5_000.0  # per instance-hour; real offers top out near 100
 MIN_USD_PER_HOUR = 0.01  # the cheapest GPU rentals are ~0.05 USD/h: below a cent is a typo
 MAX_USD_PER_MTOK = 1_000.0  # per million tokens; the dearest models are near 150 (output)
 MAX_SECONDS = 31_622_400.0  # 366 days: the longest span a scenario describes
+YEAR_S = 365.25 * 86400  # the calendar-average year: amortisation and billing months
+MONTH_S = YEAR_S / 12  # API volume tiers reset and colocation bills every such month
 MAX_GPUS = 100_000  # GPUs in one fleet: beyond any single deployment, and bounded memory
 
 Seconds = Annotated[Num, Field(ge=0, le=MAX_SECONDS)]

@@ -7,11 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from sim.engine.api import ApiFleet
-from sim.engine.config import SelfHostedFleetConfig
+from sim.engine.config import MONTH_S, YEAR_S, SelfHostedFleetConfig
 from sim.engine.fleet import GpuFleet
-
-YEAR_S = 365.25 * 86400
-MONTH_S = YEAR_S / 12
 
 
 def capex_usd(cfg: SelfHostedFleetConfig) -> float:
@@ -50,23 +47,6 @@ class SelfHostedFleet(GpuFleet):
     ):
         if cfg.gpu_price_usd is None:
             raise ValueError(f"gpu_price_usd: price not resolved for fleet {cfg.name!r}")
-        checks = {
-            "servers": cfg.servers >= 1,
-            "gpus_per_server": cfg.gpus_per_server >= 1,
-            "tp": cfg.tp >= 1,
-            "lifetime_years": cfg.lifetime_years > 0,
-            "residual_frac": 0 <= cfg.residual_frac <= 1,
-            "cost_of_capital": cfg.cost_of_capital >= 0,
-            "pue": cfg.pue >= 1,
-            "electricity_usd_per_kwh": cfg.electricity_usd_per_kwh >= 0,
-            "colo_usd_per_month": cfg.colo_usd_per_month >= 0,
-            "host_power_w": cfg.host_power_w >= 0,
-            "gpu_price_usd": cfg.gpu_price_usd >= 0,
-            "server_price_usd": cfg.server_price_usd >= 0,
-        }
-        for field, good in checks.items():
-            if not good:
-                raise ValueError(f"{field}: out of range ({getattr(cfg, field)!r})")
         n_replicas = cfg.servers * cfg.gpus_per_server // cfg.tp
         if n_replicas < 1:
             raise ValueError(

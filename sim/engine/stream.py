@@ -5,7 +5,7 @@ time window: arrivals, completions, failures, prompt and output tokens of comple
 the time requests spent waiting (for the mean queue length), and quantile sketches of TTFT, TPOT
 and E2E (sim/engine/sketch.py, within 1%), plus run totals: counts by status, SLO attainment
 counted exactly for the targets given up front. Memory is bounded by windows x sketch bins in use,
-not by requests. `figures()` gives what `sim.run.replication_figures` gives from the full arrays,
+not by requests. `figures()` gives what `sim.summary.replication_figures` gives from the full arrays,
 `timeseries()` the per-window table of `FleetResult.timeseries`, `request_cost()` each request's
 share of the cost (for sampled per-request rows).
 
@@ -107,6 +107,7 @@ class FleetAggregate:
         self.sketches = {m: WindowSketches() for m in METRICS}
         self.status_counts = np.zeros(4, dtype=np.int64)
         self.ok_output_tokens = 0
+        self.ok_prompt_tokens = 0
         self.within = {key: 0 for key in self.slo_targets_s}
         self.meets_all = 0
         self.end_s = 0.0  # the latest settle time seen
@@ -156,6 +157,7 @@ class FleetAggregate:
         self._count(self._ok_tokens, w_ok, tokens)
         self.status_counts += np.bincount(status.astype(np.int64), minlength=4)[:4]
         self.ok_output_tokens += int(b.output_tokens[ok].sum())
+        self.ok_prompt_tokens += int(b.prompt_tokens[ok].sum())
         # Waiting: arrival to admission (to the end of the run if never admitted: `finish`).
         started = ~np.isnan(b.start_s)
         if started.any():
@@ -201,8 +203,8 @@ class FleetAggregate:
             out[-1] += values[n_windows:].sum()
         return out
 
-    def figures(self, total_cost_usd: float) -> dict:
-        """The per-replication figures `sim.run.replication_figures` computes, from aggregates:
+    def figures(self, total_cost_usd: float, span_s: float = math.nan) -> dict:
+        """The per-replication figures `sim.summary.replication_figures` computes, from aggregates:
         percentiles from the sketches (within 1%), everything else exact."""
         n = self.n
         ok = int(self.status_counts[OK])
@@ -218,6 +220,11 @@ class FleetAggregate:
         mtok = self.ok_output_tokens / 1e6
         fig["usd_per_mtok_output"] = total_cost_usd / mtok if mtok > 0 else math.nan
         fig["usd_per_1k_requests"] = total_cost_usd / ok * 1000 if ok else math.nan
+        all_mtok = mtok + self.ok_prompt_tokens / 1e6
+        fig["usd_per_mtok"] = total_cost_usd / all_mtok if all_mtok > 0 else math.nan
+        hours = span_s / 3600
+        fig["usd_per_hour"] = total_cost_usd / hours if hours > 0 else math.nan
+        fig["usd_per_month"] = fig["usd_per_hour"] * 730.0
         for metric in METRICS:
             total = self.sketches[metric].total()
             for qname, value in zip(QUANTILES, quantiles(total, QUANTILES.values()), strict=True):

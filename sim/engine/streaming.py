@@ -4,7 +4,7 @@ the requests in flight and the number of windows, not by the requests simulated.
 Settled requests leave the engine in batches (`SlotTable`) into a `FleetAggregate` (counts, sums
 and quantile sketches per window) and, if given, `on_batch` (e.g. a `RequestRowWriter`). The
 result, a `StreamResult`, gives the same per-replication figures and time series as the exact
-path (`simulate_fleet` + `sim.run.replication_figures` + `FleetResult.timeseries`), with latency
+path (`simulate_fleet` + `sim.summary.replication_figures` + `FleetResult.timeseries`), with latency
 percentiles from the sketches (within 1%) and everything else equal, for GPU fleets; an API
 fleet fed in several chunks draws its latencies chunk by chunk (the same distributions, not the
 same draws). Not supported yet: hybrid overflow, and API rate limits or volume tiers across
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
+from sim.engine import billing
 from sim.engine.accounting import timeseries_frame, window_edges
 from sim.engine.api import ApiFleet
 from sim.engine.cloud import CloudFleet
@@ -28,8 +29,10 @@ from sim.engine.result import OK
 from sim.engine.self_hosted import SelfHostedFleet
 from sim.engine.simulate import (
     DRAIN_LIMIT_S,
+    _commitment_parts,
     _cut_at_horizon,
     _drop_future_first_tokens,
+    _overrun,
     _profile,
 )
 from sim.engine.stream import CostRates, FleetAggregate, RequestBatch
@@ -60,7 +63,7 @@ class StreamResult:
         return {k: float(v.sum()) for k, v in self.parts.items()}
 
     def figures(self) -> dict:
-        """The figures `sim.run.replication_figures` gives for this fleet and replication."""
+        """The figures `sim.summary.replication_figures` gives for this fleet and replication."""
         return self.aggregate.figures(self.total_cost_usd)
 
     def cost_rates(self) -> CostRates:
@@ -120,7 +123,14 @@ def simulate_fleet_streaming(
         )
     profile = None
     if profile_factory is not None:
-        profile = _profile(profile_factory, cfg.gpu, cfg.tp, cfg.precision, cfg.engine.mem_util)
+        profile = _profile(
+            profile_factory,
+            cfg.gpu,
+            cfg.tp,
+            cfg.precision,
+            cfg.engine.mem_util,
+            cfg.engine.profile,
+        )
     elif cfg.engine.service != "exponential":
         raise ValueError("profile_factory: needed for GPU fleets with service = 'physics'")
 
@@ -134,7 +144,10 @@ def simulate_fleet_streaming(
         if not stop.triggered:
             stop.succeed()
 
+    seen = {"last_arrival_s": 0.0}
+
     def exhausted(last_arrival_s: float) -> None:
+        seen["last_arrival_s"] = float(last_arrival_s)
         if horizon_s is None:
             env.timeout(last_arrival_s + DRAIN_LIMIT_S - env.now).callbacks.append(finish)
 
@@ -142,10 +155,14 @@ def simulate_fleet_streaming(
     fleet.start_stream_arrivals(chunks, exhausted)
     if horizon_s is None:
         env.run(until=stop)
-        end = env.now
+        # The cost horizon, as on the exact path: fixed costs run over the span, not the drain.
+        span_s = max(seen["last_arrival_s"], 1e-9)
+        end = max(env.now, span_s)
     else:
         env.run(until=horizon_s)
         end = float(horizon_s)
+        span_s = end
+    work_end = env.now
 
     _drop_future_first_tokens(table, end)
     for rep in fleet.replicas:
@@ -162,9 +179,13 @@ def simulate_fleet_streaming(
 
     edges = window_edges(end, window_s)
     parts = fleet.window_costs(edges)
+    if isinstance(cfg, CloudFleetConfig) and billing.is_commitment(cfg.term):
+        parts = _commitment_parts(fleet, cfg, edges)
+    parts, overrun = billing.apply_cost_horizon(parts, edges, span_s)
     window_cost = np.sum(list(parts.values()), axis=0)
     billed = fleet.billed_gpu_s(edges)
     meta = {"end_s": end, "events": [list(e) for e in fleet.log[:10000]]}
+    meta.update(_overrun(span_s, work_end, overrun))
     if fleet.kv_cap is not None:
         meta["kv_capacity_tokens"] = fleet.kv_cap
     meta["replicas_launched"] = len(fleet.replicas)

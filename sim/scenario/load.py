@@ -270,7 +270,8 @@ def _walk(loc: tuple, raw: Any) -> tuple[str, type | None, list[str]]:
             cls = FLEET_CLASSES[part]  # the discriminated union's tag, not a key
             continue
         holder = cls if dataclasses.is_dataclass(cls) else None
-        path = f"{path}.{part}" if path else str(part)
+        shown = str(part) if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", str(part)) else _quote(part)[:66]
+        path = f"{path}.{shown}" if path else shown
         if holder is not None:
             hints = typing.get_type_hints(holder, include_extras=True)
             cls = _unwrap(hints.get(part, Any))

@@ -85,7 +85,7 @@ API = ApiFleetConfig(
 @pytest.mark.parametrize("cfg", [_own(), API], ids=["self_hosted", "api"])
 @pytest.mark.parametrize("split", [1, 7])
 def test_aggregate_matches_the_exact_path(cfg, split):
-    from sim.run import replication_figures
+    from sim.summary import replication_figures
 
     w = poisson_workload(np.random.default_rng(2), 3000, 30.0)
     fr = simulate_fleet(

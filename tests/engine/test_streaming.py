@@ -43,7 +43,7 @@ def _chunks(w: Workload, parts: int) -> list[Workload]:
 def _compare(exact_fr, got, exact_pct: bool = False):
     from types import SimpleNamespace
 
-    from sim.run import replication_figures
+    from sim.summary import replication_figures
 
     want = replication_figures(exact_fr, SimpleNamespace(targets_s=TARGETS))
     fig = got.figures()
@@ -140,7 +140,8 @@ def test_aggregate_of_the_exact_result_equals_the_streamed_one():
         slo_targets_s=TARGETS,
         capacity=32,
     )
-    assert got.figures() == agg.figures(exact.total_cost_usd)
+    # NaN (no span given: cost per hour and month) compares unequal to itself: compare as text.
+    assert repr(got.figures()) == repr(agg.figures(exact.total_cost_usd))
 
 
 def test_a_run_ended_by_an_absorbed_arrival_ends_at_its_time():
