@@ -506,6 +506,7 @@ def make_profile_factory(model_spec: ModelSpec, source: Path | str = "scenario")
                     tp=tp,
                     precision=key[2],
                     mem_util=mem_util,
+                    kv_dtype=model_spec.kv_dtype,
                     engine_profile=engine_profile,
                 )
             except InputError as exc:

@@ -86,6 +86,12 @@ class ModelSpec:
     name: Annotated[Str, Field(min_length=1, max_length=200, description="catalog name (sim perf --list)")]  # fmt: skip
     precision: Precision = "bf16"
     config: Annotated[Str, Field(min_length=1, description="path to a model config file, relative to the scenario")] | None = None  # fmt: skip
+    kv_dtype: Annotated[
+        Literal["bf16", "fp16", "fp8", "int8"] | None,
+        Field(
+            description="KV-cache dtype when it differs from the weights' (FP8 checkpoints in vLLM keep a BF16 KV cache by default); unset = the precision's own"
+        ),
+    ] = None
     context_overflow: Annotated[
         Literal["reject", "truncate"],
         Field(

@@ -144,3 +144,17 @@ def test_sim_has_no_import_circles():
     # outputs never import the report, and the report computes no analysis
     assert not any(t.startswith("sim.report") for t in graph["sim.outputs.rundir"])
     assert not any(t.startswith("sim.analysis") for t in graph["sim.report.html"])
+
+
+def test_model_kv_dtype_sets_the_kv_cache_apart_from_the_weights():
+    from sim.scenario import load_scenario, make_profile_factory
+
+    peak = REPO / "scenarios" / "peak.toml"
+    fp8 = load_scenario(peak, ['model.precision="fp8"'])
+    fp8_bf16_kv = load_scenario(peak, ['model.precision="fp8"', 'model.kv_dtype="bf16"'])
+    same = make_profile_factory(fp8.model)("h100-sxm", 8)
+    wide = make_profile_factory(fp8_bf16_kv.model)("h100-sxm", 8)
+    # Same weights, KV at 2 bytes instead of 1: half the tokens fit (to the 16-token block).
+    assert abs(wide.kv_capacity_tokens - same.kv_capacity_tokens / 2) <= 16
+    with pytest.raises(Exception, match="model.kv_dtype"):
+        load_scenario(peak, ['model.kv_dtype="fp4"'])
