@@ -1034,6 +1034,9 @@ def _backfill(con, source: str, run_id: int, observed: datetime, complete: bool)
         )
         con.unregister("backfill_keys")
         rows = [p for periods in rewritten.values() for p in periods]
+        for row in rows:  # periods built from staged records: the run's quality is set after
+            if row.get("observed_at_quality") is None:
+                row["observed_at_quality"] = "exact"
         if rows:
             con.register("backfill_rows", pl.DataFrame(rows, schema=schema).to_arrow())
             names = ", ".join(schema.names())

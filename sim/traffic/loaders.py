@@ -572,6 +572,9 @@ def load_trace(
             )
         raise InputError(source, None, reason)
     rows = frame["_row"].to_numpy() if filtered else None
+    if not (frame["t"].dtype.is_numeric() or frame["t"].dtype.is_temporal()):
+        # e.g. a JSON object where a timestamp belongs: polars keeps it as a struct
+        raise InputError(source, layout.timestamp, f"not a timestamp: column of {frame['t'].dtype}")
     t = _seconds(frame["t"], layout.rebase)
     bad_date = None
     if "bad_date" in frame.columns:
