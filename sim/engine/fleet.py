@@ -133,18 +133,9 @@ class GpuFleet:
         """Billing hook for subclasses."""
 
     # -- requests ----------------------------------------------------------------------------
-    def arrivals(self):
-        """The arrival process as a generator (one timeout per distinct arrival time)."""
-        env = self.env
-        for i, t in enumerate(self.table.arrival_s.tolist()):
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            self.n_arrived += 1
-            self.submit(i)
-
     def start_arrivals(self) -> None:
-        """The same arrival process as `arrivals`, event for event, written as callbacks on its
-        timeouts: no generator to resume per arrival, which is most of the cost of an event."""
+        """The arrival process: callbacks on timeouts (one per distinct arrival time, absorbed
+        into the events around them where exact), no generator to resume per arrival."""
         self._start(None, None)
         self._arrival_t = self.table.arrival_s.tolist()
 

@@ -43,7 +43,7 @@ def make(w, **kw):
         rng=np.random.default_rng(0),
         window_s=60.0,
     )
-    env.process(fleet.arrivals())
+    fleet.start_arrivals()  # the arrival path simulate_fleet uses
     return env, fleet
 
 
