@@ -149,7 +149,25 @@ def ensure_prices(scenario: Scenario, warehouse: Any = None) -> Scenario:
 
     if scenario.prices and not needs_prices(scenario):
         return scenario
-    return resolve_prices(scenario, warehouse)
+    resolved = resolve_prices(scenario, warehouse)
+    check_priced_gpus(resolved)
+    return resolved
+
+
+def check_priced_gpus(scenario: Scenario) -> None:
+    """A cloud fleet's `gpu` must be the GPU of the instance it is priced as (else it would run at
+    one GPU's speed and pay another's price)."""
+    from sim.gpu_match import check_gpu_matches_offer
+
+    for i, fleet in enumerate(scenario.fleets):
+        if fleet.kind == "cloud":
+            check_gpu_matches_offer(
+                fleet.gpu,
+                scenario.prices.get(fleet.name, {}).get("gpu_model"),
+                source=str(scenario.path),
+                field=f"fleet[{i}].gpu",
+                sku=fleet.instance,
+            )
 
 
 def run_replications(

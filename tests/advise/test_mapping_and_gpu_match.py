@@ -82,3 +82,26 @@ def test_advise_refuses_a_scenario_fleet_priced_on_another_gpu(tmp_path, monkeyp
     with pytest.raises(InputError) as err:
         gather(scenario, c, wh, stats)
     assert err.value.field == "fleet[0].gpu" and "A100-80GB" in err.value.reason
+
+
+def test_sim_run_refuses_a_gpu_that_is_not_the_priced_instances(tmp_path):
+    """`gpu = "h100-sxm"` priced as Lambda's gpu_1x_a10 would run at H100 speed for an A10 price."""
+    from pathlib import Path
+
+    from sim.run import ensure_prices
+    from sim.scenario import load_scenario
+    from warehouse import Warehouse
+
+    peak = Path(__file__).resolve().parents[2] / "scenarios" / "peak.toml"
+    wrong = [
+        'model.name="llama-3.1-8b"',
+        'fleet.1.instance="gpu_1x_a10"',
+        "fleet.1.tp=1",
+        'fleet.1.gpu="h100-sxm"',
+    ]
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        with pytest.raises(InputError) as err:
+            ensure_prices(load_scenario(peak, wrong), wh)
+        assert err.value.field == "fleet[1].gpu" and "A10" in err.value.reason
+        # The shipped pairing (h100-sxm on gpu_8x_h100_sxm5) passes and is priced.
+        assert ensure_prices(load_scenario(peak), wh).prices["cloud-8xh100"]["sku"] == "gpu_8x_h100_sxm5"  # fmt: skip
