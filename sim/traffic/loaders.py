@@ -462,6 +462,13 @@ def _diagnose_text(path: Path, layout: _Layout, original: Exception) -> InputErr
     return InputError(source, None, f"cannot read trace: {quote(str(first))}")
 
 
+def _reraise_interrupts(exc: BaseException) -> None:
+    # A damaged Parquet file can make polars' reader panic; pyo3 raises that as a BaseException.
+    # Only that is a file error: an interrupt or an exit must stay what it is.
+    if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+        raise exc
+
+
 def _utf8_lines(path: Path, fh):
     """Lines of a binary file as text, raising InputError at the first line that is not UTF-8."""
     for number, raw in enumerate(fh, start=1):
@@ -501,7 +508,8 @@ def load_trace(
     lf = _scan(path, layout)
     try:
         schema = lf.collect_schema()
-    except Exception as exc:  # polars raises its own error types for unreadable files
+    except BaseException as exc:  # polars' errors, and its Rust panics (BaseException)
+        _reraise_interrupts(exc)
         raise _diagnose_text(path, layout, exc) from None
     for col in (layout.timestamp, layout.prompt, layout.output):
         if col not in schema:
@@ -559,7 +567,8 @@ def load_trace(
         if fast and frame["t"].null_count():
             general = _timestamp_expr(layout, schema[layout.timestamp]).alias("t")
             frame = frame.with_columns(lf.select(general).collect(engine="streaming")["t"])
-    except Exception as exc:
+    except BaseException as exc:  # polars' errors, and its Rust panics (BaseException)
+        _reraise_interrupts(exc)
         raise _diagnose_text(path, layout, exc) from None
 
     if frame.is_empty():

@@ -31,8 +31,9 @@ LENGTH_KEYS = ("prompt_tokens", "output_tokens", "lengths_from")
 TRANSFORM_KEYS = ("window_s", "rate_scale", "time_stretch", "tile_to_s", "sample_frac", "max_requests")  # fmt: skip
 TILE_KEYS = ("peak_to_trough", "peak_hour")
 
-Rate = Annotated[Num, Field(gt=0, le=1e6, description="requests per second")]
-Duration = Annotated[Num, Field(gt=0, le=MAX_SECONDS, description="seconds")]
+# Below one request per 11.6 days, or spans under a millisecond, a generator describes no traffic.
+Rate = Annotated[Num, Field(ge=1e-6, le=1e6, description="requests per second")]
+Duration = Annotated[Num, Field(ge=1e-3, le=MAX_SECONDS, description="seconds")]
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -77,7 +78,7 @@ class WorkloadSpec:
     generator: Annotated[Literal["poisson", "gamma", "diurnal", "mmpp"], Field(description="a synthetic arrival process")] | None = None  # fmt: skip
     rate_per_s: Annotated[Rate, Field(description="generators: mean arrival rate")] | None = None  # fmt: skip
     duration_s: Annotated[Duration, Field(description="generators: length of the traffic")] | None = None  # fmt: skip
-    cv: Annotated[Num, Field(gt=0, le=MAX_GAMMA_CV, description="gamma: coefficient of variation of gaps (1 = Poisson)")] | None = None  # fmt: skip
+    cv: Annotated[Num, Field(ge=0.01, le=MAX_GAMMA_CV, description="gamma: coefficient of variation of gaps (1 = Poisson; below 0.01 use a constant rate)")] | None = None  # fmt: skip
     peak_to_trough: Annotated[Num, Field(ge=1, le=1000, description="diurnal / tile_to_s: peak rate over trough rate (default 3)")] | None = None  # fmt: skip
     peak_hour: Annotated[Num, Field(ge=0, lt=24, description="diurnal / tile_to_s: hour of the peak (default 14)")] | None = None  # fmt: skip
     period_s: Annotated[Duration, Field(description="diurnal: period of the cycle (default 86400)")] | None = None  # fmt: skip
