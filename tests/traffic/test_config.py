@@ -111,7 +111,7 @@ def test_tile_and_sample():
         ({"generator": "poisson", "rate_per_s": 1, "duration_s": 10, "cv": 2, **LOGNORMAL},
          "workload.cv", "does not apply to generator 'poisson'"),
         ({"generator": "poisson", "rate_per_s": -1, "duration_s": 10, **LOGNORMAL},
-         "workload.rate_per_s", "must be > 0"),
+         "workload.rate_per_s", "must be >= 1e-06"),
         ({"generator": "poisson", "rate_per_s": "fast", "duration_s": 10, **LOGNORMAL},
          "workload.rate_per_s", "expected a number"),
         ({"generator": "poisson", "duration_s": 10, **LOGNORMAL}, "workload.rate_per_s",

@@ -266,7 +266,7 @@ BUDGET_CASES = {
         "workload.rate_per_s: must be <=",
     ),
     "duration_s_1e15": (
-        {"generator": "poisson", "rate_per_s": 1e-12, "duration_s": 1e15},
+        {"generator": "poisson", "rate_per_s": 1e-3, "duration_s": 1e15},
         "workload.duration_s: must be <=",
     ),
     "rate_scale_1e308": (
@@ -300,7 +300,7 @@ BUDGET_CASES = {
             "dwell_s": [1e-9, 1e-9],
             "duration_s": 3600.0,
         },
-        "change state",
+        "workload.dwell_s[0]: must be >= 0.001",
     ),  # fmt: skip
     "lognormal_sigma_1e6": (
         {
