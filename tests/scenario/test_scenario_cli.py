@@ -35,7 +35,7 @@ def test_run_help_has_an_example():
             "fleet[1].replicas_mx: unknown key (did you mean max_replicas?)",
         ),
         # workload keys are checked by sim.traffic when the workload is built
-        ("rate_per_s = 2.0", "rate_per_s = -2.0", "workload.rate_per_s: must be > 0"),
+        ("rate_per_s = 2.0", "rate_per_s = -2.0", "workload.rate_per_s: must be >= 1e-06"),
         (
             "price_usd_per_hour = 98.32",
             "price_usd_per_hour = -1",
