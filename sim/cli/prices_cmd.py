@@ -84,9 +84,24 @@ def prices() -> None:
     "as_of",
     help="Prices in effect at this UTC date (00:00) or ISO timestamp, instead of now.",
 )
+@click.option(
+    "--sort",
+    "sort_by",
+    type=click.Choice(
+        ["price", "age_days", "provider", "sku", "region", "valid_from", "last_seen"]
+    ),
+    default=None,
+    help="Sort by this column, lowest first (default: the warehouse's order).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Rows to print (default 50 in a table, all in csv/json; 0 = all).",
+)
 @_format_option
 @click.pass_context
-def list_prices(ctx, kind, provider, gpu, sku, as_of, fmt) -> None:
+def list_prices(ctx, kind, provider, gpu, sku, as_of, sort_by, limit, fmt) -> None:
     """List the prices in effect now (or at --as-of), one row per price.
 
     `age_days` is how many days before now (or --as-of) the source last showed the price;
@@ -96,10 +111,21 @@ def list_prices(ctx, kind, provider, gpu, sku, as_of, fmt) -> None:
 
     \b
         sim prices list --provider openai --as-of 2025-03-01 --format csv
+        sim prices list --kind gpu_instance --gpu H100 --sort price --limit 10
     """
     wh = open_warehouse(ctx, read_only=True)
     df = wh.prices(as_of, kind=kind, provider=provider, gpu_model=gpu, sku=sku)
+    if sort_by is not None:
+        df = df.sort(sort_by, nulls_last=True, maintain_order=True)
+    if limit is None:
+        limit = 50 if fmt == "table" else 0
+    more = df.height - limit if limit and df.height > limit else 0
+    if more:
+        df = df.head(limit)
     click.echo(render(df.select(_LIST_COLUMNS) if fmt == "table" else df, fmt))
+    if more:
+        # On stderr for csv/json, so the data stays parseable.
+        click.echo(f"{more:,} more; use --limit N (0 = all)", err=fmt != "table")
 
 
 @prices.command("history")

@@ -196,3 +196,22 @@ def test_every_command_has_help_with_an_example():
         if result.exit_code != 0 or "Example:" not in result.output:
             missing.append(" ".join(path) or "sim")
     assert missing == []
+
+
+def test_prices_list_limit_sort_and_count_of_the_rest(tmp_path):
+    """On the shipped snapshot: --limit 5 prints 5 rows and says how many more there are."""
+    db = str(tmp_path / "snap.duckdb")
+    listed = run(db, "prices", "list", "--kind", "gpu_instance", "--format", "json")
+    every = json.loads(listed.stdout)
+    result = run(db, "prices", "list", "--kind", "gpu_instance", "--limit", "5")
+    assert result.exit_code == 0
+    assert "(5 rows)" in result.output
+    assert result.output.strip().endswith(f"{len(every) - 5:,} more; use --limit N (0 = all)")
+    args = ["prices", "list", "--kind", "gpu_instance", "--sort", "price", "--limit", "3"]
+    sorted_run = run(db, *args, "--format", "json")
+    # The count of the rest goes to stderr after the JSON array (the runner may mix the two).
+    text = sorted_run.output
+    cheapest = json.loads(text[: text.rindex("]") + 1])
+    assert text.strip().endswith(f"{len(every) - 3:,} more; use --limit N (0 = all)")
+    prices = sorted(float(r["price"]) for r in every)
+    assert [float(r["price"]) for r in cheapest] == prices[:3]
