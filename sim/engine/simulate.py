@@ -56,6 +56,18 @@ def _profile(
     return cache[key]
 
 
+def fleet_profile(cfg: CloudFleetConfig | SelfHostedFleetConfig, profile_factory: Callable | None):
+    """The serving profile of a GPU fleet's replicas (None for the exponential service)."""
+    if profile_factory is not None:
+        engine = cfg.engine
+        return _profile(
+            profile_factory, cfg.gpu, cfg.tp, cfg.precision, engine.mem_util, engine.profile
+        )
+    if cfg.engine.service != "exponential":
+        raise ValueError("profile_factory: needed for GPU fleets with service = 'physics'")
+    return None
+
+
 def simulate_fleet(
     cfg: ApiFleetConfig | CloudFleetConfig | SelfHostedFleetConfig,
     workload: Workload,
@@ -89,18 +101,7 @@ def simulate_fleet(
 
     env = simpy.Environment()
     if isinstance(cfg, CloudFleetConfig | SelfHostedFleetConfig):
-        profile = None
-        if profile_factory is not None:
-            profile = _profile(
-                profile_factory,
-                cfg.gpu,
-                cfg.tp,
-                cfg.precision,
-                cfg.engine.mem_util,
-                cfg.engine.profile,
-            )
-        elif cfg.engine.service != "exponential":
-            raise ValueError("profile_factory: needed for GPU fleets with service = 'physics'")
+        profile = fleet_profile(cfg, profile_factory)
         fleet_cls = CloudFleet if isinstance(cfg, CloudFleetConfig) else SelfHostedFleet
         fleet = fleet_cls(env, table, cfg, profile=profile, rng=rng, window_s=window_s, jump=jump)
     else:
@@ -142,9 +143,7 @@ def simulate_fleet(
             api_cost = np.where(table.status[api_idx] == OK, api_cost, 0.0)
 
     edges = window_edges(end, window_s)
-    parts = fleet.window_costs(edges)
-    if isinstance(cfg, CloudFleetConfig) and billing.is_commitment(cfg.term):
-        parts = _commitment_parts(fleet, cfg, edges)
+    parts = fleet_cost_parts(fleet, cfg, edges)
     if overflow is not None:
         parts["api_overflow"] = _cost_by_finish(edges, table.end_s[api_idx], api_cost)
     parts, overrun = billing.apply_cost_horizon(parts, edges, span_s)
@@ -188,6 +187,13 @@ def _overrun(span_s: float, work_end_s: float, overrun: np.ndarray) -> dict:
 def _span(workload: Workload, horizon_s: float | None) -> float:
     """The cost horizon: the scenario's horizon, else the workload's duration."""
     return float(horizon_s) if horizon_s is not None else max(float(workload.duration_s), 1e-9)
+
+
+def fleet_cost_parts(fleet, cfg, edges) -> dict:
+    """A GPU fleet's cost per window by part; a commitment term bills its committed replicas."""
+    if isinstance(cfg, CloudFleetConfig) and billing.is_commitment(cfg.term):
+        return _commitment_parts(fleet, cfg, edges)
+    return fleet.window_costs(edges)
 
 
 def _commitment_parts(fleet: CloudFleet, cfg: CloudFleetConfig, edges) -> dict:

@@ -29,11 +29,11 @@ from sim.engine.result import OK
 from sim.engine.self_hosted import SelfHostedFleet
 from sim.engine.simulate import (
     DRAIN_LIMIT_S,
-    _commitment_parts,
     _cut_at_horizon,
     _drop_future_first_tokens,
     _overrun,
-    _profile,
+    fleet_cost_parts,
+    fleet_profile,
 )
 from sim.engine.stream import CostRates, FleetAggregate, RequestBatch
 from sim.workload import Workload
@@ -121,18 +121,7 @@ def simulate_fleet_streaming(
         raise ValueError(
             f"overflow: hybrid fleet {cfg.name!r} cannot stream yet (keep requests in memory)"
         )
-    profile = None
-    if profile_factory is not None:
-        profile = _profile(
-            profile_factory,
-            cfg.gpu,
-            cfg.tp,
-            cfg.precision,
-            cfg.engine.mem_util,
-            cfg.engine.profile,
-        )
-    elif cfg.engine.service != "exponential":
-        raise ValueError("profile_factory: needed for GPU fleets with service = 'physics'")
+    profile = fleet_profile(cfg, profile_factory)
 
     env = simpy.Environment()
     table = SlotTable(flush, None, capacity)
@@ -178,9 +167,7 @@ def simulate_fleet_streaming(
     agg.add_unarrived(np.concatenate(unarrived), end)
 
     edges = window_edges(end, window_s)
-    parts = fleet.window_costs(edges)
-    if isinstance(cfg, CloudFleetConfig) and billing.is_commitment(cfg.term):
-        parts = _commitment_parts(fleet, cfg, edges)
+    parts = fleet_cost_parts(fleet, cfg, edges)
     parts, overrun = billing.apply_cost_horizon(parts, edges, span_s)
     window_cost = np.sum(list(parts.values()), axis=0)
     billed = fleet.billed_gpu_s(edges)
