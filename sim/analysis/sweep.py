@@ -82,22 +82,14 @@ def record_sweep(
 ) -> list[str]:
     """Store each grid point as run `sweep-<UTC timestamp>-<point>` via `Warehouse.record_sim_run`.
 
-    Figures use the same long form and metric names as `sim run` (sim.output.summaries_long), so one
+    Figures use the same long form and metric names as `sim run` (sim.outputs.summaries_long), so one
     query covers runs and sweeps; the point's key values travel in the run's config JSON.
     """
-    from sim.outputs import summaries_long
+    from sim.outputs import no_timeseries, summaries_long
 
     started_at = started_at or datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
-    no_series = pl.DataFrame(
-        schema={
-            "replication": pl.Int32,
-            "fleet": pl.String,
-            "window_start_s": pl.Float64,
-            "metric": pl.String,
-            "value": pl.Float64,
-        }
-    )
+    no_series = no_timeseries()
     run_ids = []
     for index, (point, summary) in enumerate(results):
         run_id = f"sweep-{stamp}-{index}"

@@ -70,6 +70,7 @@ def record(advice, db: str | None, run_dir: Path) -> str:
     import polars as pl
 
     from sim.advise.output import COLUMNS
+    from sim.outputs import SUMMARY_SCHEMA, no_timeseries
     from warehouse import Warehouse
 
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
@@ -89,19 +90,7 @@ def record(advice, db: str | None, run_dir: Path) -> str:
                         "value": float(value),
                     }
                 )
-    summaries = pl.DataFrame(
-        rows,
-        schema={"fleet": pl.String, "kind": pl.String, "metric": pl.String, "value": pl.Float64},
-    )
-    timeseries = pl.DataFrame(
-        schema={
-            "replication": pl.Int32,
-            "fleet": pl.String,
-            "window_start_s": pl.Float64,
-            "metric": pl.String,
-            "value": pl.Float64,
-        }
-    )
+    summaries = pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
     with Warehouse(path=db) as wh:
         wh.record_sim_run(
             run_id,
@@ -109,7 +98,7 @@ def record(advice, db: str | None, run_dir: Path) -> str:
             started_at=started,
             config_json=json.dumps({"advise": True, "run_dir": str(run_dir)}),
             summaries=summaries,
-            timeseries=timeseries,
+            timeseries=no_timeseries(),
         )
     return run_id
 

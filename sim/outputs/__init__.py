@@ -1,6 +1,12 @@
 """What a run leaves behind: its directory of files and its record in the warehouse."""
 
-from sim.outputs.record import record_run, summaries_long, timeseries_long
+from sim.outputs.record import (
+    SUMMARY_SCHEMA,
+    no_timeseries,
+    record_run,
+    summaries_long,
+    timeseries_long,
+)
 from sim.outputs.rundir import (
     BAND_METRICS,
     bands_frame,
@@ -14,6 +20,8 @@ from sim.outputs.rundir import (
 )
 
 __all__ = [
+    "SUMMARY_SCHEMA",
+    "no_timeseries",
     "BAND_METRICS",
     "bands_frame",
     "check_out_dir",

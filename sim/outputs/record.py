@@ -21,6 +21,22 @@ from sim.summary import RunSummary
 _STORED_NAMES = {"total_cost_usd_lo": "total_cost_usd_ci_lo", "total_cost_usd_hi": "total_cost_usd_ci_hi"}  # fmt: skip
 
 
+# The long form of `sim_summaries` and `sim_timeseries` rows (Warehouse.record_sim_run).
+SUMMARY_SCHEMA = {"fleet": pl.String, "kind": pl.String, "metric": pl.String, "value": pl.Float64}
+TIMESERIES_SCHEMA = {
+    "replication": pl.Int32,
+    "fleet": pl.String,
+    "window_start_s": pl.Float64,
+    "metric": pl.String,
+    "value": pl.Float64,
+}
+
+
+def no_timeseries() -> pl.DataFrame:
+    """`sim_timeseries` rows of a record that has none (sweep points, advice)."""
+    return pl.DataFrame(schema=TIMESERIES_SCHEMA)
+
+
 def summaries_long(summary: RunSummary) -> pl.DataFrame:
     """sim_summaries rows: fleet, kind, metric, value."""
     rows = []
@@ -31,10 +47,7 @@ def summaries_long(summary: RunSummary) -> pl.DataFrame:
         rows.append({**base, "metric": "meets_slo", "value": 1.0 if fleet.meets_slo else 0.0})
         for key, value in fleet.cost_breakdown_usd.items():
             rows.append({**base, "metric": f"cost_{key}_usd", "value": float(value)})
-    return pl.DataFrame(
-        rows,
-        schema={"fleet": pl.String, "kind": pl.String, "metric": pl.String, "value": pl.Float64},
-    )
+    return pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
 
 
 def timeseries_long(timeseries: pl.DataFrame) -> pl.DataFrame:
