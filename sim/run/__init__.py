@@ -9,7 +9,7 @@ from sim.run.replications import (
     run_replication,
     run_replications,
 )
-from sim.run.scenario_run import RunOutput, default_workers, price_warnings, run_scenario
+from sim.run.scenario_run import RunOutput, default_workers, run_scenario
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -18,7 +18,6 @@ __all__ = [
     "RunOutput",
     "default_workers",
     "ensure_prices",
-    "price_warnings",
     "run_replication",
     "run_replications",
     "run_scenario",

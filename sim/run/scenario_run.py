@@ -52,7 +52,7 @@ def run_scenario(
     `robust` re-judges GPU fleets at the edges of the serving model's error (`slo_robust`).
     """
     from sim import outputs
-    from sim.pricing import needs_prices
+    from sim.pricing import needs_prices, stale_price_warnings
 
     started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     seed = scenario.seed if seed is None else seed
@@ -75,7 +75,8 @@ def run_scenario(
         reps = run_replications(
             scenario, n=n, seed=seed, workers=workers, progress=progress, backend=backend
         )
-        summary = summarize(scenario, reps, seed=seed, warnings=price_warnings(scenario))
+        warnings = stale_price_warnings(scenario, scenario.price_max_age_days)
+        summary = summarize(scenario, reps, seed=seed, warnings=warnings)
         if robust:
             summary = with_robustness(
                 summary, scenario, n=n, seed=seed, workers=workers, backend=backend
@@ -98,12 +99,3 @@ def run_scenario(
         if owned is not None and hasattr(owned, "close"):
             owned.close()
     return RunOutput(run_id, run_dir, summary, paths, recorded, used_db)
-
-
-def price_warnings(scenario: Scenario) -> list[str]:
-    """`warning:` lines for prices the run used that are older than the scenario allows."""
-    lines = []
-    for fleet, provenance in scenario.prices.items():
-        for line in provenance.get("warnings", ()) if isinstance(provenance, dict) else ():
-            lines.append(line if line.startswith("warning:") else f"warning: {fleet}: {line}")
-    return lines

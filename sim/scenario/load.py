@@ -70,13 +70,18 @@ class Scenario:
         raw = copy.deepcopy(self.raw)
         for item in overrides:
             apply_override(raw, item)
-        names = {item.partition("=")[0].strip().rsplit(".", 1)[-1] for item in overrides}
+        names = _overridden_keys(overrides)
         varied = parse_scenario(raw, self.path, overridden=names)
         return dataclasses.replace(varied, prices={})
 
     def with_fleets(self, fleets: typing.Sequence[FleetConfig]) -> Scenario:
         """A copy serving the same traffic with other fleets (prices resolved again)."""
         return dataclasses.replace(self, fleets=tuple(fleets), prices={})
+
+
+def _overridden_keys(overrides: typing.Iterable[str]) -> set[str]:
+    """Key names `--set` replaced: an error on one cites no file line (the file's is stale)."""
+    return {item.partition("=")[0].strip().rsplit(".", 1)[-1] for item in overrides}
 
 
 def read_scenario_text(path: Path) -> str:
@@ -122,7 +127,7 @@ def load_scenario(
     raw = parse_toml(text, str(path))
     for item in overrides:
         apply_override(raw, item)
-    overridden = {item.partition("=")[0].strip().rsplit(".", 1)[-1] for item in overrides}
+    overridden = _overridden_keys(overrides)
     scenario = parse_scenario(raw, path, text, overridden=overridden)
     if require_fleets and not scenario.fleets:
         raise InputError(str(path), "fleet", "at least one [[fleet]] table is required")
@@ -251,7 +256,7 @@ def _unwrap(hint: Any) -> Any:
     return hint
 
 
-def _walk(loc: tuple, raw: Any) -> tuple[str, type | None, list[str]]:
+def _walk(loc: tuple, raw: Any) -> tuple[str, type | None]:
     """Turn a pydantic error location into `fleet[1].engine.max_batch_seqs` and find the schema
     class that holds the last key (for "did you mean")."""
     path = ""
@@ -276,7 +281,7 @@ def _walk(loc: tuple, raw: Any) -> tuple[str, type | None, list[str]]:
             hints = typing.get_type_hints(holder, include_extras=True)
             cls = _unwrap(hints.get(part, Any))
         node = node.get(part) if isinstance(node, dict) else None
-    return path, holder, []
+    return path, holder
 
 
 def _message(err: dict[str, Any], holder: Any, key: str) -> str:
@@ -329,7 +334,7 @@ def _input_error(exc: ValidationError, raw: dict, source: str, text: str, overri
     unknown = [e for e in errors if e["type"] in ("extra_forbidden", "unexpected_keyword_argument")]
     err = (unknown or errors)[0]
     loc = tuple(err["loc"])
-    path, holder, _ = _walk(loc, raw)
+    path, holder = _walk(loc, raw)
     if err["type"] == "union_tag_not_found":
         path = f"{path}.kind"
     elif err["type"] == "union_tag_invalid":
