@@ -74,10 +74,6 @@ class Scenario:
         varied = parse_scenario(raw, self.path, overridden=names)
         return dataclasses.replace(varied, prices={})
 
-    def with_fleets(self, fleets: typing.Sequence[FleetConfig]) -> Scenario:
-        """A copy serving the same traffic with other fleets (prices resolved again)."""
-        return dataclasses.replace(self, fleets=tuple(fleets), prices={})
-
 
 def _overridden_keys(overrides: typing.Iterable[str]) -> set[str]:
     """Key names `--set` replaced: an error on one cites no file line (the file's is stale)."""
