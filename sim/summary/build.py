@@ -75,7 +75,11 @@ def fleet_summary(
     cfg, results: list[FleetResult], slo: Slo, prices: dict, spans_s=None
 ) -> FleetSummary:
     spans_s = spans_s or [math.nan] * len(results)
-    figs = [replication_figures(fr, slo, span) for fr, span in zip(results, spans_s, strict=True)]
+    figs = [
+        # A streamed fleet (`StreamResult`) carries its figures as aggregates.
+        fr.figures(span) if hasattr(fr, "aggregate") else replication_figures(fr, slo, span)
+        for fr, span in zip(results, spans_s, strict=True)
+    ]
 
     def col(key: str) -> list[float]:
         return [float(f[key]) for f in figs]
