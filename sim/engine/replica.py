@@ -157,6 +157,17 @@ class Replica:
         self.waiting.clear()
         return out
 
+    def hold_kv(self, tokens: int) -> None:
+        """Count `tokens` of KV cache held outside the batch (a disaggregated fleet's transfer in
+        flight, sim/engine/disagg.py); a jump planned with less in use stops at its next step."""
+        self.kv_used += tokens
+        self.poke()
+
+    def release_kv(self, tokens: int) -> None:
+        """Free KV counted by `hold_kv`; waiting work may now be admissible."""
+        self.kv_used -= tokens
+        self.poke(need_admissible=True)
+
     def kill(self) -> list[int]:
         self.state = "dead"
         reqs = self.evict_all()
