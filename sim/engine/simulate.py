@@ -64,9 +64,14 @@ def fleet_profile(cfg: CloudFleetConfig | SelfHostedFleetConfig, profile_factory
     """The serving profile of a GPU fleet's replicas (None for the exponential service)."""
     if profile_factory is not None:
         engine = cfg.engine
-        return _profile(
+        profile = _profile(
             profile_factory, cfg.gpu, cfg.tp, cfg.precision, engine.mem_util, engine.profile
         )
+        if engine.speculative is not None:
+            from sim.perf.speculative import speculative_profile
+
+            profile = speculative_profile(profile, engine.speculative, engine.profile)
+        return profile
     if cfg.engine.service != "exponential":
         raise ValueError("profile_factory: needed for GPU fleets with service = 'physics'")
     return None
