@@ -309,7 +309,9 @@ def pool_config(cfg, which: str):
     if any(k in changes for k in _OFFER_KEYS[cfg.kind]):
         for key in _PRICE_KEYS[cfg.kind]:
             changes.setdefault(key, None)
-    return dataclasses.replace(cfg, prefill=None, decode=None, **changes)
+    # The link is the fleet's, not a pool's.
+    link = {"kv_link_gbps": None, "kv_link_latency_s": None}
+    return dataclasses.replace(cfg, prefill=None, decode=None, **link, **changes)
 
 
 def serving_groups(cfg) -> list[tuple[str, object]]:
@@ -332,7 +334,8 @@ def _check_pools(cfg):
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             loc = ".".join(str(p) for p in err["loc"])
-            raise ValueError(f"{which}.{loc}: {err['msg']}" if loc else f"{which}: {err['msg']}") from None  # fmt: skip
+            msg = err["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{which}.{loc}: {msg}" if loc else f"{which}: {msg}") from None  # fmt: skip
         if pool.engine.service != "physics":
             raise ValueError(f'{which}.engine.service: a disaggregated fleet needs "physics"')
         if getattr(pool, "spot_preemptions_per_hour", 0.0) > 0:
