@@ -140,6 +140,9 @@ def stale_price_warnings(
 
 def _stale_lines(fleet: str, provenance: dict, max_age_days: float) -> list[str]:
     lines = []
+    for key in ("prefill", "decode"):  # a disaggregated fleet: each pool's own price
+        if isinstance(provenance.get(key), dict):
+            lines += _stale_lines(f"{fleet}.{key}", provenance[key], max_age_days)
     for prov in (provenance, provenance.get("fallback"), provenance.get("overflow")):
         if not isinstance(prov, dict):
             continue
@@ -223,7 +226,8 @@ class _Resolver:
     def pools(self, f: Any, where: str) -> tuple[Any, dict]:
         """A disaggregated fleet: each pool priced as a fleet of its own; the resolved figures
         are written into the pool's table."""
-        changes, prov = {}, {}
+        changes: dict[str, Any] = {}
+        prov: dict[str, Any] = {"source": "per pool (prefill, decode)"}
         for which, pool in serving_groups(f):
             resolved, prov[which] = self.fleet(pool, f"{where}.{which}")
             keys = ("price_usd_per_hour", "gpus_per_instance", "fallback_price_usd_per_hour")
