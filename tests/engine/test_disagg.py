@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import simpy
+from engine_helpers import workload
 from pydantic import ValidationError
 
 from sim.engine.config import (
@@ -20,7 +21,6 @@ from sim.engine.requests import RequestTable
 from sim.engine.result import OK
 from sim.engine.simulate import simulate_fleet
 from sim.perf import build_profile
-from tests.engine.engine_helpers import workload
 
 MODEL = "llama-3.1-8b"
 BASE = {"gpu": "h100-sxm", "servers": 1, "gpus_per_server": 1, "tp": 1, "gpu_price_usd": 25000.0}
@@ -201,3 +201,22 @@ def test_streaming_refuses_a_disaggregated_fleet():
         simulate_fleet_streaming(
             disagg(), iter([]), profile_factory=factory, rng=np.random.default_rng(0)
         )
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("fleet.disagg-h100-a100.decode.bogus=1", "fleet[1].decode.bogus"),
+        ("fleet.disagg-h100-a100.decode.gpu=l4", "fleet[1].decode.tp"),  # 70B on 4 x L4
+    ],
+)
+def test_a_bad_pool_in_a_scenario_names_its_field(override, field):
+    from pathlib import Path
+
+    from sim.errors import InputError
+    from sim.scenario import load_scenario
+
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "disaggregated.toml"
+    with pytest.raises(InputError) as info:
+        load_scenario(path, [override])
+    assert info.value.field == field

@@ -148,3 +148,33 @@ def test_the_engine_decodes_faster_at_low_load():
         times[cfg.name] = r.finish_s[0] - r.first_token_s[0]
     expected = speedup(with_draft(0.8), 1, 1200)
     assert times["plain"] / times["spec"] == pytest.approx(expected, rel=0.03)
+
+
+def test_the_streaming_path_runs_speculation_as_the_exact_path_does():
+    from sim.engine.streaming import simulate_fleet_streaming
+
+    def factory(gpu, tp, precision=None, mem_util=0.9, engine_profile=None):
+        return build_profile("llama-3.1-70b", gpu, tp=tp, mem_util=mem_util)
+
+    rng = np.random.default_rng(3)
+    n = 200
+    w = Workload(np.sort(rng.uniform(0, 60, n)), rng.integers(50, 2000, n), rng.integers(5, 300, n))
+    cfg = SelfHostedFleetConfig(
+        name="spec",
+        gpu="h100-sxm",
+        servers=1,
+        gpus_per_server=4,
+        tp=4,
+        gpu_price_usd=1.0,
+        engine={"speculative": {"method": "mtp", "k": 2}},
+    )
+    exact = simulate_fleet(cfg, w, profile_factory=factory, rng=np.random.default_rng(0))
+    finish = np.full(n, np.nan)
+
+    def keep(batch):
+        finish[batch.request] = batch.finish_s
+
+    simulate_fleet_streaming(
+        cfg, [w], profile_factory=factory, rng=np.random.default_rng(0), on_batch=keep
+    )
+    assert np.allclose(finish, exact.finish_s, rtol=1e-9, equal_nan=True)
