@@ -14,6 +14,7 @@ proxy, SGLang's PD router), so TTFT = queueing + prefill + transfer.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import tomllib
 from collections import deque
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from simpy.events import NORMAL
+from simpy.events import NORMAL, URGENT
 
 from sim.engine.cloud import CloudFleet
 from sim.engine.config import pool_config
@@ -167,6 +168,12 @@ class DisaggFleet:
         self.kind = cfg.kind
         self.name = cfg.name
         p_cfg, d_cfg = pool_config(cfg, "prefill"), pool_config(cfg, "decode")
+        # A prefill replica batches whole prompts (DistServe's and Splitwise's prefill instances
+        # do): chunking protects decodes, which it has none of, and a chunk admitted beside KV
+        # held for transfers could never grow (it would be preempted and readmitted over again).
+        p_cfg = dataclasses.replace(
+            p_cfg, engine=dataclasses.replace(p_cfg.engine, chunked_prefill=False)
+        )
         p_profile, d_profile = profiles
         n = table.n
         prompt = table.prompt_tokens
@@ -342,6 +349,11 @@ class DisaggFleet:
 
     def decoded(self, i: int) -> None:
         self._finish(i)
+        # The replica frees the finished sequences' KV after this call returns: look for room
+        # then, in an event at this same time.
+        self.env.schedule(Due(self._on_room), URGENT)
+
+    def _on_room(self, _ev) -> None:
         self.dispatch()
 
     def _finish(self, i: int) -> None:

@@ -342,6 +342,12 @@ class Replica:
                     return
             chunks, prefill, n_dec, attn = self._plan_step()
             if not chunks and not n_dec:
+                if not running:
+                    # The queue's head cannot fit beside KV held outside the batch (`hold_kv`):
+                    # wait for `release_kv` (unreachable otherwise: an empty replica admits).
+                    self._ev = None
+                    self.idle = True
+                    return
                 continue
             dt = step_time(prefill, attn, n_dec, self.dec_ctx if n_dec else 0)
             if self.merge and chunks and self._merge_head(chunks, n_dec, dt):

@@ -220,3 +220,29 @@ def test_a_bad_pool_in_a_scenario_names_its_field(override, field):
     with pytest.raises(InputError) as info:
         load_scenario(path, [override])
     assert info.value.field == field
+
+
+def test_tight_memory_on_both_sides_drains_every_request():
+    """Prefill KV for two prompts, decode KV for one request at a time: prefilled requests wait
+    holding their KV, the prefill replica waits for it to be released, and all of it drains in
+    order (no request restarted, none stranded)."""
+    from dataclasses import dataclass
+
+    from engine_helpers import FakeProfile
+
+    @dataclass(frozen=True)
+    class Profile(FakeProfile):
+        kv_bytes_per_token: int = 1000
+
+    pre, dec = Profile(kv_capacity_tokens=1000), Profile(kv_capacity_tokens=700)
+
+    def tight(gpu, tp, precision=None, mem_util=0.9, engine_profile=None):
+        return pre if gpu == "h100-sxm" else dec
+
+    cfg = disagg(decode={"gpu": "a100-80gb", "gpu_price_usd": 1.0}, kv_link_gbps=1.0)
+    r = simulate_fleet(
+        cfg, workload(np.zeros(10), 400, 200), profile_factory=tight, rng=np.random.default_rng(0)
+    )
+    assert (r.status == OK).all() and not r.attempts.any()
+    # One decode at a time (600 of 700 tokens each): they finish in arrival order.
+    assert (np.diff(r.finish_s) > 0).all()
