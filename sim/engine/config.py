@@ -112,7 +112,25 @@ class EngineConfig:
     max_batched_tokens: Annotated[Int, Field(ge=1, le=10_000_000, description="prefill + decode tokens in one step")] = 8192  # fmt: skip
     chunked_prefill: Annotated[Bool, Field(description="split long prompts across steps")] = True
     mem_util: Annotated[Num, Field(gt=0, le=1, description="fraction of GPU memory for weights + KV cache")] = 0.9  # fmt: skip
-    router: Literal["round_robin", "least_outstanding", "jsq"] = "least_outstanding"
+    router: Annotated[
+        Literal["round_robin", "least_outstanding", "jsq", "prefix_affinity"],
+        Field(
+            description="\"prefix_affinity\" (needs prefix_cache = true): the replica scoring highest on prefix_weight x share of the prompt cached there + load_weight x min-max normalised spare load, as llm-d's and BLIS's weighted scorers"
+        ),
+    ] = "least_outstanding"
+    prefix_cache: Annotated[
+        Bool | None,
+        Field(
+            description="true: each replica keeps an LRU prefix cache of KV blocks in its own "
+            "KV memory (hits skip prefill; needs prefix identity in the workload); false: no "
+            "reuse, every prompt token is prefilled (vLLM with caching off); unset: the "
+            "workload's cached-token count (Mooncake hash_ids as one infinite cache shared by "
+            "all replicas, the behaviour before this option; 0 for traces without it)"
+        ),
+    ] = None
+    block_tokens: Annotated[Int, Field(ge=1, le=4096, description="tokens per KV block of the prefix cache (vLLM's default is 16)")] = 16  # fmt: skip
+    affinity_prefix_weight: Annotated[Num, Field(ge=0, le=1000, description='router = "prefix_affinity": weight of the cached share of the prompt (llm-d default profile: 3)')] = 3.0  # fmt: skip
+    affinity_load_weight: Annotated[Num, Field(ge=0, le=1000, description='router = "prefix_affinity": weight of the spare-load score (llm-d default profile: queue scorer 2)')] = 2.0  # fmt: skip
     service: Annotated[
         Literal["physics", "exponential"],
         Field(description='"physics" (step-time model) or "exponential" (M/M/c validation)'),
@@ -134,6 +152,10 @@ class EngineConfig:
     def _service(self) -> EngineConfig:
         if self.service == "exponential" and self.service_mean_s is None:
             raise ValueError('service_mean_s: required with service = "exponential"')
+        if self.router == "prefix_affinity" and self.prefix_cache is not True:
+            raise ValueError('router: "prefix_affinity" needs prefix_cache = true')
+        if self.service == "exponential" and self.prefix_cache:
+            raise ValueError('prefix_cache: not modelled with service = "exponential"')
         return self
 
 

@@ -299,6 +299,9 @@ def _meta(fleet, end: float) -> dict:
         meta["kv_capacity_tokens"] = fleet.kv_cap
     meta["replicas_launched"] = len(fleet.replicas)
     meta["preemptions"] = int(fleet.table.attempts.sum()) if fleet.kind != "api" else 0
+    prefix = fleet.prefix_cache_meta()
+    if prefix is not None:
+        meta["prefix_cache"] = prefix
     if isinstance(fleet, CloudFleet):
         meta["instances_per_replica"] = fleet.instances
         meta["price_usd_per_hour"] = fleet.cfg.price_usd_per_hour

@@ -23,7 +23,7 @@ import polars as pl
 
 from sim.errors import InputError
 from sim.traffic import limits
-from sim.workload import Workload
+from sim.workload import MOONCAKE_BLOCK_TOKENS, Workload
 
 BUILTIN_PREFIX = "builtin:"
 FORMATS = (
@@ -36,7 +36,6 @@ FORMATS = (
     "generic_jsonl",
 )
 TIMESTAMP_UNITS = ("s", "ms", "us", "datetime")
-MOONCAKE_BLOCK_TOKENS = 512  # Mooncake's hash_ids are one id per 512-token prompt block.
 _CHUNK_ROWS = 1 << 20
 
 _AZURE_HEADER = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
@@ -604,6 +603,7 @@ def load_trace(
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         values = ids.explode().drop_nulls().to_numpy().astype(np.int64)
         meta["hash_ids"] = (offsets, values)
+        meta["hash_block_tokens"] = MOONCAKE_BLOCK_TOKENS
         cached = prefix_cache_hits(offsets, values, prompt, MOONCAKE_BLOCK_TOKENS)
     del frame
     return Workload(
