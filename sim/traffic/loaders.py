@@ -271,6 +271,7 @@ class _Layout:
     rebase: bool  # subtract the first timestamp (absolute clocks) or keep (already relative)
     kind: str  # "csv" | "jsonl" | "parquet"
     typed: bool = False  # CSV token columns parsed as integers while reading (known formats)
+    conversation: str | None = None  # generic formats: a conversation-id column (optional)
 
 
 def _layout(fmt: str, mapping: dict | None, source: str) -> _Layout:
@@ -285,12 +286,13 @@ def _layout(fmt: str, mapping: dict | None, source: str) -> _Layout:
     if fmt not in FORMATS:
         raise InputError(source, "format", f"unknown trace format {quote(fmt)}; one of {FORMATS}")
     cols = dict(_GENERIC_DEFAULT)
-    unknown = set(mapping or {}) - set(_GENERIC_DEFAULT)
+    allowed = {*_GENERIC_DEFAULT, "conversation"}
+    unknown = set(mapping or {}) - allowed
     if unknown:
         raise InputError(
             source,
             "columns",
-            f"unknown keys {quote(sorted(map(str, unknown)))}; allowed: {sorted(_GENERIC_DEFAULT)}",
+            f"unknown keys {quote(sorted(map(str, unknown)))}; allowed: {sorted(allowed)}",
         )
     cols.update(mapping or {})
     for key, value in cols.items():
@@ -305,7 +307,7 @@ def _layout(fmt: str, mapping: dict | None, source: str) -> _Layout:
     kind = fmt.removeprefix("generic_")
     return _Layout(
         cols["timestamp"], cols["prompt_tokens"], cols["output_tokens"],
-        cols["timestamp_unit"], True, kind,
+        cols["timestamp_unit"], True, kind, conversation=cols.get("conversation"),
     )  # fmt: skip
 
 
@@ -510,8 +512,8 @@ def load_trace(
     except BaseException as exc:  # polars' errors, and its Rust panics (BaseException)
         _reraise_interrupts(exc)
         raise _diagnose_text(path, layout, exc) from None
-    for col in (layout.timestamp, layout.prompt, layout.output):
-        if col not in schema:
+    for col in (layout.timestamp, layout.prompt, layout.output, layout.conversation):
+        if col is not None and col not in schema:
             raise InputError(
                 source, col, f"missing column; file has {quote(list(schema.names())[:8])}"
             )
@@ -558,6 +560,8 @@ def load_trace(
     ]
     if format == "mooncake" and "hash_ids" in schema:
         columns.append(pl.col("hash_ids").cast(pl.List(pl.Int64), strict=False))
+    if layout.conversation is not None:
+        columns.append(pl.col(layout.conversation).cast(pl.String).alias("conversation"))
     year_bad = _year_expr(layout, schema[layout.timestamp])
     if year_bad is not None:
         columns.append(year_bad.alias("bad_date"))
@@ -605,6 +609,8 @@ def load_trace(
         meta["hash_ids"] = (offsets, values)
         meta["hash_block_tokens"] = MOONCAKE_BLOCK_TOKENS
         cached = prefix_cache_hits(offsets, values, prompt, MOONCAKE_BLOCK_TOKENS)
+    if "conversation" in frame.columns:
+        cached = _conversation_prefixes(frame["conversation"], prompt, output, meta)
     del frame
     return Workload(
         arrival_s=arrival_s,
@@ -715,6 +721,22 @@ def _check(path, layout, rows, t, p_series, o_series, bad_date=None) -> None:
         if layout.kind == "parquet":
             raise InputError(source, field, f"row {row(i) + 1}: {reason}")
         raise InputError(source, field, reason, line)
+
+
+def _conversation_prefixes(conversation: pl.Series, prompt, output, meta: dict) -> np.ndarray:
+    """Prefix identity from a conversation column: each row extends its conversation's previous
+    prompt + output (sim/traffic/conversations.py); a row with no id is a conversation of its
+    own. Block ids go to meta; returns the shared infinite-cache count of cached tokens."""
+    from sim.traffic.conversations import CONVERSATION_BLOCK_TOKENS, conversation_hash_ids
+
+    codes = conversation.cast(pl.Categorical).to_physical().cast(pl.Int64)
+    ids = codes.fill_null(-1).to_numpy().astype(np.int64, copy=True)
+    missing = ids < 0
+    ids[missing] = -1 - np.flatnonzero(missing)  # unique per row
+    offsets, values = conversation_hash_ids(ids, prompt, output, CONVERSATION_BLOCK_TOKENS)
+    meta["hash_ids"] = (offsets, values)
+    meta["hash_block_tokens"] = CONVERSATION_BLOCK_TOKENS
+    return prefix_cache_hits(offsets, values, prompt, CONVERSATION_BLOCK_TOKENS)
 
 
 def prefix_cache_hits(
