@@ -173,7 +173,19 @@ class ApiFleetConfig:
     price_usd_per_mtok_input: UsdPerMtok | None = None
     price_usd_per_mtok_output: UsdPerMtok | None = None
     price_usd_per_mtok_cached_input: UsdPerMtok | None = None
+    price_usd_per_mtok_cache_write: Annotated[UsdPerMtok, Field(description='cache-write price (prompt_cache = "provider" with explicit caching); unset = the warehouse\'s, else input x the rules\' write multiplier')] | None = None  # fmt: skip
     price_usd_per_request: Annotated[Num, Field(ge=0, le=100)] = 0.0
+    prompt_cache: Annotated[
+        Literal["trace", "provider", "off"] | None,
+        Field(
+            description='which prompt tokens are billed as cached: "trace" (the workload\'s '
+            'cached-token count, one infinite cache; the behaviour when unset), "provider" '
+            "(the provider's rules in sim/data/prompt_caching.toml: minimum prefix, lifetime "
+            'refreshed on use, cache writes; needs prefix identity in the workload), "off" (none)'
+        ),
+    ] = None
+    prompt_cache_rules: Annotated[Str, Field(min_length=1, max_length=64, description='prompt_cache = "provider": whose rules (unset = this fleet\'s provider), e.g. "anthropic" for a Bedrock Claude')] | None = None  # fmt: skip
+    prompt_cache_ttl_s: Annotated[Num, Field(gt=0, le=86_400, description='prompt_cache = "provider": a cache lifetime the provider offers (Anthropic: 300 or 3600); unset = its default')] | None = None  # fmt: skip
     allow_free: Annotated[Bool, Field(description="a warehouse price of 0 is a free tier, refused as a cost unless this says it is meant")] = False  # fmt: skip
     volume_tiers: list[VolumeTier] = field(default_factory=list)
     batch: Annotated[Bool, Field(description="use the batch API (discounted, latency in hours)")] = False  # fmt: skip

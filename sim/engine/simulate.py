@@ -241,6 +241,7 @@ def _simulate_api(cfg, table, rng, window_s, horizon_s, progress, span_s) -> Fle
         "price_usd_per_mtok_cached_input": fleet.price_cached,
         "end_s": end,
         **_overrun(span_s, work_end, overrun),
+        **fleet.cache_meta(),
     }
     return _result(
         cfg,
