@@ -198,8 +198,22 @@ class FleetSummary:
         )
 
 
+class _Stats:
+    """A record of `Stat` fields kept flat in a fleet's JSON (absent: the record is None)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name).to_json() for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]):
+        names = list(cls.__dataclass_fields__)
+        if names[0] not in data:
+            return None
+        return cls(**{name: Stat.from_json(data.get(name)) for name in names})
+
+
 @dataclass(frozen=True)
-class PrefixCacheSummary:
+class PrefixCacheSummary(_Stats):
     """A GPU fleet's per-replica prefix caches over replications (each request counted at its
     first admission): hit rates as fractions in [0, 1] of prompt tokens and of requests (a
     request hits with at least one block), blocks evicted, and the prefill GPU-seconds the hits
@@ -210,32 +224,14 @@ class PrefixCacheSummary:
     prefix_evictions: Stat
     prefix_gpu_s_saved: Stat
 
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name).to_json() for name in self.__dataclass_fields__}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PrefixCacheSummary | None:
-        if "prefix_hit_rate_tokens" not in data:
-            return None
-        return cls(**{name: Stat.from_json(data.get(name)) for name in cls.__dataclass_fields__})
-
 
 @dataclass(frozen=True)
-class ApiCacheSummary:
+class ApiCacheSummary(_Stats):
     """An API fleet's prompt tokens billed as cached input and as cache writes (means over
     replications of the totals over served requests)."""
 
     cached_input_tokens: Stat
     cache_write_tokens: Stat
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name).to_json() for name in self.__dataclass_fields__}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ApiCacheSummary | None:
-        if "cached_input_tokens" not in data:
-            return None
-        return cls(**{name: Stat.from_json(data.get(name)) for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
