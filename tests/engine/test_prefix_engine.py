@@ -194,3 +194,24 @@ def test_hit_rates_are_fractions_and_evictions_non_negative(n, kv, replicas, rou
     assert pc["evicted_blocks"] >= 0 and pc["gpu_s_saved"] >= 0
     assert pc["hit_tokens"] <= pc["prompt_tokens"]
     assert (r.status != 3).all()  # every request settles
+
+
+@pytest.mark.parametrize(
+    ("scenario", "override", "field"),
+    [
+        ("peak", "fleet.own-2x8xh100.engine.prefix_cache=true", "fleet.2.engine.prefix_cache"),
+        ("peak", 'fleet.api-together.prompt_cache="provider"', "fleet.0.prompt_cache"),
+        (
+            "agent_conversations",
+            "fleet.own-cached.engine.block_tokens=24",
+            "fleet.0.engine.block_tokens",
+        ),  # fmt: skip
+    ],
+)
+def test_scenarios_without_prefix_identity_or_with_clashing_blocks_fail_at_load(scenario, override, field):  # fmt: skip
+    from sim.errors import InputError
+    from sim.scenario import load_scenario
+
+    path = Path(__file__).resolve().parents[2] / "scenarios" / f"{scenario}.toml"
+    with pytest.raises(InputError, match=field.replace(".", r"\.")):
+        load_scenario(path, [override])
