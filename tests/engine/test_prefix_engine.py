@@ -215,3 +215,18 @@ def test_scenarios_without_prefix_identity_or_with_clashing_blocks_fail_at_load(
     path = Path(__file__).resolve().parents[2] / "scenarios" / f"{scenario}.toml"
     with pytest.raises(InputError, match=field.replace(".", r"\.")):
         load_scenario(path, [override])
+
+
+def test_the_streaming_path_prefills_everything_with_prefix_cache_false():
+    from sim.engine.streaming import simulate_fleet_streaming
+
+    w = load_trace(MOONCAKE)
+    exact = _run(_fleet(prefix_cache=False), w)
+    batches = []
+    simulate_fleet_streaming(
+        _fleet(prefix_cache=False), [w], profile_factory=factory_for(FakeProfile(kv_capacity_tokens=10_000_000)),
+        rng=np.random.default_rng(0), on_batch=batches.append,
+    )  # fmt: skip
+    request = np.concatenate([b.request for b in batches])
+    first = np.concatenate([b.first_token_s for b in batches])
+    np.testing.assert_array_equal(first[np.argsort(request)], exact.first_token_s)
