@@ -565,12 +565,14 @@ class Replica:
                 saved = full - self.step_time(rest, rest * (base + (rest + 1) / 2), 0, 0)
             self.fleet.prefix_stats.admitted(prompt, base, saved)
 
-    def _cache_release(self, i: int, finished: bool) -> None:
+    def _cache_release(self, i: int, finished: bool, trim: bool = True) -> None:
         """Request `i` leaves the batch (called before its KV is freed): idle blocks evicted by
-        the batch's growth go first, then its blocks turn idle; a finished request also caches
-        the blocks it wrote after its prompt (its output, where the workload names them)."""
+        the batch's growth go first (`trim`; False when the caller trimmed before releasing
+        several), then its blocks turn idle; a finished request also caches the blocks it
+        wrote after its prompt (its output, where the workload names them)."""
         pc = self.pcache
-        pc.trim(self.kv_cap - self.kv_used)
+        if trim:
+            pc.trim(self.kv_cap - self.kv_used)
         keys = self.pinned.pop(i)
         if finished:
             written = self.fleet.prefix_keys.keys(i)
@@ -582,6 +584,8 @@ class Replica:
         heap, dec, steps, running = self.heap, self.dec, self.steps, self.running
         complete = self.complete
         pc = self.pcache
+        if pc is not None:  # before any KV is freed (the frees land after the loop)
+            pc.trim(self.kv_cap - self.kv_used)
         freed = 0
         while heap and heap[0][0] <= steps:
             finish_step, i = heappop(heap)
@@ -590,7 +594,7 @@ class Replica:
                 continue
             del dec[i]
             if pc is not None:
-                self._cache_release(i, True)
+                self._cache_release(i, True, trim=False)
             freed += d[2] + steps - d[0]
             del running[i]
             complete(i)
