@@ -16,7 +16,7 @@ import simpy
 from simpy.events import NORMAL, URGENT
 
 from sim.engine.accounting import WindowSums
-from sim.engine.prefix import CacheStats, PrefixCache, PrefixKeys
+from sim.engine.prefix import CacheStats, PrefixCache, PrefixKeys, prefill_saved_s
 from sim.engine.replica import Due, ExpReplica, Replica, schedule_at
 from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import DROPPED, OK
@@ -128,11 +128,30 @@ class GpuFleet:
         return PrefixCache(keys.unit_tokens, keys.blocks_per_unit)
 
     def prefix_cache_meta(self) -> dict | None:
-        """The fleet's prefix-cache figures (CacheStats.to_meta) over every replica it ran."""
-        if self.prefix_stats is None:
+        """The fleet's prefix-cache figures (CacheStats.to_meta): its replicas' own caches
+        ("per_replica"), or what the workload's cached counts ("trace": one infinite shared
+        cache) or no reuse ("off") gave the requests admitted. None in exponential mode and on
+        the streaming path (settled requests are gone by the end)."""
+        table = self.table
+        if self.exp or isinstance(table, SlotTable):
             return None
-        evicted = sum(r.pcache.evicted_blocks for r in self.replicas if r.pcache is not None)
-        return self.prefix_stats.to_meta(evicted, self.gpus_per_replica)
+        if self.prefix_stats is not None:
+            evicted = sum(r.pcache.evicted_blocks for r in self.replicas if r.pcache is not None)
+            meta = self.prefix_stats.to_meta(evicted, self.gpus_per_replica)
+            return {"mode": "per_replica", **meta}
+        stats = CacheStats()
+        admitted = np.frombuffer(table._has_start, dtype=np.uint8).astype(bool)
+        cached = np.asarray(table.cached, dtype=np.int64)
+        stats.requests = int(admitted.sum())
+        stats.prompt_tokens = int(table.prompt_tokens[admitted].sum())
+        step_time, prompt = self.profile.step_time_s, table.prompt
+        for i in np.flatnonzero(admitted & (cached > 0)).tolist():
+            hit = int(cached[i])
+            stats.hit_requests += 1
+            stats.hit_tokens += hit
+            stats.saved_prefill_s += prefill_saved_s(step_time, prompt[i], hit)
+        mode = "off" if self._no_reuse else "trace"
+        return {"mode": mode, **stats.to_meta(0, self.gpus_per_replica)}
 
     # -- replicas ----------------------------------------------------------------------------
     def new_replica(self):

@@ -151,6 +151,17 @@ def hit_tokens(hits: int, unit_tokens: int, prompt: int) -> int:
     return max(min(hits * unit_tokens, prompt - 1), 0)
 
 
+def prefill_saved_s(step_time, prompt: int, hit: int) -> float:
+    """Prefill seconds a hit of `hit` tokens avoids, from the step model `step_time(prefill
+    tokens, attention pairs, decode seqs, decode context)`: the whole prompt as one step less
+    its uncached rest (attending to the cached part) as one step."""
+    if not hit:
+        return 0.0
+    rest = prompt - hit
+    full = step_time(prompt, prompt * (prompt + 1) / 2, 0, 0)
+    return full - step_time(rest, rest * (hit + (rest + 1) / 2), 0, 0)
+
+
 class CacheStats:
     """A GPU fleet's prefix-cache figures, counted at each request's first admission (a request
     readmitted after a preemption is not counted again)."""

@@ -24,7 +24,7 @@ from heapq import heappop, heappush
 import simpy
 from simpy.events import NORMAL, URGENT
 
-from sim.engine.prefix import hit_tokens
+from sim.engine.prefix import hit_tokens, prefill_saved_s
 from sim.engine.steptime import decode_step_time
 
 
@@ -557,12 +557,7 @@ class Replica:
         self.pinned[i] = keys
         if not self.table._has_start[i]:
             prompt = self.prompt[i]
-            saved = 0.0
-            if base:
-                # Prefill avoided: the whole prompt as one step, less its uncached rest.
-                rest = prompt - base
-                full = self.step_time(prompt, prompt * (prompt + 1) / 2, 0, 0)
-                saved = full - self.step_time(rest, rest * (base + (rest + 1) / 2), 0, 0)
+            saved = prefill_saved_s(self.step_time, prompt, base)
             self.fleet.prefix_stats.admitted(prompt, base, saved)
 
     def _cache_release(self, i: int, finished: bool, trim: bool = True) -> None:

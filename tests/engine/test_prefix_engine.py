@@ -144,7 +144,10 @@ def test_prefix_cache_false_prefills_every_token_and_unset_keeps_the_trace_count
     w = load_trace(MOONCAKE)
     off = _run(_fleet(prefix_cache=False), w)
     unset = _run(_fleet(), w)
-    assert "prefix_cache" not in off.meta and "prefix_cache" not in unset.meta
+    assert off.meta["prefix_cache"]["mode"] == "off" and unset.meta["prefix_cache"]["mode"] == "trace"  # fmt: skip
+    assert off.meta["prefix_cache"]["hit_tokens"] == 0
+    # Unset: the trace's infinite shared count, as the engine used it.
+    assert unset.meta["prefix_cache"]["hit_tokens"] == int(w.cached_prompt_tokens.sum())
     # Batches differ, so single requests may go either way; the prefill work does not.
     assert off.ttft_s.sum() > unset.ttft_s.sum()
     assert off.meta["preemptions"] == unset.meta["preemptions"] == 0
