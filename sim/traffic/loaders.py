@@ -587,6 +587,9 @@ def load_trace(
     if not (frame["t"].dtype.is_numeric() or frame["t"].dtype.is_temporal()):
         # e.g. a JSON object where a timestamp belongs: polars keeps it as a struct
         raise InputError(source, layout.timestamp, f"not a timestamp: column of {frame['t'].dtype}")
+    for name, col in (("p", layout.prompt), ("o", layout.output)):
+        if not frame[name].dtype.is_numeric():  # e.g. JSON objects: a struct column
+            raise InputError(source, col, f"not a token count: column of {frame[name].dtype}")
     t = _seconds(frame["t"], layout.rebase)
     bad_date = None
     if "bad_date" in frame.columns:
