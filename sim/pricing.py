@@ -299,11 +299,16 @@ class _Resolver:
             "(docs/pricing.md)",
             "alternatives": alternatives,
         }
+        write = f.price_usd_per_mtok_cache_write
+        if write is None:
+            write = _num(row.get("cache_write_per_mtok"))
+        prov["usd_per_mtok_cache_write"] = write
         resolved = dataclasses.replace(
             f,
             price_usd_per_mtok_input=inp,
             price_usd_per_mtok_output=out,
             price_usd_per_mtok_cached_input=cached,
+            price_usd_per_mtok_cache_write=write,
         )
         return resolved, prov
 

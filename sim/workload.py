@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Mooncake's hash_ids are one id per 512-token prompt block (FAST'25 trace README); a workload
+# whose meta has hash_ids and no "hash_block_tokens" is taken to use this size.
+MOONCAKE_BLOCK_TOKENS = 512
+
 
 @dataclass(frozen=True)
 class Workload:

@@ -13,8 +13,10 @@ import math
 
 import numpy as np
 
+from sim.engine.api_cache import rules_for, warm_prefixes
 from sim.engine.config import MONTH_S, ApiFleetConfig
 from sim.engine.dists import from_spec
+from sim.engine.prefix import PrefixKeys
 from sim.engine.requests import RequestTable
 from sim.engine.result import FAILED, OK
 
@@ -44,6 +46,7 @@ class ApiFleet:
         self.price_cached = (
             self.price_in if cached is None else _need_price(cfg, "price_usd_per_mtok_cached_input")
         )
+        self._setup_prompt_cache(cfg)
         # Bounds are the schema's (sim/engine/config.py, checked when the config is made); only
         # what the schema cannot know yet, a price resolved later, is checked here.
         self.rtt = from_spec(cfg.network_rtt_s, "network_rtt_s")
@@ -58,6 +61,58 @@ class ApiFleet:
         self.cost_usd = np.zeros(0)  # per processed request, aligned with self.idx
         self.throttle_s = np.zeros(0)
 
+    def _setup_prompt_cache(self, cfg: ApiFleetConfig) -> None:
+        """prompt_cache: "trace"/unset bills the workload's cached counts, "off" none, and
+        "provider" what the provider's rules leave warm (sim/engine/api_cache.py)."""
+        self.cache_mode = cfg.prompt_cache or "trace"
+        self.cache_rules = None
+        self.price_write = self.price_in
+        self.cached_input_tokens = 0
+        self.cache_write_tokens = 0
+        if self.cache_mode != "provider":
+            return
+        self.cache_rules = rules = rules_for(
+            cfg.prompt_cache_rules or cfg.provider, cfg.model, cfg.prompt_cache_ttl_s
+        )
+        default_ttl = rules_for(rules.provider, cfg.model).ttl_s
+        if cfg.price_usd_per_mtok_cache_write is not None and rules.ttl_s == default_ttl:
+            self.price_write = _need_price(cfg, "price_usd_per_mtok_cache_write")
+        elif rules.write_multiplier is not None:
+            # The warehouse holds the default-lifetime write price only (LiteLLM's
+            # cache_creation_input_token_cost); other lifetimes come from the rules' multiplier.
+            self.price_write = self.price_in * rules.write_multiplier
+
+    def cache_meta(self) -> dict:
+        """Cached-input and cache-write tokens of the requests served, and the rules used."""
+        meta = {
+            "prompt_cache": self.cache_mode,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+        }
+        if self.cache_rules is not None:
+            meta["prompt_cache_rules"] = self.cache_rules.provenance()
+            meta["price_usd_per_mtok_cache_write"] = self.price_write
+        return meta
+
+    def _cached_tokens(self, idx, send, first, prompt, ok):
+        """Cached and cache-write prompt tokens of requests `idx` under the fleet's mode."""
+        table = self.table
+        written = np.zeros(len(idx), dtype=np.int64)
+        if self.cache_mode == "off":
+            return np.zeros(len(idx), dtype=np.int64), written
+        if self.cache_mode == "trace":
+            return np.minimum(table.cached_prompt_tokens[idx], prompt), written
+        ids = getattr(table, "hash_ids", None)
+        if ids is None:
+            raise ValueError(
+                f'{self.cfg.name}: prompt_cache = "provider" needs prefix identity in the '
+                'workload (a Mooncake trace\'s hash_ids, generator = "conversations", or a '
+                "trace's conversation column); docs/prefix_cache.md"
+            )
+        block = table.hash_block_tokens
+        keys = PrefixKeys(ids[0], ids[1], block, block, table.prompt_tokens)
+        return warm_prefixes(self.cache_rules, keys, idx, send, first, prompt, ok)
+
     def submit(self, i: int, t: float) -> None:
         self._idx.append(i)
         self._t.append(t)
@@ -71,7 +126,6 @@ class ApiFleet:
         n = len(idx)
         prompt = table.prompt_tokens[idx]
         output = table.output_tokens[idx]
-        cached = np.minimum(table.cached_prompt_tokens[idx], prompt)
 
         limited = not cfg.batch and (cfg.rpm_limit is not None or cfg.tpm_limit is not None)
         if limited:
@@ -104,7 +158,15 @@ class ApiFleet:
         table.end_s[bad_idx] = send[failed]  # for failures `send` holds the time of giving up
         table.status[bad_idx] = FAILED
 
-        cost = self._token_cost(prompt - cached, cached, output, finish, ok)
+        # By send time: the order the provider sees the prompts in (send is sorted already
+        # but for retries, which move a request later).
+        by_send = np.argsort(send, kind="stable")
+        cached, written = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        c, w = self._cached_tokens(idx[by_send], send[by_send], first[by_send], prompt[by_send], ok[by_send])  # fmt: skip
+        cached[by_send], written[by_send] = c, w
+        self.cached_input_tokens = int(cached[ok].sum())
+        self.cache_write_tokens = int(written[ok].sum())
+        cost = self._token_cost(prompt - cached - written, cached, output, finish, ok, written)
         self.idx = idx
         self.cost_usd = cost
         self.throttle_s = np.asarray(throttles, dtype=np.float64)
@@ -164,17 +226,20 @@ class ApiFleet:
             heapq.heappush(retries, (t + delay, j, k + 1))
         return send, attempts, failed, throttles
 
-    def _token_cost(self, uncached, cached, output, finish, ok) -> np.ndarray:
+    def _token_cost(self, uncached, cached, output, finish, ok, written=0) -> np.ndarray:
         cfg = self.cfg
         token_usd = (
-            uncached * self.price_in + cached * self.price_cached + output * self.price_out
+            uncached * self.price_in
+            + cached * self.price_cached
+            + written * self.price_write
+            + output * self.price_out
         ) / 1e6
         if self.tiers:
             # Tier by tokens already billed this month, in order of completion.
             factor = np.ones(len(token_usd))
             ok_pos = np.flatnonzero(ok)
             by_time = ok_pos[np.argsort(finish[ok_pos], kind="stable")]
-            tok = (uncached + cached + output)[by_time].astype(np.float64)
+            tok = (uncached + cached + written + output)[by_time].astype(np.float64)
             month = np.floor(finish[by_time] / MONTH_S)
             cum = np.cumsum(tok)
             month_start = np.searchsorted(month, month, side="left")

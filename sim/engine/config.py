@@ -140,7 +140,25 @@ class EngineConfig:
     max_batched_tokens: Annotated[Int, Field(ge=1, le=10_000_000, description="prefill + decode tokens in one step")] = 8192  # fmt: skip
     chunked_prefill: Annotated[Bool, Field(description="split long prompts across steps")] = True
     mem_util: Annotated[Num, Field(gt=0, le=1, description="fraction of GPU memory for weights + KV cache")] = 0.9  # fmt: skip
-    router: Literal["round_robin", "least_outstanding", "jsq"] = "least_outstanding"
+    router: Annotated[
+        Literal["round_robin", "least_outstanding", "jsq", "prefix_affinity"],
+        Field(
+            description="\"prefix_affinity\" (needs prefix_cache = true): the replica scoring highest on prefix_weight x share of the prompt cached there + load_weight x min-max normalised spare load, as llm-d's and BLIS's weighted scorers"
+        ),
+    ] = "least_outstanding"
+    prefix_cache: Annotated[
+        Bool | None,
+        Field(
+            description="true: each replica keeps an LRU prefix cache of KV blocks in its own "
+            "KV memory (hits skip prefill; needs prefix identity in the workload); false: no "
+            "reuse, every prompt token is prefilled (vLLM with caching off); unset: the "
+            "workload's cached-token count (Mooncake hash_ids as one infinite cache shared by "
+            "all replicas, the behaviour before this option; 0 for traces without it)"
+        ),
+    ] = None
+    block_tokens: Annotated[Int, Field(ge=1, le=4096, description="tokens per KV block of the prefix cache (vLLM's default is 16)")] = 16  # fmt: skip
+    affinity_prefix_weight: Annotated[Num, Field(ge=0, le=1000, description='router = "prefix_affinity": weight of the cached share of the prompt (llm-d default profile: 3)')] = 3.0  # fmt: skip
+    affinity_load_weight: Annotated[Num, Field(ge=0, le=1000, description='router = "prefix_affinity": weight of the spare-load score (llm-d default profile: queue scorer 2)')] = 2.0  # fmt: skip
     service: Annotated[
         Literal["physics", "exponential"],
         Field(description='"physics" (step-time model) or "exponential" (M/M/c validation)'),
@@ -165,6 +183,10 @@ class EngineConfig:
             raise ValueError('service_mean_s: required with service = "exponential"')
         if self.service == "exponential" and self.speculative is not None:
             raise ValueError('speculative: needs service = "physics" (it changes the step times)')
+        if self.router == "prefix_affinity" and self.prefix_cache is not True:
+            raise ValueError('router: "prefix_affinity" needs prefix_cache = true')
+        if self.service == "exponential" and self.prefix_cache:
+            raise ValueError('prefix_cache: not modelled with service = "exponential"')
         return self
 
 
@@ -182,7 +204,19 @@ class ApiFleetConfig:
     price_usd_per_mtok_input: UsdPerMtok | None = None
     price_usd_per_mtok_output: UsdPerMtok | None = None
     price_usd_per_mtok_cached_input: UsdPerMtok | None = None
+    price_usd_per_mtok_cache_write: Annotated[UsdPerMtok, Field(description='cache-write price (prompt_cache = "provider" with explicit caching); unset = the warehouse\'s, else input x the rules\' write multiplier')] | None = None  # fmt: skip
     price_usd_per_request: Annotated[Num, Field(ge=0, le=100)] = 0.0
+    prompt_cache: Annotated[
+        Literal["trace", "provider", "off"] | None,
+        Field(
+            description='which prompt tokens are billed as cached: "trace" (the workload\'s '
+            'cached-token count, one infinite cache; the behaviour when unset), "provider" '
+            "(the provider's rules in sim/data/prompt_caching.toml: minimum prefix, lifetime "
+            'refreshed on use, cache writes; needs prefix identity in the workload), "off" (none)'
+        ),
+    ] = None
+    prompt_cache_rules: Annotated[Str, Field(min_length=1, max_length=64, description='prompt_cache = "provider": whose rules (unset = this fleet\'s provider), e.g. "anthropic" for a Bedrock Claude')] | None = None  # fmt: skip
+    prompt_cache_ttl_s: Annotated[Num, Field(gt=0, le=86_400, description='prompt_cache = "provider": a cache lifetime the provider offers (Anthropic: 300 or 3600); unset = its default')] | None = None  # fmt: skip
     allow_free: Annotated[Bool, Field(description="a warehouse price of 0 is a free tier, refused as a cost unless this says it is meant")] = False  # fmt: skip
     volume_tiers: list[VolumeTier] = field(default_factory=list)
     batch: Annotated[Bool, Field(description="use the batch API (discounted, latency in hours)")] = False  # fmt: skip

@@ -16,11 +16,12 @@ import simpy
 from simpy.events import NORMAL, URGENT
 
 from sim.engine.accounting import WindowSums
+from sim.engine.prefix import CacheStats, PrefixCache, PrefixKeys, prefill_saved_s
 from sim.engine.replica import Due, ExpReplica, Replica, schedule_at
 from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import DROPPED, OK
 
-ROUTERS = ("round_robin", "least_outstanding", "jsq")
+ROUTERS = ("round_robin", "least_outstanding", "jsq", "prefix_affinity")
 
 
 class GpuFleet:
@@ -85,6 +86,72 @@ class GpuFleet:
         self._chunks = None  # a streamed workload's remaining chunks (start_stream_arrivals)
         self._rr = 0
         self._service_rng = rng.spawn(1)[0]
+        self._setup_prefix_cache(engine, table)
+
+    # -- prefix identity and the per-replica cache ---------------------------------------------
+    def _setup_prefix_cache(self, engine, table) -> None:
+        """engine.prefix_cache: None keeps the workload's cached counts (one infinite shared
+        cache, the behaviour before the option); False prefills every prompt token; True gives
+        each replica its own cache (sim/engine/prefix.py) over the workload's prefix keys."""
+        self.prefix_keys = None
+        self.prefix_stats = None
+        self._no_reuse = engine.prefix_cache is False
+        if engine.prefix_cache is None:
+            return
+        streamed = isinstance(table, SlotTable)
+        if self._no_reuse:
+            if not streamed:
+                table.cached = [0] * table.n
+            return
+        if streamed:
+            raise ValueError(
+                f"{self.name}: engine.prefix_cache = true is not supported on the streaming "
+                "path (runs too long to hold every request); shorten the run or unset it"
+            )
+        ids = table.hash_ids
+        if ids is None:
+            raise ValueError(
+                f"{self.name}: engine.prefix_cache = true needs prefix identity in the workload "
+                "(a Mooncake trace's hash_ids, generator = \"conversations\", or a trace's "
+                "conversation column); docs/prefix_cache.md"
+            )
+        self.prefix_keys = PrefixKeys(
+            ids[0], ids[1], table.hash_block_tokens, engine.block_tokens, table.prompt_tokens
+        )
+        self.prefix_stats = CacheStats()
+        table.cached = [0] * table.n  # each replica writes its own hits at admission
+
+    def new_prefix_cache(self) -> PrefixCache | None:
+        keys = self.prefix_keys
+        if keys is None:
+            return None
+        return PrefixCache(keys.unit_tokens, keys.blocks_per_unit)
+
+    def prefix_cache_meta(self) -> dict | None:
+        """The fleet's prefix-cache figures (CacheStats.to_meta): its replicas' own caches
+        ("per_replica"), or what the workload's cached counts ("trace": one infinite shared
+        cache) or no reuse ("off") gave the requests admitted. None in exponential mode and on
+        the streaming path (settled requests are gone by the end)."""
+        table = self.table
+        if self.exp or isinstance(table, SlotTable):
+            return None
+        if self.prefix_stats is not None:
+            evicted = sum(r.pcache.evicted_blocks for r in self.replicas if r.pcache is not None)
+            meta = self.prefix_stats.to_meta(evicted, self.gpus_per_replica)
+            return {"mode": "per_replica", **meta}
+        stats = CacheStats()
+        admitted = np.frombuffer(table._has_start, dtype=np.uint8).astype(bool)
+        cached = np.asarray(table.cached, dtype=np.int64)
+        stats.requests = int(admitted.sum())
+        stats.prompt_tokens = int(table.prompt_tokens[admitted].sum())
+        step_time, prompt = self.profile.step_time_s, table.prompt
+        for i in np.flatnonzero(admitted & (cached > 0)).tolist():
+            hit = int(cached[i])
+            stats.hit_requests += 1
+            stats.hit_tokens += hit
+            stats.saved_prefill_s += prefill_saved_s(step_time, prompt[i], hit)
+        mode = "off" if self._no_reuse else "trace"
+        return {"mode": mode, **stats.to_meta(0, self.gpus_per_replica)}
 
     # -- replicas ----------------------------------------------------------------------------
     def new_replica(self):
@@ -175,11 +242,8 @@ class GpuFleet:
             self._chunk_base += len(self._arrival_t)
             self._recent_t = np.asarray(self._arrival_t)
             self._arrival_t = w.arrival_s.tolist()
-            self._chunk = (
-                w.prompt_tokens.tolist(),
-                w.output_tokens.tolist(),
-                w.cached_prompt_tokens.tolist(),
-            )
+            cached = w.cached_prompt_tokens.tolist() if not self._no_reuse else [0] * len(w)
+            self._chunk = (w.prompt_tokens.tolist(), w.output_tokens.tolist(), cached)
             self._arrival_next = 0
             return True
         return False
@@ -321,12 +385,37 @@ class GpuFleet:
                     load = len(r.running) + len(r.waiting)
                     if load < best:
                         rep, best = r, load
-        else:  # jsq
+        elif router == "jsq":
             rep = min(reps, key=_queue_then_outstanding)
+        else:
+            rep = self._affinity(i, reps)
         if max_queue is not None and len(rep.waiting) >= max_queue:
             self.drop(i, now)
             return
         rep.enqueue(i, self.env.now if now is None else now)
+
+    def _affinity(self, i: int, reps: list):
+        """router = "prefix_affinity": the replica with the highest prefix_weight x (share of
+        the prompt's blocks cached there) + load_weight x (spare load, min-max normalised over
+        the replicas: 1 for the least loaded, 0 for the most), as llm-d's default scheduler
+        profile (prefix-cache scorer weight 3, queue scorer weight 2) and BLIS's `weighted`
+        router do. The first replica wins ties. The router reads each replica's cache exactly
+        (llm-d's precise, KV-event-fed scorer), as of its last step boundary."""
+        engine = self.engine
+        keys = self.prefix_keys.lookup(i)
+        loads = [len(r.running) + len(r.waiting) for r in reps]
+        lo, hi = min(loads), max(loads)
+        span = hi - lo
+        w_prefix, w_load = engine.affinity_prefix_weight, engine.affinity_load_weight
+        n_keys = len(keys)
+        best, best_score = reps[0], -1.0
+        for r, load in zip(reps, loads, strict=True):
+            share = r.pcache.match(keys) / n_keys if n_keys else 0.0
+            spare = (hi - load) / span if span else 1.0
+            score = w_prefix * share + w_load * spare
+            if score > best_score:
+                best, best_score = r, score
+        return best
 
     def complete(self, i: int) -> None:
         table = self.table

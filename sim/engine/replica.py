@@ -24,6 +24,7 @@ from heapq import heappop, heappush
 import simpy
 from simpy.events import NORMAL, URGENT
 
+from sim.engine.prefix import hit_tokens, prefill_saved_s
 from sim.engine.steptime import decode_step_time
 
 
@@ -105,6 +106,11 @@ class Replica:
         self._jump: tuple = ()
         self._done = 0  # steps of the jump in progress (fewer once it is cut short)
         self._head_open = False  # a merged prefill step's busy time is not recorded yet
+        # Per-replica prefix cache (engine.prefix_cache = true), else None: the hot path only
+        # tests it at admission, completion and preemption.
+        self.pcache = fleet.new_prefix_cache()
+        self.pinned: dict[int, list[int]] = {}  # running request -> prompt keys it pins
+        self._looked_up: tuple = (-1, [])  # the last lookup: (request, its keys)
 
     # -- interface used by the fleet -------------------------------------------------------------
     @property
@@ -241,6 +247,8 @@ class Replica:
                 out = output[i]
                 if generated >= out:
                     del self.running[i]
+                    if self.pcache is not None:
+                        self._cache_release(i, True)
                     self.kv_used -= kv
                     self.complete(i)
                     continue
@@ -478,9 +486,10 @@ class Replica:
                     prefill += c
                     budget -= c
                     free -= c
+            pc = self.pcache
             while waiting and budget > 0 and len(running) < max_seqs:
                 i = waiting[0]
-                base = cached[i]
+                base = cached[i] if pc is None else self._cache_lookup(i)
                 if free < base + 1:
                     break
                 # `_need` and `_admit`, inlined: once per admission.
@@ -494,6 +503,8 @@ class Replica:
                 todo[i] = need
                 ctx[i] = base
                 self.kv_used += base
+                if pc is not None:
+                    self._cache_admit(i, base)
                 if not has_start[i]:  # RequestTable.started, inlined
                     has_start[i] = 1
                     start_s[i] = self.env.now
@@ -506,9 +517,10 @@ class Replica:
             # Without chunking, vLLM's default scheduler runs prefill-only steps: decodes pause.
             budget = self.max_tokens
             free += n
+            pc = self.pcache
             while waiting and len(running) < max_seqs:
                 i = waiting[0]
-                base = cached[i]
+                base = cached[i] if pc is None else self._cache_lookup(i)
                 need = self._need(i)
                 if (chunks and need > budget) or free < base + need:
                     break
@@ -533,14 +545,59 @@ class Replica:
         self.todo[i] = need
         self.ctx[i] = base
         self.kv_used += base
+        if self.pcache is not None:
+            self._cache_admit(i, base)
         table = self.table
         if not table._has_start[i]:  # RequestTable.started, inlined: once per admission
             table._has_start[i] = 1
             table.start_s[i] = self.env.now
 
+    # -- the prefix cache (engine.prefix_cache = true) --------------------------------------
+    def _cache_lookup(self, i: int) -> int:
+        """Prompt tokens of request `i` this replica's cache holds now, also written to the
+        table's `cached` (read by `_need` and `_admissible`). Idle blocks are first trimmed to
+        the room running work leaves, so a hit never counts a block that should be gone."""
+        pc = self.pcache
+        pc.trim(self.kv_cap - self.kv_used)
+        keys = self.fleet.prefix_keys.lookup(i)
+        self._looked_up = (i, keys)
+        base = hit_tokens(pc.match(keys), pc.unit_tokens, self.prompt[i])
+        self.cached[i] = base
+        return base
+
+    def _cache_admit(self, i: int, base: int) -> None:
+        """Request `i` is admitted with `base` cached tokens: it pins its prompt's blocks (the
+        hits and those it computes, cached from now on); its first admission is counted."""
+        last = self._looked_up
+        keys = last[1] if last[0] == i else self.fleet.prefix_keys.lookup(i)
+        self.pcache.pin(keys)
+        self.pinned[i] = keys
+        if not self.table._has_start[i]:
+            prompt = self.prompt[i]
+            saved = prefill_saved_s(self.step_time, prompt, base)
+            self.fleet.prefix_stats.admitted(prompt, base, saved)
+
+    def _cache_release(self, i: int, finished: bool, trim: bool = True) -> None:
+        """Request `i` leaves the batch (called before its KV is freed): idle blocks evicted by
+        the batch's growth go first (`trim`; False when the caller trimmed before releasing
+        several), then its blocks turn idle; a finished request also caches the blocks it
+        wrote after its prompt (its output, where the workload names them)."""
+        pc = self.pcache
+        if trim:
+            pc.trim(self.kv_cap - self.kv_used)
+        keys = self.pinned.pop(i)
+        if finished:
+            written = self.fleet.prefix_keys.keys(i)
+            if len(written) > len(keys):
+                pc.add_idle(written[len(keys) :])
+        pc.unpin(keys)
+
     def _pop_finished(self) -> None:
         heap, dec, steps, running = self.heap, self.dec, self.steps, self.running
         complete = self.complete
+        pc = self.pcache
+        if pc is not None:  # before any KV is freed (the frees land after the loop)
+            pc.trim(self.kv_cap - self.kv_used)
         freed = 0
         while heap and heap[0][0] <= steps:
             finish_step, i = heappop(heap)
@@ -548,6 +605,8 @@ class Replica:
             if d is None or d[3] != finish_step:
                 continue
             del dec[i]
+            if pc is not None:
+                self._cache_release(i, True, trim=False)
             freed += d[2] + steps - d[0]
             del running[i]
             complete(i)
@@ -557,6 +616,8 @@ class Replica:
     def _preempt(self, i: int, requeue: bool = True) -> None:
         """Evict by recompute: free the KV, remember how many tokens were generated."""
         del self.running[i]
+        if self.pcache is not None:
+            self._cache_release(i, False)
         d = self.dec.pop(i, None)
         if d is not None:
             kv = d[2] + self.steps - d[0]

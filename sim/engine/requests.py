@@ -10,7 +10,7 @@ import numpy as np
 
 from sim.engine.result import DROPPED, FAILED, OK, UNFINISHED
 from sim.engine.stream import RequestBatch
-from sim.workload import Workload
+from sim.workload import MOONCAKE_BLOCK_TOKENS, Workload
 
 
 class RequestTable:
@@ -31,6 +31,10 @@ class RequestTable:
         self.prompt = self.prompt_tokens.tolist()
         self.output = self.output_tokens.tolist()
         self.cached = np.minimum(self.cached_prompt_tokens, self.prompt_tokens).tolist()
+        # Prefix identity, for fleets with their own prefix cache: block hash ids as a ragged
+        # (offsets, values) pair and the tokens each id stands for (sim/engine/prefix.py).
+        self.hash_ids = workload.meta.get("hash_ids")
+        self.hash_block_tokens = int(workload.meta.get("hash_block_tokens", MOONCAKE_BLOCK_TOKENS))
         self.start_s = np.full(n, np.nan)
         self.first_token_s = np.full(n, np.nan)
         self.finish_s = np.full(n, np.nan)

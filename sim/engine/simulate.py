@@ -264,6 +264,7 @@ def _simulate_api(cfg, table, rng, window_s, horizon_s, progress, span_s) -> Fle
         "price_usd_per_mtok_cached_input": fleet.price_cached,
         "end_s": end,
         **_overrun(span_s, work_end, overrun),
+        **fleet.cache_meta(),
     }
     return _result(
         cfg,
@@ -322,6 +323,9 @@ def _meta(fleet, end: float) -> dict:
         meta["kv_capacity_tokens"] = fleet.kv_cap
     meta["replicas_launched"] = len(fleet.replicas)
     meta["preemptions"] = int(fleet.table.attempts.sum()) if fleet.kind != "api" else 0
+    prefix = fleet.prefix_cache_meta()
+    if prefix is not None:
+        meta["prefix_cache"] = prefix
     if isinstance(fleet, CloudFleet):
         meta["instances_per_replica"] = fleet.instances
         meta["price_usd_per_hour"] = fleet.cfg.price_usd_per_hour

@@ -205,6 +205,8 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
             f"rpm_limit: API fleet {cfg.name!r} with rate limits or volume tiers cannot stream "
             "yet (keep requests in memory)"
         )
+    if cfg.prompt_cache == "provider":
+        raise ValueError(f'prompt_cache: API fleet {cfg.name!r} with "provider" caching cannot stream yet (keep requests in memory)')  # fmt: skip
     api = None
     base = 0
     end = 0.0

@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import field
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter, field_validator
+from pydantic import Field, TypeAdapter, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 from sim.advise.constraints import AdviseConstraints
@@ -30,6 +30,7 @@ from sim.engine.config import (
     Str,
 )
 from sim.traffic.spec import WorkloadSpec
+from sim.workload import MOONCAKE_BLOCK_TOKENS
 
 EARLIEST_PRICE_DATE = dt.date(2015, 1, 1)  # before any LLM API or the oldest price we hold
 SLO_METRICS = ("ttft", "e2e", "tpot")
@@ -133,6 +134,56 @@ class ScenarioFile:
     slo: SloSpec = field(default_factory=SloSpec)
     fleet: Annotated[list[Fleet], Field(max_length=100)] = field(default_factory=list)
     advise: AdviseConstraints = field(default_factory=AdviseConstraints)
+
+    @model_validator(mode="after")
+    def _prefix_identity(self) -> ScenarioFile:
+        """A per-replica prefix cache or provider prompt caching needs block hash ids in the
+        workload: refused here where the workload visibly has none (a file of unknown format
+        is checked when the run builds its workload)."""
+        w = self.workload
+        if w.generator is not None:
+            lacking = w.generator != "conversations"
+        else:
+            fmt = w.format or "auto"
+            lacking = (
+                fmt in ("azure2023", "azure2024", "burstgpt")
+                or w.trace.startswith("builtin:")
+                or (fmt.startswith("generic_") and "conversation" not in (w.columns or {}))
+            )
+        if not lacking:
+            self._block_sizes()
+            return self
+        for k, f in enumerate(self.fleet):
+            if isinstance(f, ApiFleetConfig):
+                key = "prompt_cache" if f.prompt_cache == "provider" else None
+            else:
+                key = "engine.prefix_cache" if f.engine.prefix_cache else None
+            if key is not None:
+                raise ValueError(
+                    f"fleet.{k}.{key}: the workload has no prefix identity (use a Mooncake "
+                    'trace, generator = "conversations" or a trace\'s conversation column; '
+                    "docs/prefix_cache.md)"
+                )
+        return self
+
+    def _block_sizes(self) -> None:
+        """engine.block_tokens and the workload's block ids: one a multiple of the other."""
+        w = self.workload
+        if w.generator == "conversations":
+            source = w.prefix_block_tokens or 16
+        elif w.format == "mooncake":
+            source = MOONCAKE_BLOCK_TOKENS
+        else:
+            return
+        for k, f in enumerate(self.fleet):
+            if isinstance(f, ApiFleetConfig) or not f.engine.prefix_cache:
+                continue
+            b = f.engine.block_tokens
+            if b % source and source % b:
+                raise ValueError(
+                    f"fleet.{k}.engine.block_tokens: {b} and the workload's prefix blocks of "
+                    f"{source} tokens: one must be a multiple of the other"
+                )
 
 
 SCENARIO_ADAPTER = TypeAdapter(ScenarioFile)

@@ -15,7 +15,9 @@ from sim.summary.records import (
     QUANTILES,
     REQUEST_COUNTS,
     SUMMARY_QUANTILES,
+    ApiCacheSummary,
     FleetSummary,
+    PrefixCacheSummary,
     RunSummary,
     Slo,
     Stat,
@@ -115,8 +117,31 @@ def fleet_summary(
         usd_per_mtok=stat(col("usd_per_mtok")),
         usd_per_hour=stat(col("usd_per_hour")),
         usd_per_month=stat(col("usd_per_month")),
+        prefix_cache=_cache_part(PrefixCacheSummary, [_prefix_figures(fr) for fr in results]),
+        api_cache=_cache_part(ApiCacheSummary, [fr.meta for fr in results]),
     )
     return _with_verdict(entry, slo)
+
+
+def _prefix_figures(fr: FleetResult) -> dict:
+    prefix = fr.meta.get("prefix_cache")
+    if prefix is None:
+        return {}
+    return {
+        "prefix_hit_rate_tokens": prefix["hit_rate_tokens"],
+        "prefix_hit_rate_requests": prefix["hit_rate_requests"],
+        "prefix_evictions": prefix["evicted_blocks"],
+        "prefix_gpu_s_saved": prefix["gpu_s_saved"],
+    }
+
+
+def _cache_part(cls, figs: list[dict]):
+    """`cls` (a summary of cache figures) over the replications' `figs`, or None if one lacks
+    them (the fleet has no such cache, or a streamed run did not count it)."""
+    names = list(cls.__dataclass_fields__)
+    if not figs or any(name not in f for f in figs for name in names):
+        return None
+    return cls(**{name: stat([float(f[name]) for f in figs]) for name in names})
 
 
 def _with_verdict(entry: FleetSummary, slo: Slo) -> FleetSummary:

@@ -102,6 +102,10 @@ class FleetSummary:
     # held-out error (sim/run/robust.py); "unknown" when the profile has no such error; None when
     # not checked.
     slo_robust: str | None = None
+    # Prompt caching (None where it does not apply): GPU fleets with engine.prefix_cache = true
+    # report their per-replica caches, API fleets the tokens billed as cached input and writes.
+    prefix_cache: PrefixCacheSummary | None = None
+    api_cache: ApiCacheSummary | None = None
 
     def latency(self, metric: str, quantile: str) -> float | None:
         stat = self.latency_s.get(metric, {}).get(quantile)
@@ -155,6 +159,10 @@ class FleetSummary:
         out["usd_per_hour"] = self.usd_per_hour.to_json()
         out["usd_per_month"] = self.usd_per_month.to_json()
         out["slo_robust"] = self.slo_robust
+        if self.prefix_cache is not None:
+            out.update(self.prefix_cache.to_json())
+        if self.api_cache is not None:
+            out.update(self.api_cache.to_json())
         return out
 
     @classmethod
@@ -185,7 +193,45 @@ class FleetSummary:
             usd_per_hour=Stat.from_json(data.get("usd_per_hour")),
             usd_per_month=Stat.from_json(data.get("usd_per_month")),
             slo_robust=data.get("slo_robust"),
+            prefix_cache=PrefixCacheSummary.from_json(data),
+            api_cache=ApiCacheSummary.from_json(data),
         )
+
+
+class _Stats:
+    """A record of `Stat` fields kept flat in a fleet's JSON (absent: the record is None)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name).to_json() for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]):
+        names = list(cls.__dataclass_fields__)
+        if names[0] not in data:
+            return None
+        return cls(**{name: Stat.from_json(data.get(name)) for name in names})
+
+
+@dataclass(frozen=True)
+class PrefixCacheSummary(_Stats):
+    """A GPU fleet's per-replica prefix caches over replications (each request counted at its
+    first admission): hit rates as fractions in [0, 1] of prompt tokens and of requests (a
+    request hits with at least one block), blocks evicted, and the prefill GPU-seconds the hits
+    avoided (step model: the whole prompt as one step less its uncached rest, x GPUs)."""
+
+    prefix_hit_rate_tokens: Stat
+    prefix_hit_rate_requests: Stat
+    prefix_evictions: Stat
+    prefix_gpu_s_saved: Stat
+
+
+@dataclass(frozen=True)
+class ApiCacheSummary(_Stats):
+    """An API fleet's prompt tokens billed as cached input and as cache writes (means over
+    replications of the totals over served requests)."""
+
+    cached_input_tokens: Stat
+    cache_write_tokens: Stat
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.errors import InputError
-from sim.traffic import synthetic, transforms
+from sim.traffic import conversations, synthetic, transforms
 from sim.traffic.lengths import IndependentLengths, LognormalLengths, ResampleLengths
 from sim.traffic.loaders import load_trace, resolve_trace_path
 from sim.traffic.spec import MAX_REQUESTS, LengthSpec, WorkloadSpec
@@ -60,6 +60,20 @@ def _lengths(spec: WorkloadSpec, base_dir: Path, source: str):
 
 
 def _generate(spec: WorkloadSpec, base_dir: Path, rng: np.random.Generator, source: str):
+    if spec.generator == "conversations":
+        return conversations.conversations(
+            spec.rate_per_s,
+            spec.duration_s,
+            rng,
+            turns=_length_dist(spec.turns),
+            first_prompt=_length_dist(spec.prompt_tokens),
+            user_tokens=_length_dist(spec.user_tokens),
+            output=_length_dist(spec.output_tokens),
+            think_time_s=spec.think_time_s,
+            system_tokens=spec.system_prompt_tokens or 0,
+            block_tokens=spec.prefix_block_tokens or 16,
+            max_context_tokens=spec.max_context_tokens or 32_768,
+        )
     lengths = _lengths(spec, base_dir, source)
     if spec.generator == "poisson":
         return synthetic.poisson(spec.rate_per_s, spec.duration_s, lengths, rng)

@@ -23,7 +23,7 @@ import polars as pl
 
 from sim.errors import InputError
 from sim.traffic import limits
-from sim.workload import Workload
+from sim.workload import MOONCAKE_BLOCK_TOKENS, Workload
 
 BUILTIN_PREFIX = "builtin:"
 FORMATS = (
@@ -36,7 +36,6 @@ FORMATS = (
     "generic_jsonl",
 )
 TIMESTAMP_UNITS = ("s", "ms", "us", "datetime")
-MOONCAKE_BLOCK_TOKENS = 512  # Mooncake's hash_ids are one id per 512-token prompt block.
 _CHUNK_ROWS = 1 << 20
 
 _AZURE_HEADER = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
@@ -272,6 +271,7 @@ class _Layout:
     rebase: bool  # subtract the first timestamp (absolute clocks) or keep (already relative)
     kind: str  # "csv" | "jsonl" | "parquet"
     typed: bool = False  # CSV token columns parsed as integers while reading (known formats)
+    conversation: str | None = None  # generic formats: a conversation-id column (optional)
 
 
 def _layout(fmt: str, mapping: dict | None, source: str) -> _Layout:
@@ -286,12 +286,13 @@ def _layout(fmt: str, mapping: dict | None, source: str) -> _Layout:
     if fmt not in FORMATS:
         raise InputError(source, "format", f"unknown trace format {quote(fmt)}; one of {FORMATS}")
     cols = dict(_GENERIC_DEFAULT)
-    unknown = set(mapping or {}) - set(_GENERIC_DEFAULT)
+    allowed = {*_GENERIC_DEFAULT, "conversation"}
+    unknown = set(mapping or {}) - allowed
     if unknown:
         raise InputError(
             source,
             "columns",
-            f"unknown keys {quote(sorted(map(str, unknown)))}; allowed: {sorted(_GENERIC_DEFAULT)}",
+            f"unknown keys {quote(sorted(map(str, unknown)))}; allowed: {sorted(allowed)}",
         )
     cols.update(mapping or {})
     for key, value in cols.items():
@@ -306,7 +307,7 @@ def _layout(fmt: str, mapping: dict | None, source: str) -> _Layout:
     kind = fmt.removeprefix("generic_")
     return _Layout(
         cols["timestamp"], cols["prompt_tokens"], cols["output_tokens"],
-        cols["timestamp_unit"], True, kind,
+        cols["timestamp_unit"], True, kind, conversation=cols.get("conversation"),
     )  # fmt: skip
 
 
@@ -511,8 +512,8 @@ def load_trace(
     except BaseException as exc:  # polars' errors, and its Rust panics (BaseException)
         _reraise_interrupts(exc)
         raise _diagnose_text(path, layout, exc) from None
-    for col in (layout.timestamp, layout.prompt, layout.output):
-        if col not in schema:
+    for col in (layout.timestamp, layout.prompt, layout.output, layout.conversation):
+        if col is not None and col not in schema:
             raise InputError(
                 source, col, f"missing column; file has {quote(list(schema.names())[:8])}"
             )
@@ -559,6 +560,8 @@ def load_trace(
     ]
     if format == "mooncake" and "hash_ids" in schema:
         columns.append(pl.col("hash_ids").cast(pl.List(pl.Int64), strict=False))
+    if layout.conversation is not None:
+        columns.append(pl.col(layout.conversation).cast(pl.String).alias("conversation"))
     year_bad = _year_expr(layout, schema[layout.timestamp])
     if year_bad is not None:
         columns.append(year_bad.alias("bad_date"))
@@ -584,6 +587,9 @@ def load_trace(
     if not (frame["t"].dtype.is_numeric() or frame["t"].dtype.is_temporal()):
         # e.g. a JSON object where a timestamp belongs: polars keeps it as a struct
         raise InputError(source, layout.timestamp, f"not a timestamp: column of {frame['t'].dtype}")
+    for name, col in (("p", layout.prompt), ("o", layout.output)):
+        if not frame[name].dtype.is_numeric():  # e.g. JSON objects: a struct column
+            raise InputError(source, col, f"not a token count: column of {frame[name].dtype}")
     t = _seconds(frame["t"], layout.rebase)
     bad_date = None
     if "bad_date" in frame.columns:
@@ -604,7 +610,10 @@ def load_trace(
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         values = ids.explode().drop_nulls().to_numpy().astype(np.int64)
         meta["hash_ids"] = (offsets, values)
+        meta["hash_block_tokens"] = MOONCAKE_BLOCK_TOKENS
         cached = prefix_cache_hits(offsets, values, prompt, MOONCAKE_BLOCK_TOKENS)
+    if "conversation" in frame.columns:
+        cached = _conversation_prefixes(frame["conversation"], prompt, output, meta)
     del frame
     return Workload(
         arrival_s=arrival_s,
@@ -715,6 +724,22 @@ def _check(path, layout, rows, t, p_series, o_series, bad_date=None) -> None:
         if layout.kind == "parquet":
             raise InputError(source, field, f"row {row(i) + 1}: {reason}")
         raise InputError(source, field, reason, line)
+
+
+def _conversation_prefixes(conversation: pl.Series, prompt, output, meta: dict) -> np.ndarray:
+    """Prefix identity from a conversation column: each row extends its conversation's previous
+    prompt + output (sim/traffic/conversations.py); a row with no id is a conversation of its
+    own. Block ids go to meta; returns the shared infinite-cache count of cached tokens."""
+    from sim.traffic.conversations import CONVERSATION_BLOCK_TOKENS, conversation_hash_ids
+
+    codes = conversation.cast(pl.Categorical).to_physical().cast(pl.Int64)
+    ids = codes.fill_null(-1).to_numpy().astype(np.int64, copy=True)
+    missing = ids < 0
+    ids[missing] = -1 - np.flatnonzero(missing)  # unique per row
+    offsets, values = conversation_hash_ids(ids, prompt, output, CONVERSATION_BLOCK_TOKENS)
+    meta["hash_ids"] = (offsets, values)
+    meta["hash_block_tokens"] = CONVERSATION_BLOCK_TOKENS
+    return prefix_cache_hits(offsets, values, prompt, CONVERSATION_BLOCK_TOKENS)
 
 
 def prefix_cache_hits(

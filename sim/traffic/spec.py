@@ -7,6 +7,7 @@ rates and durations, before anything is allocated.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -15,7 +16,7 @@ from pydantic.dataclasses import dataclass
 from sim.engine.config import CONFIG, MAX_SECONDS, Int, Num, Str
 from sim.traffic.limits import MAX_GAMMA_CV, MAX_REQUESTS, MAX_TOKENS_PER_REQUEST
 
-GENERATORS = ("poisson", "gamma", "diurnal", "mmpp")
+GENERATORS = ("poisson", "gamma", "diurnal", "mmpp", "conversations")
 # Requests one replication may hold and tokens per request: one set of limits (limits.py),
 # checked here from rates before drawing anything.
 MAX_TOKENS = MAX_TOKENS_PER_REQUEST
@@ -25,7 +26,13 @@ GENERATOR_KEYS = {
     "gamma": ("rate_per_s", "duration_s", "cv"),
     "diurnal": ("rate_per_s", "duration_s", "peak_to_trough", "peak_hour", "period_s"),
     "mmpp": ("rates_per_s", "dwell_s", "duration_s"),
-}
+    "conversations": (
+        "rate_per_s", "duration_s", "turns", "think_time_s", "user_tokens",
+        "system_prompt_tokens", "prefix_block_tokens", "max_context_tokens",
+    ),
+}  # fmt: skip
+# Keys a generator may leave out (defaults in sim/traffic/config.py).
+OPTIONAL_KEYS = ("peak_to_trough", "peak_hour", "period_s", "system_prompt_tokens", "prefix_block_tokens", "max_context_tokens")  # fmt: skip
 TRACE_KEYS = ("trace", "format", "model_filter", "columns")
 LENGTH_KEYS = ("prompt_tokens", "output_tokens", "lengths_from")
 TRANSFORM_KEYS = ("window_s", "rate_scale", "time_stretch", "tile_to_s", "sample_frac", "max_requests")  # fmt: skip
@@ -74,8 +81,8 @@ class WorkloadSpec:
     trace: Annotated[Str, Field(min_length=1, description='a file, or "builtin:NAME"')] | None = None  # fmt: skip
     format: Literal["auto", "azure2023", "azure2024", "burstgpt", "mooncake", "generic_csv", "generic_parquet", "generic_jsonl"] | None = None  # fmt: skip
     model_filter: Annotated[Str, Field(min_length=1, description="keep only this model's rows (traces that carry a model column)")] | None = None  # fmt: skip
-    columns: Annotated[dict[Str, Str], Field(description="generic formats: which column holds timestamp, prompt_tokens, output_tokens (and timestamp_unit)")] | None = None  # fmt: skip
-    generator: Annotated[Literal["poisson", "gamma", "diurnal", "mmpp"], Field(description="a synthetic arrival process")] | None = None  # fmt: skip
+    columns: Annotated[dict[Str, Str], Field(description="generic formats: which column holds timestamp, prompt_tokens, output_tokens (and timestamp_unit; optional conversation, a conversation id whose rows extend each other as turns: prefix identity for engine.prefix_cache)")] | None = None  # fmt: skip
+    generator: Annotated[Literal["poisson", "gamma", "diurnal", "mmpp", "conversations"], Field(description='a synthetic arrival process; "conversations": multi-turn conversations whose turns extend their context (prefix identity for engine.prefix_cache)')] | None = None  # fmt: skip
     rate_per_s: Annotated[Rate, Field(description="generators: mean arrival rate")] | None = None  # fmt: skip
     duration_s: Annotated[Duration, Field(description="generators: length of the traffic")] | None = None  # fmt: skip
     cv: Annotated[Num, Field(ge=0.01, le=MAX_GAMMA_CV, description="gamma: coefficient of variation of gaps (1 = Poisson; below 0.01 use a constant rate)")] | None = None  # fmt: skip
@@ -84,7 +91,13 @@ class WorkloadSpec:
     period_s: Annotated[Duration, Field(description="diurnal: period of the cycle (default 86400)")] | None = None  # fmt: skip
     rates_per_s: Annotated[list[Annotated[Num, Field(ge=0, le=1e6)]], Field(min_length=1, max_length=1000, description="mmpp: the rate of each state")] | None = None  # fmt: skip
     dwell_s: Annotated[list[Duration], Field(min_length=1, max_length=1000, description="mmpp: mean time in each state")] | None = None  # fmt: skip
-    prompt_tokens: Annotated[LengthSpec, Field(description="generators: prompt length distribution")] | None = None  # fmt: skip
+    turns: Annotated[LengthSpec, Field(description="conversations: turns per conversation")] | None = None  # fmt: skip
+    think_time_s: Annotated[Num, Field(ge=0, le=MAX_SECONDS, description="conversations: mean (exponential) gap between a turn's arrival and the next; should exceed a turn's response time")] | None = None  # fmt: skip
+    user_tokens: Annotated[LengthSpec, Field(description="conversations: new user tokens each turn after the first adds to the context")] | None = None  # fmt: skip
+    system_prompt_tokens: Annotated[Int, Field(ge=0, le=MAX_TOKENS, description="conversations: a system prompt every conversation starts with, shared by all (default 0)")] | None = None  # fmt: skip
+    prefix_block_tokens: Annotated[Int, Field(ge=1, le=4096, description="conversations: tokens per prefix block hash the generator writes (default 16, vLLM's block)")] | None = None  # fmt: skip
+    max_context_tokens: Annotated[Int, Field(ge=2, le=MAX_TOKENS, description="conversations: a conversation ends before a turn's prompt + output would pass this (default 32768)")] | None = None  # fmt: skip
+    prompt_tokens: Annotated[LengthSpec, Field(description="generators: prompt length distribution (conversations: the first turn's user tokens, after the system prompt)")] | None = None  # fmt: skip
     output_tokens: Annotated[LengthSpec, Field(description="generators: output length distribution")] | None = None  # fmt: skip
     lengths_from: Annotated[Str, Field(min_length=1, description="generators: resample (prompt, output) pairs from this trace")] | None = None  # fmt: skip
     window_s: Annotated[list[Annotated[Num, Field(ge=0, le=MAX_SECONDS)]], Field(min_length=2, max_length=2, description="[start, end]: keep this slice of the trace")] | None = None  # fmt: skip
@@ -110,6 +123,8 @@ class WorkloadSpec:
             what = "a `trace`"
         else:
             allowed |= {"generator", *GENERATOR_KEYS[self.generator], *LENGTH_KEYS}
+            if self.generator == "conversations":
+                allowed.discard("lengths_from")  # turns need separate first and later lengths
             what = f"generator {self.generator!r}"
         for key in given:
             if key not in allowed:
@@ -122,7 +137,7 @@ class WorkloadSpec:
 
     def _check_generator(self) -> None:
         for key in GENERATOR_KEYS[self.generator]:
-            optional = key in ("peak_to_trough", "peak_hour", "period_s")
+            optional = key in OPTIONAL_KEYS
             if getattr(self, key) is None and not optional:
                 raise ValueError(f"{key}: required for generator {self.generator!r}")
         if self.lengths_from is not None:
@@ -149,6 +164,10 @@ class WorkloadSpec:
             if self.generator == "diurnal":
                 rate *= 2 * (self.peak_to_trough or 3.0) / (1 + (self.peak_to_trough or 3.0))
             n = rate * self.duration_s
+            if self.generator == "conversations":
+                t = self.turns
+                mean = t.value if t.value is not None else t.median * math.exp(t.sigma**2 / 2)
+                n *= min(mean, t.max or math.inf)
         else:
             n = float(trace_requests or 0)
         if self.rate_scale is not None:

@@ -52,6 +52,16 @@ CASES = {
         "fleet.own-a40.gpu_price_usd=4500",
     ],
     "diurnal_day": ["workload.rate_per_s=0.1", *API_70B, *LAMBDA_8XH100],
+    "agent_conversations": [
+        "workload.duration_s=600",
+        "fleet.api-deepseek.price_usd_per_mtok_input=0.28",
+        "fleet.api-deepseek.price_usd_per_mtok_output=0.42",
+        "fleet.api-deepseek.price_usd_per_mtok_cached_input=0.028",
+        "fleet.api-haiku.price_usd_per_mtok_input=1.0",
+        "fleet.api-haiku.price_usd_per_mtok_output=5.0",
+        "fleet.api-haiku.price_usd_per_mtok_cached_input=0.1",
+        "fleet.api-haiku.price_usd_per_mtok_cache_write=1.25",
+    ],
     "week_at_scale": [
         'scenario.engine_path="exact"',  # tests/engine/test_run_streaming.py checks the other
         "workload.tile_to_s=3600",
@@ -83,6 +93,16 @@ FIGURES = {
 }
 
 
+# Prompt-cache figures, kept where a fleet reports them (engine.prefix_cache, API caching).
+CACHE_FIGURES = (
+    "prefix_hit_rate_tokens",
+    "prefix_hit_rate_requests",
+    "prefix_evictions",
+    "cached_input_tokens",
+    "cache_write_tokens",
+)
+
+
 def _sig(value, digits: int = 4):
     if value is None or value == 0 or not math.isfinite(value):
         return value
@@ -102,6 +122,7 @@ def key_figures(summary: dict) -> dict:
             f["name"]: {
                 "meets_slo": f["meets_slo"],
                 **{k: _sig(_dig(f, p)) for k, p in FIGURES.items()},
+                **{k: _sig(f[k]["mean"]) for k in CACHE_FIGURES if k in f},
             }
             for f in summary["fleets"]
         },
