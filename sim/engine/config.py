@@ -376,6 +376,8 @@ def _check_pools(cfg):
             raise ValueError(f"{which}: spot preemptions are not modelled in a disaggregated fleet (docs/disaggregation.md)")  # fmt: skip
         if getattr(pool, "overflow", None) is not None:
             raise ValueError("overflow: not modelled for a disaggregated fleet (docs/disaggregation.md)")  # fmt: skip
+        if pool.engine.prefix_cache is True:
+            raise ValueError(f"{which}.engine.prefix_cache: per-replica prefix caches are not modelled in a disaggregated fleet yet (docs/disaggregation.md)")  # fmt: skip
     return cfg
 
 

@@ -223,6 +223,11 @@ class DisaggFleet:
     def start_arrivals(self) -> None:
         self.prefill.start_arrivals()
 
+    def prefix_cache_meta(self) -> dict | None:
+        """The prefill pool's: prompts are computed (or found cached) there; the decode pool is
+        sent the whole KV. Per-replica caches are refused on disaggregated fleets (config)."""
+        return self.prefill.prefix_cache_meta()
+
     def settle(self, end: float) -> None:
         """At the end of a run: merged steps' busy time, and the per-pool facts the run's table
         takes from the pools (admission to prefill, restarts in either pool)."""
