@@ -16,6 +16,7 @@ import simpy
 from simpy.events import NORMAL, URGENT
 
 from sim.engine.accounting import WindowSums
+from sim.engine.events import EventLog
 from sim.engine.replica import Due, ExpReplica, Replica, schedule_at
 from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import DROPPED, OK
@@ -81,6 +82,7 @@ class GpuFleet:
             table.resume_gen = self.resume_gen
         self.done = env.event()
         self.log: list[tuple[float, str, int]] = []  # (time, what, replica id) for tests/reports
+        self.events = EventLog()
         self.n_arrived = 0
         self._chunks = None  # a streamed workload's remaining chunks (start_stream_arrivals)
         self._rr = 0
@@ -103,8 +105,11 @@ class GpuFleet:
         self.routable.append(rep)
         self.log.append((self.env.now, "warm", rep.rid))
         pending = self.pending
+        waits, arrival_s, now = self.events.cold_start_waits, self.table.arrival_s, self.env.now
         while pending and rep.state == "warm":
-            self.route(pending.popleft())
+            i = pending.popleft()
+            waits.append(now - arrival_s[i])  # it arrived with no replica warm
+            self.route(i)
 
     def drain(self, rep) -> None:
         """Stop routing to `rep`, move its queue elsewhere; it retires once its batch is done."""
@@ -131,6 +136,15 @@ class GpuFleet:
 
     def on_stop(self, rep) -> None:
         """Billing hook for subclasses."""
+
+    def evicted(self, i: int, kv_full: bool) -> None:
+        """Request `i` lost its place in a running batch and will be recomputed: because the KV
+        cache was full (a preemption) or because its replica was killed."""
+        attempts = self.table.attempts
+        attempts[i] += 1
+        if kv_full:
+            self.events.add("preemptions", self.env.now)
+        self.events.evicted(int(attempts[i]))
 
     # -- requests ----------------------------------------------------------------------------
     def start_arrivals(self) -> None:

@@ -105,6 +105,8 @@ class Replica:
         self._jump: tuple = ()
         self._done = 0  # steps of the jump in progress (fewer once it is cut short)
         self._head_open = False  # a merged prefill step's busy time is not recorded yet
+        self.seq_s = 0.0  # running sequences x seconds, over steps and jumps (batch occupancy)
+        self.kv_s = 0.0  # KV tokens held x seconds (KV occupancy)
 
     # -- interface used by the fleet -------------------------------------------------------------
     @property
@@ -195,6 +197,8 @@ class Replica:
         self._busy_t1_add(now)
         if len(self._busy_t1) >= self._busy_chunk:
             self._busy_spread()
+        self.seq_s += len(self.running) * (now - start)
+        self.kv_s += self.kv_used * (now - start)
         self._apply_step(chunks, n_dec, now)
         self._run()
 
@@ -252,6 +256,9 @@ class Replica:
             self._busy_t1_add(self.env.now)
         if len(self._busy_t1) >= self._busy_chunk:
             self._busy_spread()
+        took = self.env.now - (start if head is None else head)
+        self.seq_s += len(self.running) * took
+        self.kv_s += (self.kv_used + n * done / 2) * took
         self.steps = steps = self.steps + done
         self.dec_ctx += n * done
         self.kv_used += n * done
@@ -550,7 +557,7 @@ class Replica:
             self.prefilling.remove(i)
             self.kv_used -= self.ctx.pop(i)
             del self.todo[i]
-        self.table.attempts[i] += 1
+        self.fleet.evicted(i, kv_full=requeue)  # a kill evicts without requeueing here
         if requeue:
             self.waiting.appendleft(i)
 
@@ -629,7 +636,7 @@ class ExpReplica:
         self.state = "dead"
         lost = [self.current] if self.busy else []
         for i in lost:
-            self.table.attempts[i] += 1
+            self.fleet.evicted(i, kv_full=False)
         self.busy = False
         if self.process is not None and self.process.is_alive:
             self.process.interrupt(KILL)

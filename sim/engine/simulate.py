@@ -18,6 +18,7 @@ from sim.engine.config import (
     CloudFleetConfig,
     SelfHostedFleetConfig,
 )
+from sim.engine.events import api_event_counts, event_counts, no_window_events, utilisation
 from sim.engine.requests import RequestTable
 from sim.engine.result import OK, FleetResult
 from sim.engine.self_hosted import SelfHostedFleet
@@ -161,6 +162,16 @@ def simulate_fleet(
     share[api_idx] += api_cost
     if progress is not None:
         progress(1.0)
+    meta = {**_meta(fleet, end), **_overrun(span_s, work_end, overrun)}
+    meta["event_counts"] = event_counts(fleet)
+    own_ok = (table.status == OK) & (table.served_by == 0)
+    out_tokens = float(table.output_tokens[own_ok].sum())
+    meta["utilisation"] = utilisation(
+        fleet,
+        edges,
+        out_tokens,
+        mean_context(float(table.prompt_tokens[own_ok].sum()), out_tokens, int(own_ok.sum())),
+    )
     return _result(
         cfg,
         table,
@@ -172,7 +183,8 @@ def simulate_fleet(
         throttle_s,
         parts,
         served_by=table.served_by if overflow is not None else None,
-        meta={**_meta(fleet, end), **_overrun(span_s, work_end, overrun)},
+        meta=meta,
+        events=fleet.events.per_window(edges),
     )
 
 
@@ -241,6 +253,7 @@ def _simulate_api(cfg, table, rng, window_s, horizon_s, progress, span_s) -> Fle
         "price_usd_per_mtok_cached_input": fleet.price_cached,
         "end_s": end,
         **_overrun(span_s, work_end, overrun),
+        "event_counts": api_event_counts(fleet, end),
     }
     return _result(
         cfg,
@@ -254,6 +267,7 @@ def _simulate_api(cfg, table, rng, window_s, horizon_s, progress, span_s) -> Fle
         parts,
         served_by=None,
         meta=meta,
+        events=no_window_events(n_w),
     )
 
 
@@ -312,8 +326,27 @@ def _meta(fleet, end: float) -> dict:
     return meta
 
 
+def mean_context(prompt_tokens: float, output_tokens: float, requests: int) -> float:
+    """The mean KV context of a decoding sequence, prompt plus half the output, from the token
+    sums of `requests` completed requests (NaN without any)."""
+    if requests <= 0:
+        return float("nan")
+    return (prompt_tokens + output_tokens / 2) / requests
+
+
 def _result(
-    cfg, table, edges, window_cost, share, replicas, util, throttle_s, parts, served_by, meta
+    cfg,
+    table,
+    edges,
+    window_cost,
+    share,
+    replicas,
+    util,
+    throttle_s,
+    parts,
+    served_by,
+    meta,
+    events,
 ) -> FleetResult:
     ts = build_timeseries(
         edges,
@@ -324,8 +357,10 @@ def _result(
         status=table.status,
         cost_usd=window_cost,
         replicas=replicas,
-        gpu_util=util,
+        busy_fraction=util,
         throttle_s=throttle_s,
+        events=events,
+        output_tokens=table.output_tokens,
     )
     return FleetResult(
         name=cfg.name,
