@@ -36,7 +36,8 @@ def summary_table(summary: RunSummary) -> Table:
         title=f"{summary.scenario}: {n} replication{'s' if n != 1 else ''}{span_text}, prices as of {summary.price_as_of}",
         caption="$/month: the simulated span's cost rate x 730 h; $/Mtok: cost over input + output "
         "tokens served; uncertain: the SLO verdict flips when step times move across the serving "
-        "model's held-out error",
+        "model's held-out error; windows: those whose per-window latency percentiles broke the SLO "
+        "(of the windows where requests finished); figures per replication, mean over them",
     )
     for header in (
         "fleet",
@@ -67,16 +68,62 @@ def summary_table(summary: RunSummary) -> Table:
             _num(f.latency("tpot", "p99"), "{:.3f} s"),
             _num(f.latency("e2e", "p99"), "{:.1f} s"),
             _num(f.success_rate.mean, "{:.1%}"),
-            _verdict(f.meets_slo, failed, f.slo_robust),
+            _verdict(f.meets_slo, failed, f.slo_robust, f.slo_windows),
         )
     return table
 
 
-def _verdict(meets: bool, failed: list[str], robust: str | None) -> str:
+def _verdict(meets: bool, failed: list[str], robust: str | None, windows=None) -> str:
     text = "[green]met[/green]" if meets else f"[red]missed[/red] ({', '.join(failed)})"
     if robust == "uncertain":
         text += " [yellow]uncertain[/yellow]"  # the verdict flips within the model's error
+    if windows is not None and windows.missed > 0:
+        # A run can meet its SLO overall and still break it in some windows (a cold start).
+        text += f"\n[yellow]{windows.text()}[/yellow]"
     return text
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def fleet_lines(summary: RunSummary) -> list[str]:
+    """Under the table, per GPU fleet: how full it was and what happened to it (events that
+    did not happen are left out)."""
+    lines = []
+    for f in summary.fleets:
+        u = f.utilisation
+        if u is not None:
+            rate = ""
+            if u.output_tokens_per_s is not None and u.capacity_output_tokens_per_s:
+                rate = (
+                    f", {u.output_tokens_per_s:,.0f} of {u.capacity_output_tokens_per_s:,.0f} "
+                    f"output tok/s ({u.output_tokens_per_s / u.capacity_output_tokens_per_s:.0%})"
+                )
+            lines.append(
+                f"utilisation: {f.name}: busy {_pct(u.busy_fraction)}, batch "
+                f"{_pct(u.batch_occupancy)}, KV {_pct(u.kv_occupancy)}{rate}"
+            )
+        happened = [
+            f"{value:,.3g} {label}"
+            for label, value in (
+                ("scale-ups", f.events.scale_up),
+                ("scale-downs", f.events.scale_down),
+                ("cold starts", f.events.cold_starts),
+                ("preemptions", f.events.preemptions),
+                ("recomputes", f.events.recomputes),
+                ("spot kills", f.events.spot_kills),
+                ("throttled", f.events.throttled),
+                ("retries", f.events.retries),
+            )
+            if value
+        ]
+        wait = f.events.cold_start_wait_s_p99
+        if wait is not None:
+            happened.append(f"p99 wait on a cold start {wait:,.1f} s")
+        if happened:
+            lines.append(f"events: {f.name}: " + ", ".join(happened))
+    return lines
 
 
 def verdict(summary: RunSummary) -> str:
@@ -204,6 +251,8 @@ def run_command(
     for line in out.summary.warnings:
         stdout.print(line, markup=False)
     stdout.print(summary_table(out.summary))
+    for line in fleet_lines(out.summary):
+        stdout.print(line, markup=False)
     stdout.print(verdict(out.summary))
     for fleet in out.summary.fleets:
         note = fleet.prices.get("note")

@@ -15,7 +15,7 @@ from sim.report.html import write_report
 from sim.report.rundir import load_run
 from sim.report.synthetic import write_synthetic_run
 
-RUN_CHARTS = {"cost", "cumulative_cost", "latency", "replicas", "gpu_util"}
+RUN_CHARTS = {"cost", "cumulative_cost", "latency", "replicas", "events", "busy_fraction"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
