@@ -267,10 +267,8 @@ def run_command(
         if fleet.slo_windows is not None and fleet.slo_windows.missed > 0:
             stdout.print(f"flag: {fleet.name}: {fleet.slo_windows.text()}", markup=False)
     stdout.print(verdict(out.summary))
-    for fleet in out.summary.fleets:
-        note = fleet.prices.get("note")
-        if note:
-            stdout.print(f"note: {fleet.name}: {note}")
+    for name, note in out.summary.notes():
+        stdout.print(f"note: {name}: {note}", markup=False)
     stdout.print(f"run directory: {out.run_dir}")
     if out.recorded:
         stdout.print(f"recorded as run_id {out.run_id}")

@@ -122,6 +122,7 @@ def run_replication(
         if progress is not None:
             progress(1, len(scenario.fleets))
     about = {"name": workload.name, "requests": len(workload), "duration_s": workload.duration_s}
+    about["cached_prompt_tokens"] = int(np.sum(workload.cached_prompt_tokens))
     return ReplicationResult(replication, fleets, about)
 
 

@@ -185,6 +185,9 @@ def summarize(scenario, reps, *, seed: int | None = None, warnings=()) -> RunSum
         name=names[0] if len(names) == 1 else names,
         requests=stat([rep.workload.get("requests", math.nan) for rep in reps]),
         duration_s=stat([rep.workload.get("duration_s", math.nan) for rep in reps]),
+        cached_prompt_tokens=stat(
+            [rep.workload.get("cached_prompt_tokens", math.nan) for rep in reps]
+        ),
     )
     return RunSummary(
         scenario=scenario.name,

@@ -318,12 +318,14 @@ class WorkloadSummary:
     name: str | list[str]
     requests: Stat
     duration_s: Stat
+    cached_prompt_tokens: Stat = Stat(None)  # prompt tokens a prefix cache could serve
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "requests": self.requests.to_json(),
             "duration_s": self.duration_s.to_json(),
+            "cached_prompt_tokens": self.cached_prompt_tokens.to_json(),
         }
 
     @classmethod
@@ -333,6 +335,7 @@ class WorkloadSummary:
             data.get("name", ""),
             Stat.from_json(data.get("requests")),
             Stat.from_json(data.get("duration_s")),
+            Stat.from_json(data.get("cached_prompt_tokens")),
         )
 
 
@@ -351,6 +354,20 @@ class RunSummary:
     cheapest_meeting_slo: str | None = None
     warnings: tuple[str, ...] = ()
     step_time_band: tuple[float, float] | None = None  # the error band slo_robust was judged on
+
+    def notes(self) -> list[tuple[str, str]]:
+        """(fleet, note) of the price notes that matter to this run: a note about cached-input
+        prices only when the traffic had cached prompt tokens (or it is not known)."""
+        cached = self.workload.cached_prompt_tokens.mean
+        out = []
+        for f in self.fleets:
+            note = f.prices.get("note")
+            if not note:
+                continue
+            if f.prices.get("note_when") == "cached_tokens" and cached is not None and cached <= 0:
+                continue
+            out.append((f.name, str(note)))
+        return out
 
     def fleet(self, name: str) -> FleetSummary:
         for f in self.fleets:

@@ -159,3 +159,23 @@ def test_flat_price_histories_go_to_a_table():
     assert _flat_price_rows([("f: sku", flat)]) == [
         ["f: sku", "usd_per_hour", "2", "2025-01-01", "x"]
     ]
+
+
+def test_cached_input_note_only_when_the_traffic_has_cached_tokens():
+    from sim.summary import RunSummary
+
+    note = {"note": "source has no cached-input price: cached input priced as input", "note_when": "cached_tokens"}  # fmt: skip
+    other = {"note": "something else"}
+
+    def notes(cached):
+        return RunSummary.from_json(
+            {
+                "scenario": "s",
+                "workload": {"cached_prompt_tokens": {"mean": cached}},
+                "fleets": [{"name": "api", "prices": note}, {"name": "b", "prices": other}],
+            }
+        ).notes()
+
+    assert notes(0.0) == [("b", "something else")]
+    assert [n for n, _ in notes(1200.0)] == ["api", "b"]
+    assert [n for n, _ in notes(None)] == ["api", "b"]  # unknown (an old summary): say it
