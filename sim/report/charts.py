@@ -188,7 +188,7 @@ def latency_chart(data: RunData, slo_targets: dict[str, float]) -> Chart | None:
             ax.set_ylim(0, max(seen) * 1.15)  # the SLO line sits inside the frame, not on it
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize="x-small", ncol=2)
+    _figure_legend(fig, [p for ax in axes for p in zip(*ax.get_legend_handles_labels(), strict=True)])  # fmt: skip
     axes[-1].set_xlabel(xlabel)
     title = "Latency percentiles over time"
     caption = (
@@ -246,6 +246,7 @@ def events_chart(data: RunData, flags: dict[str, str] | None = None) -> Chart | 
     )
     divisor, xlabel = _time_axis(max_s)
     fig, axes = _figure(rows=len(fleets), height=2.2)
+    legend: list = []  # (handle, label) of every panel, shown once beside them
     for ax, fleet in zip(axes, fleets, strict=True):
         reps = series(replicas, fleet)
         level = None
@@ -255,19 +256,21 @@ def events_chart(data: RunData, flags: dict[str, str] | None = None) -> Chart | 
             ax.step(
                 x, reps["mean"].to_numpy(), where="post", color=colours[fleet], label="replicas"
             )
-            ax.set_ylim(0, max(1.0, float(reps["mean"].max())) * 1.3)
-        for key, marker, label in EVENT_MARKERS:
+            ax.set_ylim(0, max(1.0, float(reps["mean"].max())) * 1.6)  # room for the strip
+        # Markers in a strip along the top, one row per kind, so coinciding events stay legible.
+        strip = ax.get_xaxis_transform()  # x in data, y in axes fraction
+        for row, (key, marker, label) in enumerate(EVENT_MARKERS):
             part = series(bands[key], fleet)
             if part is None:
                 continue
             part = part.filter(pl.col("mean") > 0)
             if part.is_empty():
                 continue
-            starts = part["window_start_s"].to_list()
-            ys = [level.get(t, 0.0) if level else 0.0 for t in starts]
+            x = (part["window_start_s"] / divisor).to_numpy()
             ax.scatter(
-                [t / divisor for t in starts], ys, marker=marker, s=36, zorder=3,
-                color="black" if key != "spot_kills" else "#d62728", label=label,
+                x, np.full(len(x), 0.93 - 0.09 * row), transform=strip, marker=marker, s=30,
+                zorder=3, color="#d62728" if key == "spot_kills" else "black", label=label,
+                clip_on=False,
             )  # fmt: skip
         bars = [(k, c, label, series(bands[k], fleet)) for k, c, label in EVENT_BARS]
         bars = [b for b in bars if b[3] is not None and float(b[3]["mean"].fill_null(0).sum()) > 0]
@@ -281,22 +284,31 @@ def events_chart(data: RunData, flags: dict[str, str] | None = None) -> Chart | 
                     width=width / divisor, align="edge", color=colour, alpha=0.35, label=label,
                 )  # fmt: skip
             twin.set_ylabel("per window", fontsize="small")
-            twin.legend(loc="upper right", fontsize="x-small")
+            legend += list(zip(*twin.get_legend_handles_labels(), strict=True))
         ax.set_ylabel("replicas" if level else "")
         title = fleet + (f": {flags[fleet]}" if flags.get(fleet) else "")
         ax.set_title(title, fontsize="medium", loc="left")
         ax.grid(alpha=0.3)
-        handles, _ = ax.get_legend_handles_labels()
-        if handles:
-            ax.legend(loc="upper left", fontsize="x-small", ncol=5)
+        legend += list(zip(*ax.get_legend_handles_labels(), strict=True))
+    _figure_legend(fig, legend)
     axes[-1].set_xlabel(xlabel)
     caption = (
-        "Per window, mean across replications: replicas (line), the windows with a scale-up (^), "
-        "scale-down (v), cold start (diamond) or spot kill (X), and KV preemptions and API "
-        "throttles per window (bars, right axis). Fleets that never scale and had no events are "
-        "left out."
+        "Per window, mean across replications: replicas (line); along the top, the windows with a "
+        "scale-up (^), scale-down (v), cold start (diamond) or spot kill (X); KV preemptions and "
+        "API throttles per window (bars, right axis). Fleets that never scale and had no events "
+        "are left out."
     )
     return Chart("events", "Events over time", caption, fig)
+
+
+def _figure_legend(fig: Figure, entries: list) -> None:
+    """One legend for all panels, outside them on the right (inside, it hid lines in one panel
+    or another); `entries` are (handle, label) pairs, the first of each label kept."""
+    seen: dict[str, object] = {}
+    for handle, label in entries:
+        seen.setdefault(label, handle)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside right upper", fontsize="x-small")
 
 
 def breakeven_chart(df: pl.DataFrame, crossings: list[dict]) -> Chart:

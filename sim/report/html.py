@@ -412,20 +412,19 @@ def _verdict_lines(summary: RunSummary) -> list[dict]:
     return lines
 
 
-def _event_rows(summary: RunSummary) -> tuple[list[str], list[dict]]:
-    """The events table: only the columns some fleet can have."""
+def _event_rows(summary: RunSummary) -> list[dict]:
+    """The events table, one row per event (fleets as columns: it stays narrow); events no fleet
+    of this run can have are left out."""
     from sim.summary.records import FleetEvents
 
-    names = [f.name for f in fields(FleetEvents)]
-    names = [n for n in names if any(getattr(f.events, n) is not None for f in summary.fleets)]
     rows = []
-    for f in summary.fleets:
-        cells = []
-        for n in names:
-            value = getattr(f.events, n)
-            cells.append(fmt_s(value) if n.endswith("_s_p99") else fmt_num(value))
-        rows.append({"name": f.name, "cells": cells})
-    return names, rows
+    for field in fields(FleetEvents):
+        values = [getattr(f.events, field.name) for f in summary.fleets]
+        if all(v is None for v in values):
+            continue
+        fmt = fmt_s if field.name.endswith("_s_p99") else fmt_num
+        rows.append({"name": field.name, "cells": [fmt(v) for v in values]})
+    return rows
 
 
 def _utilisation_rows(summary: RunSummary) -> list[dict]:
@@ -474,7 +473,6 @@ def _context(
         }
     slo_headers, slo_rows = _slo_table(summary) if summary else ([], [])
     breakdown = list(dict.fromkeys(k for f in summary.fleets for k in f.cost_breakdown_usd)) if summary else []  # fmt: skip
-    event_columns, event_rows = _event_rows(summary) if summary else ([], [])
     latency_columns = [
         (label, q)
         for label, q in LATENCY_COLUMNS
@@ -501,8 +499,7 @@ def _context(
         "prices": _price_rows(data.prices) if data.prices else [],
         "flat_prices": _flat_price_rows(flat),
         "verdict_lines": _verdict_lines(summary) if summary else [],
-        "event_columns": event_columns,
-        "event_rows": event_rows,
+        "event_rows": _event_rows(summary) if summary else [],
         "utilisation_rows": _utilisation_rows(summary) if summary else [],
         "tables": _analysis_tables(data),
         "charts": rendered,
