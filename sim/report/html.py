@@ -309,7 +309,7 @@ def _price_rows(prices: dict[str, dict]) -> list[dict]:
         detail = ", ".join(
             f"{k} = {v if not isinstance(v, float) else f'{v:.6g}'}"
             for k, v in shown.items()
-            if k not in ("provider", "sku", "region", "term", "source", "valid_from")
+            if k not in ("provider", "sku", "region", "term", "source", "valid_from", "note_when")
             and v is not None
         )
         cells = [
@@ -392,7 +392,8 @@ def _verdict_lines(summary: RunSummary) -> list[dict]:
     order = sorted(summary.fleets, key=lambda f: (f.total_cost_usd.mean is None, f.total_cost_usd.mean or 0))  # fmt: skip
     for f in order:
         cost = f.total_cost_usd.mean
-        parts = [fmt_usd(cost)]
+        month = f.usd_per_month.mean
+        parts = [fmt_usd(cost) + (f" ({fmt_usd(month)} a month)" if ch.finite(month) else "")]
         if f.meets_slo:
             parts.append("meets the SLO")
             if f.name != best and best_cost and cost is not None:
