@@ -95,7 +95,7 @@ def run_fleet(task: tuple[float, int, str]) -> dict:
         on_batch=lambda b: writer.add(0, cfg.name, b),
     )
     writer.close({(0, cfg.name): res.cost_rates()})
-    ts = res.timeseries()
+    ts = res.timeseries
     fig = res.figures()
     return {
         "fleet": cfg.name,

@@ -12,9 +12,11 @@ the same node), never once per task.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
 
@@ -51,8 +53,8 @@ def map_tasks(
 
     backend: "serial" (this process), "process" (a local pool of `workers` processes; one item
     or one worker runs inline), "ray" (one Ray task per item, `num_cpus=1` each).
-    address: Ray only: None starts a local Ray instance for this call (unless this process is
-    already connected, e.g. by `ray.init` in a test), "auto" joins the cluster this machine
+    address: Ray only: None starts a local Ray instance for this process, kept until it exits
+    (unless this process is already connected, e.g. by `ray.init` in a test), "auto" joins the cluster this machine
     belongs to (`ray start --head` / a KubeRay pod), "ray://HOST:10001" connects a Ray client.
     workers: process pool size (default: the CPUs this process may use); ignored by Ray, which
     schedules on every CPU of the cluster.
@@ -71,6 +73,41 @@ def map_tasks(
     if backend == "serial" or workers == 1 or len(items) <= 1:
         return _map_serial(fn, items, shared, progress)
     return _map_process(fn, items, shared, min(workers, len(items)), progress)
+
+
+@dataclass(frozen=True)
+class Executor:
+    """Where a command's tasks run: `--backend`, `--address` and `--workers` in one value.
+
+    Executor("ray", address="auto").map(fn, items, shared=workloads)
+    """
+
+    backend: str = "process"
+    address: str | None = None
+    workers: int | None = None
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise BackendError(
+                f"backend: must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
+        if self.address is not None and self.backend != "ray":
+            raise BackendError("address: only meaningful with backend = 'ray'")
+        if self.workers is not None and self.workers < 1:
+            raise BackendError(f"workers: must be at least 1, got {self.workers}")
+        if self.backend == "ray":
+            ray_module()  # fail now, with how to install it, rather than after the workload is built
+
+    def map(self, fn, items, *, shared: Any = None, progress: Progress | None = None) -> list:
+        return map_tasks(
+            fn,
+            items,
+            shared=shared,
+            backend=self.backend,
+            address=self.address,
+            workers=self.workers,
+            progress=progress,
+        )
 
 
 def _call(fn, shared, item):
@@ -103,7 +140,7 @@ def _pool_context():
     # Not fork: forking a process whose polars/numpy thread pools are running can deadlock. A fork
     # server that has imported the simulator once starts workers faster than spawn.
     ctx = get_context("forkserver")
-    ctx.set_forkserver_preload(["sim.engine", "sim.perf"])
+    ctx.set_forkserver_preload(["sim.run", "sim.engine", "sim.perf", "sim.traffic"])
     return ctx
 
 
@@ -181,37 +218,40 @@ def _ray_task(fn, shared, item):
     return fn(item) if shared is None else fn(shared, item)
 
 
-def _map_ray(fn, items: Sequence, shared, address: str | None, progress) -> list:
+def connect_ray(address: str | None):
+    """The Ray module, connected: to `address`, or to a local Ray started for this process
+    (shut down when the process exits, so the several batches of one command, e.g. a run and
+    its robustness edges, share one start-up). A connection made by the caller is used as is."""
     ray = ray_module()
-    started = False
     if not ray.is_initialized():
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise BackendError(f"address: cannot connect to Ray at {address!r}: {exc}") from exc
-        started = True
+        atexit.register(ray.shutdown)
+    return ray
+
+
+def _map_ray(fn, items: Sequence, shared, address: str | None, progress) -> list:
+    ray = connect_ray(address)
+    remote = ray.remote(num_cpus=1)(_ray_task)
+    shared_ref = ray.put(shared) if shared is not None else None
+    fn_ref = ray.put(fn)
+    refs = [remote.remote(fn_ref, shared_ref, item) for item in items]
+    position = {ref: k for k, ref in enumerate(refs)}
+    out: list = [None] * len(items)
+    pending = list(refs)
+    done_count = 0
     try:
-        remote = ray.remote(num_cpus=1)(_ray_task)
-        shared_ref = ray.put(shared) if shared is not None else None
-        fn_ref = ray.put(fn)
-        refs = [remote.remote(fn_ref, shared_ref, item) for item in items]
-        position = {ref: k for k, ref in enumerate(refs)}
-        out: list = [None] * len(items)
-        pending = list(refs)
-        done_count = 0
-        try:
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                for ref in ready:
-                    out[position[ref]] = ray.get(ref)
-                    done_count += 1
-                    if progress is not None:
-                        progress(done_count, len(items))
-        except BaseException:
-            for ref in pending:
-                ray.cancel(ref)
-            raise
-        return out
-    finally:
-        if started:
-            ray.shutdown()
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                out[position[ref]] = ray.get(ref)
+                done_count += 1
+                if progress is not None:
+                    progress(done_count, len(items))
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref)
+        raise
+    return out

@@ -6,16 +6,13 @@ changes.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sim.advise.constraints import AdviseConstraints
-from sim.errors import InputError
 
 
 def load_question(path: Path | str, overrides: Sequence[str] = ()):
@@ -86,48 +83,25 @@ def first_workload(scenario, seed: int):
     )
 
 
-def _job(scenario, fleet, replication: int, seed: int, n: int):
-    """One fleet, one replication: a one-fleet copy of the scenario through `sim run`'s code, so
-    every candidate sees the same workload draw and the same fleet stream (common random numbers)."""
-    from sim.run import run_replication
-
-    seqs = np.random.SeedSequence(seed).spawn(n)
-    cpu0 = time.process_time()
-    try:
-        rep = run_replication(
-            with_fleets(scenario, [fleet]), replication, seed_seq=seqs[replication]
-        )
-    except InputError as exc:  # InputError does not pickle; it travels back as fields
-        return ("input_error", exc.source, exc.field, exc.reason, exc.line)
-    return rep, time.process_time() - cpu0
-
-
-def simulate(scenario, fleets: Sequence[Any], *, n: int, seed: int, workers: int = 1):
+def simulate(
+    scenario, fleets: Sequence[Any], *, n: int, seed: int, workers: int = 1, executor=None
+):
     """Simulate every fleet for `n` replications; returns (the `RunSummary` `sim run` makes,
-    per-fleet lists of FleetResult by replication, CPU seconds the jobs took). Jobs are (fleet,
-    replication) pairs spread over a process pool; the results do not depend on `workers`."""
-    from sim.run.replications import ReplicationResult, _pool_context
+    per-fleet lists of FleetResult by replication, CPU seconds the tasks took). Tasks are (fleet,
+    replication) pairs on `executor` (default: a local pool of `workers` processes); every fleet
+    is driven by the same stream (common random numbers across candidates), so the results do
+    not depend on the executor or on which candidates share a batch."""
+    from sim.backends import Executor
+    from sim.run.replications import simulate_batch
     from sim.summary import summarize
 
-    jobs = [(k, r) for k in range(len(fleets)) for r in range(n)]
-    if workers <= 1 or len(jobs) <= 1:
-        outs = [_job(scenario, fleets[k], r, seed, n) for k, r in jobs]
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-            futures = [pool.submit(_job, scenario, fleets[k], r, seed, n) for k, r in jobs]
-            outs = [f.result() for f in futures]
-    for out in outs:
-        if isinstance(out, tuple) and out and out[0] == "input_error":
-            raise InputError(out[1], out[2], out[3], line=out[4])
-    by = {job: out[0] for job, out in zip(jobs, outs, strict=True)}
-    cpu_s = sum(out[1] for out in outs)
-    reps = [
-        ReplicationResult(
-            r, [by[(k, r)].fleets[0] for k in range(len(fleets))], by[(0, r)].workload
-        )
-        for r in range(n)
-    ]
-    summary = summarize(with_fleets(scenario, fleets), reps, seed=seed)
+    if executor is None:
+        executor = Executor("serial" if workers <= 1 else "process", workers=max(1, workers))
+    together = with_fleets(scenario, fleets)
+    (reps,), cpu_s = simulate_batch(
+        [together], n=n, seed=seed, executor=executor, common_stream=True
+    )
+    summary = summarize(together, reps, seed=seed)
     results = [[rep.fleets[k] for rep in reps] for k in range(len(fleets))]
     return summary, results, cpu_s
 

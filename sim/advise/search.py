@@ -80,8 +80,10 @@ def advise(
     warehouse: Any = None,
     db_path: str | None = None,
     progress: Callable[[str], None] | None = None,
+    executor: Any = None,
 ) -> Advice:
-    """The whole search for the scenario file at `path`."""
+    """The whole search for the scenario file at `path`; the shortlist's simulations run on
+    `executor` (a `sim.backends.Executor`; default: a local pool of `workers` processes)."""
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     scenario, c = bridge.load_question(path, overrides)
@@ -99,7 +101,7 @@ def advise(
         f"(prices and step model loaded in {seconds['read']:.2f} s)"
     )
 
-    simulate = CandidateSimulator(scenario, n_reps, seed, workers, say)
+    simulate = CandidateSimulator(scenario, n_reps, seed, workers, say, executor)
     shortlist_n = top if top is not None else c.shortlist
     outcomes = search(cands, simulate, shortlist_n)
     t_sim = time.perf_counter()
@@ -129,9 +131,9 @@ class CandidateSimulator:
     """Simulates candidates with the scenario's workload, `n_reps` replications from `seed`;
     `cpu_s` adds up the CPU seconds of every simulation job."""
 
-    def __init__(self, scenario, n_reps: int, seed: int, workers: int, say=None):
+    def __init__(self, scenario, n_reps: int, seed: int, workers: int, say=None, executor=None):
         self.scenario, self.n_reps, self.seed, self.workers = scenario, n_reps, seed, workers
-        self.say = say
+        self.say, self.executor = say, executor
         self.cpu_s = 0.0
 
     def __call__(self, batch: list[Candidate]) -> list[Outcome]:
@@ -139,7 +141,12 @@ class CandidateSimulator:
         if self.say is not None:
             self.say(f"simulating {len(batch)} candidates x {self.n_reps} replications")
         summary, results, cpu_s = bridge.simulate(
-            self.scenario, fleets, n=self.n_reps, seed=self.seed, workers=self.workers
+            self.scenario,
+            fleets,
+            n=self.n_reps,
+            seed=self.seed,
+            workers=self.workers,
+            executor=self.executor,
         )
         self.cpu_s += cpu_s
         return [_outcome(entry, res) for entry, res in zip(summary.fleets, results, strict=True)]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from sim.analysis.runner import Evaluate, base_rate_scale, simulate_summary
+from sim.analysis.runner import Evaluate, base_rate_scale, evaluate_all, simulate_summary
 from sim.analysis.summary import verdict_rows
 from sim.errors import InputError
 from sim.scenario import Scenario
@@ -62,14 +62,13 @@ def breakeven(
     6x). The same seed at every scale gives common random numbers across the sweep.
     """
     base = base_rate_scale(scenario)
+    scales = sorted(scales)
+    variants = [scenario.varied([f"workload.rate_scale={base * s!r}"]) for s in scales]
+    summaries = evaluate_all(
+        evaluate, variants, seed=seed, replications=replications, workers=workers
+    )
     rows = []
-    for scale in sorted(scales):
-        summary = evaluate(
-            scenario.varied([f"workload.rate_scale={base * scale!r}"]),
-            seed=seed,
-            replications=replications,
-            workers=workers,
-        )
+    for scale, summary in zip(scales, summaries, strict=True):
         rows += verdict_rows(summary, scale=float(scale), rate_scale=base * scale)
     return pl.DataFrame(rows, infer_schema_length=None)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sim.analysis.runner import Evaluate, simulate_summary
+from sim.analysis.runner import Evaluate, evaluate_all, simulate_summary
 from sim.analysis.summary import verdict_rows
 from sim.errors import InputError
 from sim.scenario import Scenario
@@ -77,14 +77,12 @@ def replay(
     evaluate: Evaluate = simulate_summary,
 ) -> pl.DataFrame:
     """One row per (price date, fleet), in the given date order, with the verdict at each date."""
+    variants = [scenario.varied([f'scenario.price_as_of="{as_of}"']) for as_of in dates]
+    summaries = evaluate_all(
+        evaluate, variants, seed=seed, replications=replications, workers=workers
+    )
     rows = []
-    for as_of in dates:
-        summary = evaluate(
-            scenario.varied([f'scenario.price_as_of="{as_of}"']),
-            seed=seed,
-            replications=replications,
-            workers=workers,
-        )
+    for as_of, summary in zip(dates, summaries, strict=True):
         prices = {f.name: f.prices for f in summary.fleets}
         for row in verdict_rows(summary, as_of=as_of):
             row["prices_json"] = json.dumps(

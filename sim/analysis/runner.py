@@ -8,35 +8,62 @@ cases with known answers, without running the simulator.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from sim.backends import Executor, default_workers
 from sim.summary import RunSummary
 
 Evaluate = Callable[..., RunSummary]  # (scenario, *, seed, replications, workers) -> RunSummary
 
 
-def simulate_summary(
-    scenario,
-    *,
-    seed: int | None,
-    replications: int | None,
-    workers: int | None,
-    warehouse=None,
-) -> RunSummary:
-    """Run the scenario variant with the real simulator and return its summary.
+@dataclass(frozen=True)
+class Simulate:
+    """The real simulator as an `Evaluate`: prices from `warehouse` (default: the user's, read
+    only) at each variant's `scenario.price_as_of`, tasks on `executor` (default: serial, or a
+    local pool of `workers` processes).
 
-    Prices are resolved from `warehouse` (default: the user's, read-only) at the variant's
-    `scenario.price_as_of`.
-    """
-    from sim.run import default_workers, ensure_prices, run_replications
-    from sim.summary import summarize
+    `many` evaluates several variants as one batch of (variant, replication, fleet) tasks, so a
+    sweep's points run side by side on a process pool or a Ray cluster; the summaries are the
+    same as evaluating the variants one by one."""
 
-    # Resolved here, not inside run_replications, so the summary carries the price provenance.
-    scenario = ensure_prices(scenario, warehouse)
-    n = replications if replications is not None else scenario.replications
-    run_seed = seed if seed is not None else scenario.seed
-    workers = workers if workers is not None else default_workers(n)
-    reps = run_replications(scenario, n=n, seed=run_seed, workers=workers)
-    return summarize(scenario, reps, seed=run_seed)
+    warehouse: Any = None
+    executor: Executor | None = None
+
+    def __call__(self, scenario, *, seed, replications, workers) -> RunSummary:
+        (summary,) = self.many([scenario], seed=seed, replications=replications, workers=workers)
+        return summary
+
+    def many(self, scenarios, *, seed, replications, workers) -> list[RunSummary]:
+        from sim.run import ensure_prices
+        from sim.run.replications import simulate_batch
+        from sim.summary import summarize
+
+        # Resolved here, not inside the tasks, so each summary carries its price provenance.
+        priced = [ensure_prices(sc, self.warehouse) for sc in scenarios]
+        ns = [replications if replications is not None else sc.replications for sc in priced]
+        seeds = [seed if seed is not None else sc.seed for sc in priced]
+        executor = self.executor
+        if executor is None:
+            tasks = sum(k * len(sc.fleets) for k, sc in zip(ns, priced, strict=True))
+            n_workers = workers if workers is not None else min(tasks, default_workers())
+            executor = Executor("serial" if n_workers == 1 else "process", workers=n_workers)
+        batch, _cpu = simulate_batch(priced, n=ns, seed=seeds, executor=executor)
+        return [
+            summarize(sc, reps, seed=sd) for sc, reps, sd in zip(priced, batch, seeds, strict=True)
+        ]
+
+
+simulate_summary = Simulate()
+
+
+def evaluate_all(evaluate: Evaluate, scenarios, **options) -> list[RunSummary]:
+    """Every variant's summary: in one batch when the evaluator can (`Simulate.many`), else one by
+    one (a test's fake)."""
+    many = getattr(evaluate, "many", None)
+    if many is not None:
+        return many(list(scenarios), **options)
+    return [evaluate(sc, **options) for sc in scenarios]
 
 
 def base_rate_scale(scenario) -> float:

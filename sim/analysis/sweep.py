@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from sim.analysis.runner import Evaluate, simulate_summary
+from sim.analysis.runner import Evaluate, evaluate_all, simulate_summary
 from sim.analysis.summary import verdict_rows
 from sim.errors import InputError
 from sim.scenario import Scenario
@@ -57,12 +57,12 @@ def sweep(
 ) -> list[tuple[dict[str, str], RunSummary]]:
     """(grid point, its summary) for every point, in grid order; each point is a typed copy of
     `scenario` with the point's keys changed."""
-    results = []
-    for point in grid_points(axes):
-        variant = scenario.varied([f"{key}={value}" for key, value in point.items()])
-        summary = evaluate(variant, seed=seed, replications=replications, workers=workers)
-        results.append((point, summary))
-    return results
+    points = grid_points(axes)
+    variants = [scenario.varied([f"{k}={v}" for k, v in point.items()]) for point in points]
+    summaries = evaluate_all(
+        evaluate, variants, seed=seed, replications=replications, workers=workers
+    )
+    return list(zip(points, summaries, strict=True))
 
 
 def sweep_table(results: Sequence[tuple[dict[str, str], RunSummary]]) -> pl.DataFrame:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sim.cli import cli
+from sim.cli.options import executor_options, make_executor
 from sim.errors import InputError
 
 
@@ -126,9 +127,20 @@ def record(advice, db: str | None, run_dir: Path) -> str:
 )
 @click.option("--no-record", is_flag=True, help="Do not record the table in the warehouse.")
 @click.option("--all", "show_all", is_flag=True, help="Show every candidate, not just --top.")
+@executor_options
 @click.pass_context
 def advise_command(
-    ctx, scenario_file, top, as_json, overrides, workers, out_dir, no_record, show_all
+    ctx,
+    scenario_file,
+    top,
+    as_json,
+    overrides,
+    workers,
+    out_dir,
+    no_record,
+    show_all,
+    backend,
+    address,
 ):
     """Search every API provider, cloud GPU offer and purchase option in the warehouse for the
     cheapest way to serve SCENARIO.toml's workload within its SLO.
@@ -150,6 +162,7 @@ def advise_command(
         if value is not None and value < 1:
             raise InputError(name, None, f"must be >= 1, got {value}")
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
+    executor = make_executor(backend, address, workers)
     console = Console(stderr=True)
     db = (ctx.obj or {}).get("db")
     advice = advise(
@@ -159,6 +172,7 @@ def advise_command(
         workers=workers,
         db_path=db,
         progress=lambda msg: console.print(msg),
+        executor=executor,
     )
     run_dir = write_run_dir(advice, out_dir)
     recorded = None if no_record else record(advice, db, run_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import re
 from pathlib import Path
@@ -12,6 +11,7 @@ import click
 import polars as pl
 
 from sim.cli import cli
+from sim.cli.options import executor_options, make_executor
 from sim.errors import InputError
 
 MAX_CHANGES_SHOWN = 20
@@ -46,10 +46,10 @@ def _write_report(ctx: click.Context, out_dir: Path) -> Path:
     return write_report(out_dir, db_path=(ctx.obj or {}).get("db"))
 
 
-def _evaluate(ctx: click.Context):
-    from sim.analysis.runner import simulate_summary
+def _evaluate(ctx: click.Context, executor):
+    from sim.analysis.runner import Simulate
 
-    return functools.partial(simulate_summary, warehouse=_warehouse(ctx))
+    return Simulate(warehouse=_warehouse(ctx), executor=executor)
 
 
 def _out_dir(ctx: click.Context, out: Path | None, kind: str, scenario_file: Path) -> Path:
@@ -77,12 +77,15 @@ def _check_positive(**values: int | None) -> None:
 
 def _point_options(ctx: click.Context, replications, seed, workers) -> dict:
     """What breakeven, sweep and replay pass to every point they evaluate (the common options);
-    opens the --db warehouse, so call it after the command's own arguments are checked."""
+    opens the --db warehouse, so call it after the command's own arguments are checked. The
+    points' tasks run as one batch on --backend (a process pool by default, or Ray)."""
+    params = ctx.params
+    executor = make_executor(params["backend"], params["address"], workers)
     return {
         "seed": seed,
         "replications": replications,
         "workers": workers,
-        "evaluate": _evaluate(ctx),
+        "evaluate": _evaluate(ctx, executor),
     }
 
 
@@ -123,7 +126,7 @@ _common = [
         "-j",
         type=int,
         default=None,
-        help="Processes for each point's replications (default: as `sim run`).",
+        help="Processes for the points' tasks (default: one per core).",
     ),
     click.option(
         "--set",
@@ -144,7 +147,7 @@ _common = [
 def _with_common(func):
     for option in reversed(_common):
         func = option(func)
-    return func
+    return executor_options(func)
 
 
 @cli.command("report")
@@ -225,6 +228,8 @@ def breakeven_cmd(
     workers,
     overrides,
     out,
+    backend,
+    address,
 ) -> None:
     """Sweep a traffic multiplier and report where the cheapest fleet meeting the SLO changes.
 
@@ -285,6 +290,8 @@ def sweep_cmd(
     workers,
     overrides,
     out,
+    backend,
+    address,
 ) -> None:
     """Run every combination of the --grid values; all results in one table (sweep.parquet, the
     warehouse's sim_runs/sim_summaries as runs `sweep-<time>-<point>`, and report.html).
@@ -338,7 +345,16 @@ def sweep_cmd(
 @_with_common
 @click.pass_context
 def replay_cmd(
-    ctx, scenario_file: Path, as_of: str, replications, seed, workers, overrides, out
+    ctx,
+    scenario_file: Path,
+    as_of: str,
+    replications,
+    seed,
+    workers,
+    overrides,
+    out,
+    backend,
+    address,
 ) -> None:
     """Re-cost the same scenario at several price dates and show how the verdict moved.
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sim.cli import cli
+from sim.cli.options import executor_options, make_executor
 from sim.errors import InputError
 from sim.summary import RunSummary, Stat, slo_failures
 
@@ -136,6 +137,17 @@ def fleet_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
+def _rows_note(requests: str) -> str:
+    from sim.engine.rows import parse_requests_option
+
+    mode, n = parse_requests_option(requests)
+    if mode == "none":
+        return "no requests.parquet: --requests none"
+    if mode == "all":
+        return "requests.parquet: every request"
+    return f"requests.parquet: a uniform sample of up to {n:,} requests per fleet and replication"
+
+
 def verdict(summary: RunSummary) -> str:
     slo = ", ".join(f"{k} <= {v:g}" for k, v in summary.slo.targets_s.items())
     rate = f"success >= {summary.slo.min_success_rate:.0%}"
@@ -185,6 +197,16 @@ def verdict(summary: RunSummary) -> str:
     help="Skip re-judging GPU fleets at the edges of the serving model's error (slo_robust).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--requests",
+    "requests",
+    default="sample:100000",
+    show_default=True,
+    metavar="all|sample:N|none",
+    help="Rows of requests.parquet: every request, a uniform sample of N per fleet and "
+    "replication, or no file. Summaries and time series always use every request.",
+)
+@executor_options
 @click.pass_context
 def run_command(
     ctx,
@@ -198,6 +220,9 @@ def run_command(
     no_report,
     no_robust,
     quiet,
+    requests,
+    backend,
+    address,
 ):
     """Simulate SCENARIO.toml against every fleet in it and compare cost and latency.
 
@@ -212,12 +237,19 @@ def run_command(
         sim run scenarios/peak.toml --replications 3 --set workload.rate_scale=2
         sim run scenarios/baseline.toml --set fleet.cloud-8xh100.max_replicas=4 --out runs/try1
     """
+    from sim.engine.rows import parse_requests_option
     from sim.run import run_scenario
     from sim.scenario import load_scenario
 
-    for name, value in (("--replications", replications), ("--workers", workers)):
-        if value is not None and value < 1:
-            raise InputError(name, None, f"must be >= 1, got {value}")
+    if replications is not None and replications < 1:
+        raise InputError("--replications", None, f"must be >= 1, got {replications}")
+    try:
+        parse_requests_option(requests)
+    except ValueError as exc:
+        raise InputError("--requests", None, str(exc).partition(": ")[2]) from None
+    executor = None  # run_scenario's default: one process per core, at most one per task
+    if (backend, address, workers) != ("process", None, None):
+        executor = make_executor(backend, address, workers)
     scenario = load_scenario(scenario_file, list(overrides))
     n = replications or scenario.replications
     console = Console(stderr=True)
@@ -245,6 +277,8 @@ def run_command(
                 db_path=db,
                 robust=not no_robust,
                 progress=lambda done, _total: bar.advance(task, done),
+                executor=executor,
+                requests=requests,
             )
     else:
         out = run_scenario(
@@ -256,6 +290,8 @@ def run_command(
             record=not no_record,
             db_path=db,
             robust=not no_robust,
+            executor=executor,
+            requests=requests,
         )
     stdout = Console(width=CONSOLE_WIDTH)
     for line in out.summary.warnings:
@@ -269,7 +305,7 @@ def run_command(
     stdout.print(verdict(out.summary))
     for name, note in out.summary.notes():
         stdout.print(f"note: {name}: {note}", markup=False)
-    stdout.print(f"run directory: {out.run_dir}")
+    stdout.print(f"run directory: {out.run_dir} ({_rows_note(requests)})")
     if out.recorded:
         stdout.print(f"recorded as run_id {out.run_id}")
     if not no_report:

@@ -203,6 +203,22 @@ def _with_cost(table: pa.Table, costs: dict) -> pa.Table:
     return table.set_column(table.schema.get_field_index("cost_usd"), "cost_usd", pa.array(cost))
 
 
+def request_sample(df, n: int, *, seed: int):
+    """Rows of a requests frame (columns replication, fleet, request, ...) kept by "sample:N":
+    per fleet and replication the `n` requests with the smallest keys, the sample a
+    `RequestRowWriter` keeps from the same requests, in request order."""
+    import polars as pl
+
+    parts = []
+    for (rep, fleet), part in df.group_by(["replication", "fleet"], maintain_order=True):
+        if part.height > n:
+            keys = _request_keys(seed, int(rep), str(fleet), part["request"].to_numpy())
+            keep = np.sort(np.argpartition(keys, n - 1)[:n])
+            part = part[keep]
+        parts.append(part)
+    return pl.concat(parts) if parts else df
+
+
 def _concat(a: RequestBatch, b: RequestBatch) -> RequestBatch:
     fields = {}
     for k, v in a.__dict__.items():

@@ -61,6 +61,7 @@ class StreamResult:
     throttled: np.ndarray
     meta: dict = field(default_factory=dict)
     events: dict[str, np.ndarray] = field(default_factory=dict)  # WINDOW_EVENTS per window
+    rows: bytes | None = None  # this fleet's request rows as Parquet bytes (set by the run)
 
     @property
     def total_cost_usd(self) -> float:
@@ -70,13 +71,14 @@ class StreamResult:
     def cost_breakdown_usd(self) -> dict[str, float]:
         return {k: float(v.sum()) for k, v in self.parts.items()}
 
-    def figures(self) -> dict:
+    def figures(self, span_s: float = float("nan")) -> dict:
         """The figures `sim.summary.replication_figures` gives for this fleet and replication."""
-        return self.aggregate.figures(self.total_cost_usd)
+        return self.aggregate.figures(self.total_cost_usd, span_s)
 
     def cost_rates(self) -> CostRates:
         return self.aggregate.cost_rates(self.edges, self.window_cost)
 
+    @property
     def timeseries(self):
         """One row per window, columns `TIMESERIES_COLUMNS` (as `FleetResult.timeseries`)."""
         edges = self.edges

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import io
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from sim.engine.result import STATUS_NAMES, TIMESERIES_COLUMNS
 from sim.errors import InputError
@@ -135,6 +137,44 @@ def requests_frame(reps) -> pl.DataFrame:
     return pl.concat(frames)
 
 
+def write_requests(path: Path, reps, requests: str, *, seed: int) -> Path | None:
+    """requests.parquet as `requests` asks; the mode is stated in the file's metadata
+    (`infercost.requests`). Streamed fleets bring their rows already chosen (Parquet bytes, one
+    piece per fleet and replication, copied row group by row group); in-memory fleets are
+    sampled here with the same per-request keys (`sim.engine.rows`). None when "none"."""
+    from sim.engine.rows import parse_requests_option, request_sample
+
+    mode, n = parse_requests_option(requests)
+    if mode == "none":
+        return None
+    pieces = [fr.rows for rep in reps for fr in rep.fleets if getattr(fr, "rows", None)]
+    if pieces:
+        first = pq.ParquetFile(io.BytesIO(pieces[0]))
+        with pq.ParquetWriter(path, first.schema_arrow) as out:
+            for piece in pieces:
+                part = pq.ParquetFile(io.BytesIO(piece))
+                for k in range(part.num_row_groups):
+                    out.write_table(part.read_row_group(k))
+        return path
+    df = requests_frame(reps)
+    if mode == "sample":
+        df = request_sample(df, n, seed=seed)
+    table = df.to_arrow()
+    note = (
+        "all requests"
+        if mode == "all"
+        else f"sample:{n} (uniform, per fleet and replication, seed {seed})"
+    )
+    pq.write_table(
+        table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), b"infercost.requests": note.encode()}
+        ),
+        path,
+        write_statistics=False,
+    )
+    return path
+
+
 def timeseries_frame(reps) -> pl.DataFrame:
     frames = []
     for rep in reps:
@@ -221,8 +261,11 @@ def write_run(
     started_at: dt.datetime,
     run_id: str,
     warehouse: str | None = None,
+    requests: str = "all",
 ) -> dict[str, Path]:
-    """Write every output file of a run; returns their paths by short name."""
+    """Write every output file of a run; returns their paths by short name. `requests` says
+    which request rows go into requests.parquet: "all", "sample:N" (per fleet and replication)
+    or "none" (no file)."""
     paths = {
         "config": run_dir / "scenario.resolved.json",
         "requests": run_dir / "requests.parquet",
@@ -232,7 +275,8 @@ def write_run(
     }
     config = resolved_config(scenario, started_at=started_at, run_id=run_id, warehouse=warehouse)
     write_json(paths["config"], config)
-    requests_frame(reps).write_parquet(paths["requests"], statistics=False)
+    if write_requests(paths["requests"], reps, requests, seed=scenario.seed) is None:
+        del paths["requests"]
     ts = timeseries_frame(reps)
     ts.write_parquet(paths["timeseries"], statistics=False)
     bands_frame(ts).write_parquet(paths["bands"], statistics=False)

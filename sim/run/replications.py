@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+import tempfile
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sim.backends import Executor
 from sim.engine.result import FleetResult
+from sim.engine.rows import DEFAULT_REQUESTS
 from sim.errors import InputError
 from sim.scenario import Scenario, make_profile_factory
 from sim.traffic.config import fit_context
@@ -87,6 +90,44 @@ def max_context(model) -> int:
     return int(load_model(model.config or model.name).max_context)
 
 
+def build_replication_workload(
+    scenario: Scenario, seed_seq: np.random.SeedSequence, backend: Backend | None = None
+):
+    """Replication `seed_seq`'s workload (child stream 0), fitted to the model's context."""
+    backend = backend or DEFAULT_BACKEND
+    workload = backend.build_workload(
+        scenario.workload,
+        base_dir=scenario.base_dir,
+        rng=np.random.default_rng(_child(seed_seq, 0)),
+        source=str(scenario.path),
+    )
+    return fit_context(
+        workload, max_context(scenario.model), scenario.model.context_overflow, str(scenario.path)
+    )
+
+
+def simulate_one_fleet(
+    scenario: Scenario,
+    k: int,
+    workload,
+    seed_seq: np.random.SeedSequence,
+    backend: Backend | None = None,
+    stream: int | None = None,
+) -> FleetResult:
+    """Fleet `k` of the scenario against one replication's workload, driven by child stream
+    1 + `stream` (default: 1 + k) of the replication's seed sequence."""
+    backend = backend or DEFAULT_BACKEND
+    return backend.simulate_fleet(
+        scenario.fleets[k],
+        workload,
+        profile_factory=backend.profile_factory(scenario),
+        rng=np.random.default_rng(_child(seed_seq, 1 + (k if stream is None else stream))),
+        window_s=scenario.window_s,
+        horizon_s=scenario.horizon_s,
+        progress=None,
+    )
+
+
 def run_replication(
     scenario: Scenario,
     replication: int,
@@ -96,52 +137,190 @@ def run_replication(
     backend: Backend | None = None,
 ) -> ReplicationResult:
     """One workload draw shared by all fleets (common random numbers), then each fleet simulated."""
-    backend = backend or DEFAULT_BACKEND
-    workload = backend.build_workload(
-        scenario.workload,
-        base_dir=scenario.base_dir,
-        rng=np.random.default_rng(_child(seed_seq, 0)),
-        source=str(scenario.path),
-    )
-    workload = fit_context(
-        workload, max_context(scenario.model), scenario.model.context_overflow, str(scenario.path)
-    )
-    factory = backend.profile_factory(scenario)
+    workload = build_replication_workload(scenario, seed_seq, backend)
     fleets = []
-    for k, cfg in enumerate(scenario.fleets):
-        result = backend.simulate_fleet(
-            cfg,
-            workload,
-            profile_factory=factory,
-            rng=np.random.default_rng(_child(seed_seq, 1 + k)),
-            window_s=scenario.window_s,
-            horizon_s=scenario.horizon_s,
-            progress=None,
-        )
-        fleets.append(result)
+    for k in range(len(scenario.fleets)):
+        fleets.append(simulate_one_fleet(scenario, k, workload, seed_seq, backend))
         if progress is not None:
             progress(1, len(scenario.fleets))
-    about = {"name": workload.name, "requests": len(workload), "duration_s": workload.duration_s}
-    about["cached_prompt_tokens"] = int(np.sum(workload.cached_prompt_tokens))
-    return ReplicationResult(replication, fleets, about)
+    return ReplicationResult(replication, fleets, _about(workload))
 
 
-def _worker(scenario: Scenario, replication: int, seed_seq, backend):
-    # InputError does not survive pickling (its __init__ takes four arguments), so it travels back
-    # as plain fields and is raised again in the parent.
+def _about(workload) -> dict[str, Any]:
+    return {
+        "name": workload.name,
+        "requests": len(workload),
+        "duration_s": workload.duration_s,
+        "cached_prompt_tokens": int(np.sum(workload.cached_prompt_tokens)),
+    }
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every task of a batch reads once (through the backend's shared object): the
+    scenarios, their replications' seed sequences and workloads."""
+
+    scenarios: tuple
+    seqs: tuple  # per scenario: its replications' seed sequences
+    workloads: tuple  # per scenario: its replications' workloads (None on the streaming path)
+    backend: Backend
+    common_stream: bool
+    requests: str = DEFAULT_REQUESTS  # request rows the streaming path keeps
+
+
+def _fleet_task(job: _Job, item: tuple[int, int, int]):
+    """Task (scenario s, replication r, fleet k) -> (FleetResult or StreamResult, workload
+    facts, CPU seconds), or an InputError's fields (it does not pickle: its __init__ takes four
+    arguments)."""
+    s, r, k = item
+    cpu0 = time.process_time()
+    stream = 0 if job.common_stream else None
     try:
-        return run_replication(scenario, replication, seed_seq=seed_seq, backend=backend)
+        if job.scenarios[s].engine_path == "streaming":
+            result, about = stream_one_fleet(
+                job.scenarios[s], k, job.seqs[s][r], job.backend, stream, job.requests, r
+            )
+        else:
+            workload = job.workloads[s][r]
+            result = simulate_one_fleet(
+                job.scenarios[s], k, workload, job.seqs[s][r], job.backend, stream
+            )
+            about = None  # known in the caller, which drew the workload
     except InputError as exc:
         return ("input_error", exc.source, exc.field, exc.reason, exc.line)
+    return result, about, time.process_time() - cpu0
 
 
-def _pool_context():
-    # Not fork: forking a process whose polars/numpy thread pools are running can deadlock. A fork
-    # server that has imported the simulator once starts workers faster than spawn (0.5 s against
-    # 1.2 s for two workers, measured on the 2-core machine).
-    ctx = get_context("forkserver")
-    ctx.set_forkserver_preload(["sim.run", "sim.engine", "sim.perf", "sim.traffic"])
-    return ctx
+def stream_one_fleet(
+    scenario: Scenario,
+    k: int,
+    seed_seq: np.random.SeedSequence,
+    backend: Backend | None = None,
+    stream: int | None = None,
+    requests: str = DEFAULT_REQUESTS,
+    replication: int = 0,
+):
+    """Fleet `k` on the streaming path (`engine_path = "streaming"`): the replication's workload
+    drawn piece by piece here (the same draws as `build_replication_workload`), aggregated per
+    window as the run goes; the request rows asked for (`requests`) come back as Parquet bytes in
+    the result's `rows`. Returns (StreamResult, workload facts)."""
+    from sim.engine.rows import RequestRowWriter
+    from sim.engine.streaming import simulate_fleet_streaming
+    from sim.traffic.config import workload_chunks
+
+    backend = backend or DEFAULT_BACKEND
+    seen = {"requests": 0, "last_s": 0.0, "name": "", "cached": 0}
+    limit = max_context(scenario.model)
+    policy, source = scenario.model.context_overflow, str(scenario.path)
+
+    def pieces():
+        for piece in workload_chunks(
+            scenario.workload,
+            base_dir=scenario.base_dir,
+            rng=np.random.default_rng(_child(seed_seq, 0)),
+            source=source,
+        ):
+            piece = fit_context(piece, limit, policy, source)
+            seen["requests"] += len(piece)
+            seen["last_s"] = float(piece.arrival_s[-1])
+            seen["name"] = piece.name
+            seen["cached"] += int(np.sum(piece.cached_prompt_tokens))
+            yield piece
+
+    cfg = scenario.fleets[k]
+    with tempfile.TemporaryDirectory(prefix="infercost-rows-") as tmp:
+        writer = RequestRowWriter(Path(tmp) / "rows.parquet", requests, seed=scenario.seed)
+        result = simulate_fleet_streaming(
+            cfg,
+            pieces(),
+            profile_factory=backend.profile_factory(scenario),
+            rng=np.random.default_rng(_child(seed_seq, 1 + (k if stream is None else stream))),
+            window_s=scenario.window_s,
+            horizon_s=scenario.horizon_s,
+            slo_targets_s=dict(scenario.slo.targets_s),
+            on_batch=lambda batch: writer.add(replication, cfg.name, batch),
+        )
+        path = writer.close({(replication, cfg.name): result.cost_rates()})
+        result.rows = path.read_bytes() if path is not None else None
+    # As Workload.duration_s: the last arrival (time 0 is the start of the workload).
+    about = {"name": seen["name"], "requests": seen["requests"], "duration_s": seen["last_s"]}
+    about["cached_prompt_tokens"] = seen["cached"]
+    return result, about
+
+
+def _check_run(scenario: Scenario, n: int, seed: int) -> None:
+    if n < 1:
+        raise InputError(str(scenario.path), "scenario.replications", f"must be >= 1, got {n}")
+    if seed < 0:  # the file's seed is checked on load, so a negative one came from --seed
+        raise InputError("--seed", None, f"must be >= 0 (numpy SeedSequence), got {seed}")
+
+
+def simulate_batch(
+    scenarios: Sequence[Scenario],
+    *,
+    n: int | Sequence[int],
+    seed: int | Sequence[int],
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    backend: Backend | None = None,
+    common_stream: bool = False,
+    only_fleets: Sequence[int] | None = None,
+    requests: str = DEFAULT_REQUESTS,
+) -> tuple[list[list[ReplicationResult]], float]:
+    """Replications of several scenarios (sweep points, price dates, advisor candidates) as one
+    batch of (scenario, replication, fleet) tasks on `executor` (serial, a process pool or Ray);
+    returns per scenario its `n` ReplicationResults, and the CPU seconds the tasks took. `n` and
+    `seed` are one value for all scenarios or one per scenario.
+
+    Workloads are drawn here, once per (scenario, replication), and shared with every task (a
+    pool worker receives them once; Ray keeps them in its object store). Results do not depend on
+    the executor: each fleet's stream comes from the seed, replication and fleet index only
+    (`common_stream`: every fleet uses fleet 0's stream, as the advisor's candidates do).
+    `only_fleets`: simulate just these fleet indices (each still on its own stream, so its results
+    are those of the whole run); the ReplicationResults then hold those fleets, in that order.
+    A scenario with `engine_path = "streaming"` is not drawn here: each of its tasks draws the
+    workload piece by piece and returns aggregates (`StreamResult`) and the request rows asked
+    for by `requests` ("all", "sample:N", "none")."""
+    executor = executor or Executor("serial")
+    backend = backend or DEFAULT_BACKEND
+    ns = [n] * len(scenarios) if isinstance(n, int) else list(n)
+    seeds = [seed] * len(scenarios) if isinstance(seed, int) else list(seed)
+    for sc, k, sd in zip(scenarios, ns, seeds, strict=True):
+        _check_run(sc, k, sd)
+    seqs = tuple(
+        tuple(np.random.SeedSequence(sd).spawn(k)) for sd, k in zip(seeds, ns, strict=True)
+    )
+    workloads = tuple(
+        None
+        if sc.engine_path == "streaming"  # each task draws its workload piece by piece
+        else tuple(build_replication_workload(sc, seq, backend) for seq in seqs[s])
+        for s, sc in enumerate(scenarios)
+    )
+    job = _Job(tuple(scenarios), seqs, workloads, backend, common_stream, requests)
+
+    def chosen(sc: Scenario) -> list[int]:
+        return list(range(len(sc.fleets))) if only_fleets is None else list(only_fleets)
+
+    items = [(s, r, k) for s, sc in enumerate(scenarios) for r in range(ns[s]) for k in chosen(sc)]
+    tick = None if progress is None else (lambda _done, total: progress(1, total))
+    outs = executor.map(_fleet_task, items, shared=job, progress=tick)
+    for out in outs:
+        if isinstance(out, tuple) and out and out[0] == "input_error":
+            raise InputError(out[1], out[2], out[3], line=out[4])
+    by = {item: out[0] for item, out in zip(items, outs, strict=True)}
+    streamed = {item[:2]: out[1] for item, out in zip(items, outs, strict=True) if out[1]}
+
+    def about(s: int, r: int) -> dict[str, Any]:
+        return streamed[(s, r)] if workloads[s] is None else _about(workloads[s][r])
+
+    results = [
+        [
+            ReplicationResult(r, [by[(s, r, k)] for k in chosen(sc)], about(s, r))
+            for r in range(ns[s])
+        ]
+        for s, sc in enumerate(scenarios)
+    ]
+    return results, sum(out[2] for out in outs)
 
 
 def ensure_prices(scenario: Scenario, warehouse: Any = None) -> Scenario:
@@ -180,28 +359,25 @@ def run_replications(
     progress: Progress | None = None,
     backend: Backend | None = None,
     warehouse: Any = None,
+    executor: Executor | None = None,
+    requests: str = DEFAULT_REQUESTS,
 ) -> list[ReplicationResult]:
-    """`n` replications from `SeedSequence(seed).spawn(n)`; identical whatever `workers` is."""
-    if n < 1:
-        raise InputError(str(scenario.path), "scenario.replications", f"must be >= 1, got {n}")
-    if seed < 0:  # the file's seed is checked on load, so a negative one came from --seed
-        raise InputError("--seed", None, f"must be >= 0 (numpy SeedSequence), got {seed}")
+    """`n` replications from `SeedSequence(seed).spawn(n)`; identical whatever `workers` or the
+    executor is. Each (replication, fleet) is one task: on `executor` when given, else serially
+    (`workers` = 1) or in a local pool of `workers` processes."""
+    _check_run(scenario, n, seed)
+    if workers < 1:
+        raise InputError("--workers", None, f"must be >= 1, got {workers}")
     scenario = ensure_prices(scenario, warehouse)
-    seqs = np.random.SeedSequence(seed).spawn(n)
-    workers = max(1, min(workers, n))
-    if workers == 1:
-        return [
-            run_replication(scenario, r, seed_seq=seqs[r], progress=progress, backend=backend)
-            for r in range(n)
-        ]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        futures = [pool.submit(_worker, scenario, r, seqs[r], backend) for r in range(n)]
-        results = []
-        for future in futures:
-            out = future.result()
-            if isinstance(out, tuple) and out and out[0] == "input_error":
-                raise InputError(out[1], out[2], out[3], line=out[4])
-            results.append(out)
-            if progress is not None:
-                progress(len(scenario.fleets), len(scenario.fleets))
-    return results
+    if executor is None:
+        executor = Executor("serial" if workers == 1 else "process", workers=workers)
+    (reps,), _cpu = simulate_batch(
+        [scenario],
+        n=n,
+        seed=seed,
+        executor=executor,
+        progress=progress,
+        backend=backend,
+        requests=requests,
+    )
+    return reps

@@ -14,7 +14,7 @@ import dataclasses
 import functools
 from typing import Any
 
-from sim.run.replications import DEFAULT_BACKEND, Backend, run_replications
+from sim.run.replications import DEFAULT_BACKEND, Backend, simulate_batch
 from sim.summary import RunSummary, summarize
 
 
@@ -66,22 +66,33 @@ def error_band(scenario) -> tuple[float, float]:
 
 
 def with_robustness(
-    summary: RunSummary, scenario, *, n: int, seed: int, workers: int, backend=None
+    summary: RunSummary, scenario, *, n: int, seed: int, executor=None, backend=None
 ) -> RunSummary:
-    """`summary` with `slo_robust` set on every fleet (see the module docstring)."""
+    """`summary` with `slo_robust` set on every fleet (see the module docstring). Only the GPU
+    fleets run again, each on its own stream, so the edges differ from the run only in step
+    times."""
     lo, hi = error_band(scenario)
-    gpu = {
-        f.name
-        for f in scenario.fleets
+    index = [
+        k
+        for k, f in enumerate(scenario.fleets)
         if getattr(f, "engine", None) is not None and f.engine.service == "physics"
-    }
+    ]
+    gpu = {scenario.fleets[k].name for k in index}
     verdicts: dict[str, list[bool]] = {f.name: [f.meets_slo] for f in summary.fleets}
     if gpu and (lo, hi) != (1.0, 1.0):
-        for factor in (lo, hi):
-            reps = run_replications(
-                scenario, n=n, seed=seed, workers=workers, backend=edge_backend(factor, backend)
+        edges = [edge_backend(factor, backend) for factor in (lo, hi)]
+        only = dataclasses.replace(scenario, fleets=tuple(scenario.fleets[k] for k in index))
+        for edge in edges:
+            (reps,), _cpu = simulate_batch(
+                [scenario],
+                n=n,
+                seed=seed,
+                executor=executor,
+                backend=edge,
+                only_fleets=index,
+                requests="none",
             )
-            for fleet in summarize(scenario, reps, seed=seed).fleets:
+            for fleet in summarize(only, reps, seed=seed).fleets:
                 verdicts[fleet.name].append(fleet.meets_slo)
     fleets = []
     for fleet in summary.fleets:

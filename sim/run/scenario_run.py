@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sim.backends import Executor
+from sim.engine.rows import DEFAULT_REQUESTS
 from sim.errors import InputError
 from sim.run.replications import Backend, Progress, ensure_prices, run_replications
 from sim.run.robust import with_robustness
@@ -44,12 +46,17 @@ def run_scenario(
     backend: Backend | None = None,
     db_path: str | None = None,
     robust: bool = True,
+    executor: Executor | None = None,
+    requests: str = DEFAULT_REQUESTS,
 ) -> RunOutput:
     """Resolve prices, run the replications, write the run directory and record it in the warehouse.
 
     `warehouse` is an open `warehouse.Warehouse` (read-write when `record`); when None one is opened
     on `db_path` (None = $INFERCOST_DB or the per-user default) only if prices or recording need it.
     `robust` re-judges GPU fleets at the edges of the serving model's error (`slo_robust`).
+    Each fleet of each replication is a task on `executor` (default: serial when `workers` is 1,
+    else a local pool of `workers` processes, one per core by default); results do not depend on
+    where tasks run. `requests` ("all", "sample:N", "none") chooses the rows of requests.parquet.
     """
     from sim import outputs
     from sim.pricing import needs_prices, stale_price_warnings
@@ -59,7 +66,10 @@ def run_scenario(
     n = scenario.replications if replications is None else replications
     if n < 1:
         raise InputError("--replications", None, f"must be >= 1, got {n}")
-    workers = default_workers(n) if workers is None else workers
+    if executor is None:
+        tasks = n * len(scenario.fleets)
+        workers = min(tasks, default_workers(tasks)) if workers is None else workers
+        executor = Executor("serial" if workers == 1 else "process", workers=workers)
     scenario = dataclasses.replace(scenario, seed=seed, replications=n)
 
     outputs.check_out_dir(out_dir)
@@ -73,13 +83,19 @@ def run_scenario(
     try:
         scenario = ensure_prices(scenario, warehouse)
         reps = run_replications(
-            scenario, n=n, seed=seed, workers=workers, progress=progress, backend=backend
+            scenario,
+            n=n,
+            seed=seed,
+            executor=executor,
+            progress=progress,
+            backend=backend,
+            requests=requests,
         )
         warnings = stale_price_warnings(scenario, scenario.price_max_age_days)
         summary = summarize(scenario, reps, seed=seed, warnings=warnings)
         if robust:
             summary = with_robustness(
-                summary, scenario, n=n, seed=seed, workers=workers, backend=backend
+                summary, scenario, n=n, seed=seed, executor=executor, backend=backend
             )
         run_dir, run_id = outputs.make_run_dir(scenario.name, out_dir, started_at)
         paths = outputs.write_run(
@@ -90,6 +106,7 @@ def run_scenario(
             started_at=started_at,
             run_id=run_id,
             warehouse=used_db,
+            requests=requests,
         )
         recorded = False
         if record:

@@ -58,6 +58,7 @@ class Scenario:
     price_max_age_days: float = 30.0
     price_source_priority: tuple[str, ...] | None = None
     advise: AdviseConstraints = field(default_factory=AdviseConstraints)
+    engine_path: str = "exact"  # or "streaming": bounded memory (docs/scale.md)
 
     @property
     def base_dir(self) -> Path:
@@ -426,6 +427,7 @@ def parse_scenario(
         raw=_jsonable(raw),
         price_max_age_days=head.price_max_age_days,
         price_source_priority=head.price_source_priority,
+        engine_path=head.engine_path,
         advise=spec.advise,
     )
 

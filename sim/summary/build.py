@@ -78,7 +78,11 @@ def fleet_summary(
     cfg, results: list[FleetResult], slo: Slo, prices: dict, spans_s=None
 ) -> FleetSummary:
     spans_s = spans_s or [math.nan] * len(results)
-    figs = [replication_figures(fr, slo, span) for fr, span in zip(results, spans_s, strict=True)]
+    figs = [
+        # A streamed fleet (`StreamResult`) carries its figures as aggregates.
+        fr.figures(span) if hasattr(fr, "aggregate") else replication_figures(fr, slo, span)
+        for fr, span in zip(results, spans_s, strict=True)
+    ]
 
     def col(key: str) -> list[float]:
         return [float(f[key]) for f in figs]
@@ -118,14 +122,9 @@ def fleet_summary(
         usd_per_month=stat(col("usd_per_month")),
         events=FleetEvents.over_replications([m.get("event_counts") or {} for m in metas]),
         utilisation=Utilisation.over_replications(utilisation) if utilisation else None,
-        slo_windows=slo_windows([_timeseries(fr) for fr in results], slo),
+        slo_windows=slo_windows([fr.timeseries for fr in results], slo),
     )
     return _with_verdict(entry, slo)
-
-
-def _timeseries(fr):
-    ts = fr.timeseries
-    return ts() if callable(ts) else ts  # a StreamResult builds its frame on demand
 
 
 def window_misses(ts, slo: Slo) -> tuple[int, int] | None:

@@ -8,6 +8,7 @@ A recorded trace is parsed once per process and reused by every replication and 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,9 @@ def _generate(spec: WorkloadSpec, base_dir: Path, rng: np.random.Generator, sour
     return synthetic.mmpp(spec.rates_per_s, spec.dwell_s, spec.duration_s, lengths, rng)
 
 
-def _transform(spec: WorkloadSpec, w: Workload, rng: np.random.Generator, source: str):
+def _transform(
+    spec: WorkloadSpec, w: Workload, rng: np.random.Generator, source: str, tile: bool = True
+):
     if spec.window_s is not None:
         w = transforms.window(w, *spec.window_s)
     if spec.rate_scale is not None:
@@ -91,7 +94,7 @@ def _transform(spec: WorkloadSpec, w: Workload, rng: np.random.Generator, source
         w = transforms.scale_rate(w, spec.rate_scale, rng)
     if spec.time_stretch is not None:
         w = transforms.stretch(w, spec.time_stretch)
-    if spec.tile_to_s is not None:
+    if spec.tile_to_s is not None and tile:
         if w.duration_s > 0 and len(w) * spec.tile_to_s / w.duration_s > MAX_REQUESTS:
             raise InputError(
                 source, "workload.tile_to_s", f"tiles past the budget of {MAX_REQUESTS:,} requests"
@@ -110,26 +113,88 @@ def _transform(spec: WorkloadSpec, w: Workload, rng: np.random.Generator, source
     return w
 
 
+def _base_workload(spec: WorkloadSpec, base_dir: Path, rng: np.random.Generator, source: str):
+    """The recorded trace or the generated workload, before transforms."""
+    if spec.trace is not None:
+        path = _resolve(spec.trace, "trace", base_dir, source)
+        # Errors inside the file name the file and line; they are more useful than the key.
+        return _load(path, fmt=spec.format or "auto", model=spec.model_filter, columns=spec.columns)
+    return _generate(spec, base_dir, rng, source)
+
+
 def build_workload(
     spec: WorkloadSpec, *, base_dir: Path, rng: np.random.Generator, source: str
 ) -> Workload:
     """The Workload a validated `[workload]` spec describes; problems in files raise InputError."""
     base_dir = Path(base_dir)
     try:
-        if spec.trace is not None:
-            path = _resolve(spec.trace, "trace", base_dir, source)
-            # Errors inside the file name the file and line; they are more useful than the key.
-            w = _load(
-                path, fmt=spec.format or "auto", model=spec.model_filter, columns=spec.columns
-            )
-        else:
-            w = _generate(spec, base_dir, rng, source)
-        w = _transform(spec, w, rng, source)
+        w = _transform(spec, _base_workload(spec, base_dir, rng, source), rng, source)
     except ValueError as exc:  # limits the keys cannot see alone, e.g. a tile too large
         raise InputError(source, "workload", str(exc)) from None
     if len(w) == 0:
         raise InputError(source, "workload", "no requests left (check window_s, rates, durations)")
     return w
+
+
+def workload_chunks(
+    spec: WorkloadSpec,
+    *,
+    base_dir: Path,
+    rng: np.random.Generator,
+    source: str,
+    chunk_requests: int = 1 << 20,
+) -> Iterator[Workload]:
+    """`build_workload`'s workload in consecutive pieces, for a run that reads it as it goes
+    (`engine_path = "streaming"`): concatenated, the pieces are that workload exactly.
+
+    A tiled trace (`tile_to_s`, with no `sample_frac` or `max_requests` after it) is generated
+    tile by tile, so memory holds about `chunk_requests` requests whatever the span; any other
+    workload is built whole and handed out in slices of `chunk_requests`."""
+    base_dir = Path(base_dir)
+    if spec.tile_to_s is None or spec.sample_frac is not None or spec.max_requests is not None:
+        w = build_workload(spec, base_dir=base_dir, rng=rng, source=source)
+        for lo in range(0, len(w), chunk_requests):
+            yield _slice(w, lo, min(lo + chunk_requests, len(w)))
+        return
+    try:
+        base = _base_workload(spec, base_dir, rng, source)
+        base = _transform(spec, base, rng, source, tile=False)
+        if base.duration_s > 0 and len(base) * spec.tile_to_s / base.duration_s > MAX_REQUESTS:
+            raise InputError(
+                source, "workload.tile_to_s", f"tiles past the budget of {MAX_REQUESTS:,} requests"
+            )
+        pieces = transforms.tile_diurnal_chunks(
+            base,
+            spec.tile_to_s,
+            rng,
+            peak_to_trough=3.0 if spec.peak_to_trough is None else spec.peak_to_trough,
+            peak_hour=14.0 if spec.peak_hour is None else spec.peak_hour,
+            tiles_per_chunk=max(1, chunk_requests // max(len(base), 1)),
+        )
+        empty = True
+        for piece in pieces:
+            if len(piece):
+                empty = False
+                yield piece
+    except ValueError as exc:
+        raise InputError(source, "workload", str(exc)) from None
+    if empty:
+        raise InputError(source, "workload", "no requests left (check window_s, rates, durations)")
+
+
+def _slice(w: Workload, lo: int, hi: int) -> Workload:
+    meta = dict(w.meta)
+    if "hash_ids" in meta:
+        offsets, values = meta["hash_ids"]
+        meta["hash_ids"] = (offsets[lo : hi + 1] - offsets[lo], values[offsets[lo] : offsets[hi]])
+    return Workload(
+        w.arrival_s[lo:hi],
+        w.prompt_tokens[lo:hi],
+        w.output_tokens[lo:hi],
+        w.cached_prompt_tokens[lo:hi],
+        w.name,
+        meta,
+    )
 
 
 def fit_context(w: Workload, max_context: int, policy: str, source: str) -> Workload:

@@ -7,6 +7,7 @@ Requests keep their own token counts (and prefix-cache hits), so token distribut
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -102,6 +103,24 @@ def tile_diurnal(
     """
     if len(w) == 0:
         return w
+    (whole,) = tile_diurnal_chunks(
+        w, duration_s, rng, peak_to_trough=peak_to_trough, peak_hour=peak_hour
+    )
+    return whole
+
+
+def tile_diurnal_chunks(
+    w: Workload,
+    duration_s: float,
+    rng: np.random.Generator,
+    *,
+    peak_to_trough: float = 3.0,
+    peak_hour: float = 14.0,
+    tiles_per_chunk: int | None = None,
+) -> Iterator[Workload]:
+    """`tile_diurnal` in pieces of `tiles_per_chunk` tiles (default: all in one), for a run that
+    reads its workload as it goes: the pieces, concatenated, are `tile_diurnal`'s workload (the
+    same draws from `rng`, in the same order)."""
     if not duration_s > 0:
         raise ValueError(f"tile duration must be positive, got {duration_s}")
     limits.check_span(duration_s, "tile_to_s")
@@ -116,15 +135,18 @@ def tile_diurnal(
         limits.MAX_REQUESTS,
         hint="window or sample it first",
     )
-    idx = np.tile(np.arange(len(w)), tiles)
-    arrival_s = (w.arrival_s[None, :] + period_s * np.arange(tiles)[:, None]).ravel()
-    inside = arrival_s < duration_s
-    idx, arrival_s = idx[inside], arrival_s[inside]
-    keep = rng.random(len(arrival_s)) < diurnal_envelope(
-        arrival_s, peak_to_trough, 86400.0, peak_hour
-    )
     note = f"tile_diurnal({duration_s:g}s, peak/trough={peak_to_trough:g}, peak={peak_hour:g}h)"
-    return _take(w, idx[keep], arrival_s[keep], note)
+    step = tiles if tiles_per_chunk is None else max(1, int(tiles_per_chunk))
+    for first in range(0, tiles, step):
+        k = np.arange(first, min(first + step, tiles))
+        idx = np.tile(np.arange(len(w)), len(k))
+        arrival_s = (w.arrival_s[None, :] + period_s * k[:, None]).ravel()
+        inside = arrival_s < duration_s
+        idx, arrival_s = idx[inside], arrival_s[inside]
+        keep = rng.random(len(arrival_s)) < diurnal_envelope(
+            arrival_s, peak_to_trough, 86400.0, peak_hour
+        )
+        yield _take(w, idx[keep], arrival_s[keep], note)
 
 
 def sample(w: Workload, n_or_frac, rng: np.random.Generator) -> Workload:

@@ -23,7 +23,7 @@ def scenario(tmp_path):
 @pytest.fixture
 def fake_sim(monkeypatch):
     case = ApiVersusOwned(usd_per_request=0.002, usd_per_hour=36.0, base_rps=2.0)
-    monkeypatch.setattr("sim.cli.analysis_cmd._evaluate", lambda ctx: case)
+    monkeypatch.setattr("sim.cli.analysis_cmd._evaluate", lambda ctx, executor: case)
     return case
 
 

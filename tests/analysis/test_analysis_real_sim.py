@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from sim.analysis.breakeven import breakeven, crossovers
 from sim.analysis.replay import replay, verdicts, write_replay
-from sim.analysis.runner import simulate_summary
+from sim.analysis.runner import Simulate, simulate_summary
 from sim.analysis.summary import fleet_rows
 from sim.analysis.sweep import parse_grid, sweep, sweep_table
 from sim.report.html import write_report
@@ -87,7 +86,7 @@ def test_real_replay_recosts_with_the_prices_of_each_date(tmp_path):
     ]
     wh = Warehouse(tmp_path / "wh.duckdb", load_snapshot=False)
     wh.ingest_run("test", records, started_at=datetime(2025, 7, 1, tzinfo=UTC))
-    evaluate = functools.partial(simulate_summary, warehouse=wh)
+    evaluate = Simulate(warehouse=wh)
     df = replay(
         TINY_REPLAY, ["2025-03-01", "2025-07-01"], seed=3, replications=1, evaluate=evaluate
     )

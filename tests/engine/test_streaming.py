@@ -57,7 +57,7 @@ def _compare(exact_fr, got, exact_pct: bool = False):
             assert abs(fig[key] - value) <= ALPHA * abs(value) + 1e-12, key
         else:
             assert fig[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
-    ts, exact_ts = got.timeseries(), exact_fr.timeseries
+    ts, exact_ts = got.timeseries, exact_fr.timeseries
     assert ts.columns == exact_ts.columns and ts.height == exact_ts.height
     for col in ("arrivals", "completions", "failed", "throttled", *WINDOW_EVENTS):
         assert ts[col].to_list() == exact_ts[col].to_list(), col

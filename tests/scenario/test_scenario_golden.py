@@ -53,6 +53,7 @@ CASES = {
     ],
     "diurnal_day": ["workload.rate_per_s=0.1", *API_70B, *LAMBDA_8XH100],
     "week_at_scale": [
+        'scenario.engine_path="exact"',  # tests/engine/test_run_streaming.py checks the other
         "workload.tile_to_s=3600",
         "workload.max_requests=3000",
         *API_8B,

@@ -76,7 +76,7 @@ def test_verdicts_at_the_edges_of_the_error_band(tmp_path):
     def judged(target: float) -> str:
         sc = _scenario(tmp_path, target)
         summary = summarize(sc, run_replications(sc, n=1, seed=3), seed=3)
-        robust = with_robustness(summary, sc, n=1, seed=3, workers=1)
+        robust = with_robustness(summary, sc, n=1, seed=3)
         assert robust.fleet("api").slo_robust == ("met" if robust.fleet("api").meets_slo else "missed")  # fmt: skip
         return robust.fleet("own").slo_robust
 
@@ -98,6 +98,6 @@ def test_profile_without_held_out_error_is_unknown(tmp_path):
     ]
     sc = dataclasses.replace(sc, fleets=tuple(fleets))
     summary = summarize(sc, run_replications(sc, n=1, seed=3), seed=3)
-    robust = with_robustness(summary, sc, n=1, seed=3, workers=1)
+    robust = with_robustness(summary, sc, n=1, seed=3)
     assert robust.fleet("own").slo_robust == "unknown"
     assert robust.to_json()["fleets"][1]["slo_robust"] == "unknown"
