@@ -406,7 +406,7 @@ def _verdict_lines(summary: RunSummary) -> list[dict]:
                     continue
                 metric, q, _ = term.split("_")
                 missed.append(f"{metric.upper()} {q} {fmt_s(f.latency(metric, q))} > {fmt_s(summary.slo.targets_s[term])}")  # fmt: skip
-            parts.append("misses " + ", ".join(missed))
+            parts.append("misses " + ", ".join(missed) if missed else "does not meet the SLO")
         if f.slo_windows is not None and f.slo_windows.missed > 0:
             parts.append(f.slo_windows.text())
         lines.append({"name": f.name, "text": "; ".join(parts), "best": f.name == best, "meets": f.meets_slo})  # fmt: skip

@@ -13,7 +13,17 @@ import polars as pl
 
 from sim.engine.result import TIMESERIES_COLUMNS
 from sim.outputs.rundir import write_json
-from sim.summary import FleetSummary, RunSummary, Slo, Stat, WorkloadSummary, cheapest, stat
+from sim.summary import (
+    FleetEvents,
+    FleetSummary,
+    RunSummary,
+    Slo,
+    Stat,
+    Utilisation,
+    WorkloadSummary,
+    cheapest,
+    stat,
+)
 
 FLEETS = (
     ("openai-api", "api"),
@@ -144,6 +154,8 @@ def write_synthetic_run(
                 },
                 cost_breakdown_usd={"tokens" if kind == "api" else "compute": float(totals.mean())},
                 prices=_prices(kind),
+                events=_summary_events(part, kind, replications),
+                utilisation=None if kind == "api" else Utilisation(0.6, 0.2, 0.1, 900.0, 6000.0),
             )
         )
     summary = RunSummary(
@@ -171,6 +183,22 @@ def write_synthetic_run(
     }
     write_json(run_dir / "scenario.resolved.json", resolved)
     return run_dir
+
+
+def _summary_events(part: pl.DataFrame, kind: str, replications: int) -> FleetEvents:
+    """The invented per-window events summed per replication, averaged; None where the kind
+    cannot have them (as `sim.engine.events` reports them)."""
+
+    def mean(column: str) -> float:
+        return float(part[column].sum()) / replications
+
+    if kind == "api":
+        return FleetEvents(throttled=mean("throttled"), retries=0.0)
+    gpu = {"preemptions": mean("preemptions"), "recomputes": mean("preemptions")}
+    if kind != "cloud":
+        return FleetEvents(**gpu)
+    scaling = {k: mean(k) for k in ("scale_up", "scale_down", "cold_starts", "spot_kills")}
+    return FleetEvents(**gpu, **scaling, cold_start_waits=0.0)
 
 
 def _events(replicas, rng: np.random.Generator, n: int = 0) -> dict[str, np.ndarray]:
