@@ -27,7 +27,7 @@ class EventLog:
         self.recomputes = 0  # evictions of a running sequence (KV preemption or a kill)
         self.recomputed_requests = 0  # requests evicted at least once
         self.recomputes_max = 0  # the most evictions of one request
-        self.cold_start_waits = array("d")  # seconds, per request that waited with no warm replica
+        self.cold_start_waits = array("d")  # seconds queued for want of a warm replica, each
 
     def add(self, kind: str, t: float) -> None:
         self.times[kind].append(t)

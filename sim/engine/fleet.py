@@ -76,6 +76,7 @@ class GpuFleet:
         self.replicas: list = []
         self.routable: list = []
         self.pending: deque[int] = deque()  # arrived while no replica was warm
+        self._pending_since: deque[float] = deque()  # when each pending request was queued
         self.central: deque[int] = deque()  # the single FIFO queue of exponential mode
         self.resume_gen: dict[int, int] = {}  # tokens generated before a preemption
         if isinstance(table, SlotTable):
@@ -104,12 +105,11 @@ class GpuFleet:
         rep.start()
         self.routable.append(rep)
         self.log.append((self.env.now, "warm", rep.rid))
-        pending = self.pending
-        waits, arrival_s, now = self.events.cold_start_waits, self.table.arrival_s, self.env.now
+        pending, since = self.pending, self._pending_since
+        waits, now = self.events.cold_start_waits, self.env.now
         while pending and rep.state == "warm":
-            i = pending.popleft()
-            waits.append(now - arrival_s[i])  # it arrived with no replica warm
-            self.route(i)
+            waits.append(now - since.popleft())  # it waited for want of a warm replica
+            self.route(pending.popleft())
 
     def drain(self, rep) -> None:
         """Stop routing to `rep`, move its queue elsewhere; it retires once its batch is done."""
@@ -321,6 +321,7 @@ class GpuFleet:
                 self.drop(i, now)
             else:
                 self.pending.append(i)
+                self._pending_since.append(self.env.now if now is None else now)
             return
         router = self._router
         if router == "round_robin":

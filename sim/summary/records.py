@@ -104,8 +104,8 @@ class FleetEvents:
     scale_up: float | None = None  # autoscaler decisions to add replicas
     scale_down: float | None = None  # autoscaler decisions to remove replicas
     cold_starts: float | None = None  # replicas launched cold after the start
-    cold_start_waits: float | None = None  # requests that arrived with no replica warm
-    cold_start_wait_s_p99: float | None = None  # p99 of those requests' wait for a warm replica
+    cold_start_waits: float | None = None  # requests queued for want of a warm replica
+    cold_start_wait_s_p99: float | None = None  # p99 of their wait until a replica warmed
     preemptions: float | None = None  # running sequences evicted because the KV cache was full
     recomputes: float | None = None  # evictions to recompute: preemptions + sequences killed
     recomputed_requests: float | None = None  # requests evicted at least once
