@@ -13,7 +13,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sim.engine.config import ApiFleetConfig, CloudFleetConfig, SelfHostedFleetConfig
+from sim.engine.config import (
+    ApiFleetConfig,
+    CloudFleetConfig,
+    SelfHostedFleetConfig,
+    is_disaggregated,
+    serving_groups,
+)
 from sim.errors import InputError
 from sim.scenario import Scenario
 
@@ -24,6 +30,8 @@ def needs_prices(scenario: Scenario) -> bool:
 
 
 def _missing(f: Any) -> bool:
+    if is_disaggregated(f):
+        return any(_missing(pool) for _, pool in serving_groups(f))
     if isinstance(f, ApiFleetConfig):
         return f.price_usd_per_mtok_input is None or f.price_usd_per_mtok_output is None
     if isinstance(f, CloudFleetConfig):
@@ -132,6 +140,9 @@ def stale_price_warnings(
 
 def _stale_lines(fleet: str, provenance: dict, max_age_days: float) -> list[str]:
     lines = []
+    for key in ("prefill", "decode"):  # a disaggregated fleet: each pool's own price
+        if isinstance(provenance.get(key), dict):
+            lines += _stale_lines(f"{fleet}.{key}", provenance[key], max_age_days)
     for prov in (provenance, provenance.get("fallback"), provenance.get("overflow")):
         if not isinstance(prov, dict):
             continue
@@ -204,11 +215,29 @@ class _Resolver:
         return [r for r in frame.to_dicts() if str(r.get("currency", "USD") or "USD") == "USD"]
 
     def fleet(self, f: Any, where: str) -> tuple[Any, dict]:
+        if is_disaggregated(f):
+            return self.pools(f, where)
         if isinstance(f, ApiFleetConfig):
             return self.api(f, where)
         if isinstance(f, CloudFleetConfig):
             return self.cloud(f, where)
         return self.self_hosted(f, where)
+
+    def pools(self, f: Any, where: str) -> tuple[Any, dict]:
+        """A disaggregated fleet: each pool priced as a fleet of its own; the resolved figures
+        are written into the pool's table."""
+        changes: dict[str, Any] = {}
+        prov: dict[str, Any] = {"source": "per pool (prefill, decode)"}
+        for which, pool in serving_groups(f):
+            resolved, prov[which] = self.fleet(pool, f"{where}.{which}")
+            keys = ("price_usd_per_hour", "gpus_per_instance", "fallback_price_usd_per_hour")
+            if isinstance(pool, SelfHostedFleetConfig):
+                keys = ("gpu_price_usd",)
+            own = getattr(f, which)
+            changes[which] = dataclasses.replace(
+                own, **{k: getattr(resolved, k) for k in keys if hasattr(own, k)}
+            )
+        return dataclasses.replace(f, **changes), prov
 
     def api(self, f: ApiFleetConfig, where: str) -> tuple[ApiFleetConfig, dict]:
         if f.price_usd_per_mtok_input is not None and f.price_usd_per_mtok_output is not None:

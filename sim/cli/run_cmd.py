@@ -180,7 +180,7 @@ def verdict(summary: RunSummary) -> str:
     "-j",
     type=int,
     default=None,
-    help="Worker processes (default: one per core, at most one per replication).",
+    help="Worker processes (default: one per core, at most one per task: a fleet of a replication).",
 )
 @click.option(
     "--set",

@@ -135,7 +135,7 @@ def apply_cost_horizon(
     overrun = np.zeros(len(edges) - 1)
     for key, values in parts.items():
         values = np.asarray(values, dtype=np.float64)
-        if key in FIXED_COST_KEYS:
+        if key.rsplit(".", 1)[-1] in FIXED_COST_KEYS:  # a pool's part: `prefill.capex`
             out[key] = values * inside
         else:
             out[key] = values

@@ -105,6 +105,34 @@ DEFAULT_ENGINE_PROFILE = "vllm-v1"
 
 
 @dataclass(frozen=True, config=CONFIG)
+class SpeculativeConfig:
+    """`engine.speculative = {...}`: speculative decoding (docs/speculative.md). Each decode step
+    drafts `k` tokens per sequence and verifies them in one target step of k + 1 tokens each; a
+    sequence advances by (1 - a^(k+1)) / (1 - a) tokens on average (Leviathan et al. 2023)."""
+
+    method: Annotated[
+        Literal["draft", "mtp"],
+        Field(
+            description='"draft": a separate draft model (`draft_model`) run k times per step; "mtp": draft heads inside the model (multi-token prediction, EAGLE, Medusa), each proposal costing `draft_cost_frac` of a target decode step'
+        ),
+    ] = "draft"
+    k: Annotated[Int, Field(ge=1, le=16, description="tokens proposed per sequence per step")] = 4
+    acceptance: Annotated[Num, Field(ge=0, le=0.99, description="per-token acceptance rate a; unset = the method's literature default (sim/perf/data/speculative.toml)")] | None = None  # fmt: skip
+    draft_model: Annotated[Str, Field(min_length=1, max_length=200, description='perf catalog name of the draft model (method = "draft")')] | None = None  # fmt: skip
+    draft_cost_frac: Annotated[Num, Field(gt=0, le=1, description='method = "mtp": one proposal\'s cost as a fraction of a target decode step; unset = 1 / layers (one extra decoder layer, as DeepSeek-V3\'s MTP module and EAGLE\'s draft head)')] | None = None  # fmt: skip
+
+    @model_validator(mode="after")
+    def _draft(self) -> SpeculativeConfig:
+        if self.method == "draft" and self.draft_model is None:
+            raise ValueError('draft_model: required with method = "draft"')
+        if self.method == "draft" and self.draft_cost_frac is not None:
+            raise ValueError('draft_cost_frac: only for method = "mtp" (a draft model is costed by the perf model)')  # fmt: skip
+        if self.method == "mtp" and self.draft_model is not None:
+            raise ValueError('draft_model: only for method = "draft"')
+        return self
+
+
+@dataclass(frozen=True, config=CONFIG)
 class EngineConfig:
     """How one replica batches (vLLM-like continuous batching)."""
 
@@ -129,11 +157,14 @@ class EngineConfig:
             "that `sim calibrate --fit` wrote",
         ),
     ] = DEFAULT_ENGINE_PROFILE
+    speculative: Annotated[SpeculativeConfig | None, Field(description="speculative decoding (docs/speculative.md); unset = off")] = None  # fmt: skip
 
     @model_validator(mode="after")
     def _service(self) -> EngineConfig:
         if self.service == "exponential" and self.service_mean_s is None:
             raise ValueError('service_mean_s: required with service = "exponential"')
+        if self.service == "exponential" and self.speculative is not None:
+            raise ValueError('speculative: needs service = "physics" (it changes the step times)')
         return self
 
 
@@ -209,6 +240,120 @@ Precision = Literal["bf16", "fp16", "fp8", "int8", "int4"]
 GpuName = Annotated[Str, Field(min_length=1, max_length=64, description="GPU catalog name (sim perf --list)")]  # fmt: skip
 
 
+KvLink = Literal["nvlink", "infiniband", "roce", "pcie"]
+KV_LINK_HELP = (
+    "link the KV cache crosses from a prefill to a decode replica; its default bandwidth and "
+    "latency come from sim/perf/data/links.toml"
+)
+
+
+@dataclass(frozen=True, config=CONFIG)
+class CloudPoolConfig:
+    """`[fleet.prefill]` / `[fleet.decode]` of a disaggregated cloud fleet: the keys in which this
+    pool differs from its fleet (docs/disaggregation.md). A pool naming another GPU or offer
+    (gpu, provider, instance, region, term) is priced on its own, not at the fleet's price."""
+
+    gpu: GpuName | None = None
+    tp: TensorParallel | None = None
+    precision: Precision | None = None
+    provider: Str | None = None
+    instance: Str | None = None
+    region: Str | None = None
+    term: Str | None = None
+    gpus_per_instance: Annotated[Int, Field(ge=1, le=64)] | None = None
+    price_usd_per_hour: Annotated[Num, Field(ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR, description="per instance")] | None = None  # fmt: skip
+    min_replicas: Annotated[Int, Field(ge=0, le=10_000)] | None = None
+    max_replicas: Annotated[Int, Field(ge=1, le=10_000)] | None = None
+    initial_replicas: Annotated[Int, Field(ge=0, le=10_000)] | None = None
+    policy: Literal["inflight", "queue", "rate"] | None = None
+    target: Annotated[Num, Field(gt=0, le=1e6)] | None = None
+    engine: Annotated[EngineConfig | None, Field(description="replaces the fleet's engine table for this pool")] = None  # fmt: skip
+
+
+@dataclass(frozen=True, config=CONFIG)
+class SelfHostedPoolConfig:
+    """`[fleet.prefill]` / `[fleet.decode]` of a disaggregated self-hosted fleet: the keys in
+    which this pool's servers differ from the fleet's. A pool naming another `gpu` is priced on
+    its own."""
+
+    gpu: GpuName | None = None
+    servers: Annotated[Int, Field(ge=1, le=10_000)] | None = None
+    gpus_per_server: Annotated[Int, Field(ge=1, le=64)] | None = None
+    tp: TensorParallel | None = None
+    precision: Precision | None = None
+    gpu_price_usd: Annotated[Num, Field(gt=0, le=1e6, description="per GPU")] | None = None  # fmt: skip
+    engine: Annotated[EngineConfig | None, Field(description="replaces the fleet's engine table for this pool")] = None  # fmt: skip
+
+
+# A pool that names another offer does not inherit the fleet's price of its own offer.
+_OFFER_KEYS = {"cloud": ("gpu", "provider", "instance", "region", "term"), "self_hosted": ("gpu",)}
+_PRICE_KEYS = {
+    "cloud": ("price_usd_per_hour", "gpus_per_instance", "fallback_price_usd_per_hour"),
+    "self_hosted": ("gpu_price_usd",),
+}
+POOLS = ("prefill", "decode")
+
+
+def is_disaggregated(cfg: object) -> bool:
+    return getattr(cfg, "decode", None) is not None
+
+
+def pool_config(cfg, which: str):
+    """The full fleet config of one pool ("prefill" or "decode") of a disaggregated fleet: the
+    fleet's keys with the pool's own on top (validated again as a fleet)."""
+    import dataclasses
+
+    pool = getattr(cfg, which)
+    changes = {f.name: getattr(pool, f.name) for f in dataclasses.fields(pool)}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if any(k in changes for k in _OFFER_KEYS[cfg.kind]):
+        for key in _PRICE_KEYS[cfg.kind]:
+            changes.setdefault(key, None)
+    # The link is the fleet's, not a pool's.
+    link = {"kv_link_gbps": None, "kv_link_latency_s": None}
+    return dataclasses.replace(cfg, prefill=None, decode=None, **link, **changes)
+
+
+def serving_groups(cfg) -> list[tuple[str, object]]:
+    """(label, config) of each group of identical replicas of a GPU fleet: the fleet itself, or
+    its prefill and decode pools."""
+    if is_disaggregated(cfg):
+        return [(which, pool_config(cfg, which)) for which in POOLS]
+    return [("", cfg)]
+
+
+def _check_pools(cfg):
+    """A disaggregated fleet: both pools, each a valid fleet, on the physics model."""
+    from pydantic import ValidationError
+
+    for which in POOLS:
+        if getattr(cfg, which) is None:
+            raise ValueError(f"{which}: a disaggregated fleet needs both [fleet.prefill] and [fleet.decode]")  # fmt: skip
+        try:
+            pool = pool_config(cfg, which)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{which}.{loc}: {msg}" if loc else f"{which}: {msg}") from None  # fmt: skip
+        if pool.engine.service != "physics":
+            raise ValueError(f'{which}.engine.service: a disaggregated fleet needs "physics"')
+        if getattr(pool, "spot_preemptions_per_hour", 0.0) > 0:
+            raise ValueError(f"{which}: spot preemptions are not modelled in a disaggregated fleet (docs/disaggregation.md)")  # fmt: skip
+        if getattr(pool, "overflow", None) is not None:
+            raise ValueError("overflow: not modelled for a disaggregated fleet (docs/disaggregation.md)")  # fmt: skip
+    return cfg
+
+
+def _check_link(cfg):
+    if not is_disaggregated(cfg) and getattr(cfg, "prefill", None) is None:
+        for key in ("kv_link_gbps", "kv_link_latency_s"):
+            if getattr(cfg, key) is not None:
+                raise ValueError(f"{key}: only for a disaggregated fleet ([fleet.prefill] and [fleet.decode])")  # fmt: skip
+        return None
+    return _check_pools(cfg)
+
+
 @dataclass(frozen=True, config=CONFIG)
 class CloudFleetConfig:
     """Autoscaled cloud GPU replicas. A replica = tp / gpus_per_instance instances of `instance`."""
@@ -243,6 +388,11 @@ class CloudFleetConfig:
     fallback_on_demand: Annotated[Bool, Field(description="replace preempted spot replicas with on-demand ones")] = False  # fmt: skip
     fallback_price_usd_per_hour: Annotated[Num, Field(ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR)] | None = None  # fmt: skip
     engine: EngineConfig = field(default_factory=EngineConfig)
+    prefill: Annotated[CloudPoolConfig | None, Field(description="disaggregation: the prefill pool (docs/disaggregation.md)")] = None  # fmt: skip
+    decode: Annotated[CloudPoolConfig | None, Field(description="disaggregation: the decode pool")] = None  # fmt: skip
+    kv_link: Annotated[KvLink, Field(description=KV_LINK_HELP)] = "infiniband"
+    kv_link_gbps: Annotated[Num, Field(gt=0, le=1e6, description="GB/s from one prefill to one decode replica; unset = the kv_link's per-GPU figure x the smaller pool's tp")] | None = None  # fmt: skip
+    kv_link_latency_s: Annotated[Num, Field(ge=0, le=60, description="fixed time per KV transfer; unset = the kv_link's")] | None = None  # fmt: skip
 
     _tp = field_validator("tp")(_power_of_two)
     _dists = field_validator("provision_s", mode="before")(_dist)
@@ -262,6 +412,8 @@ class CloudFleetConfig:
 
     @model_validator(mode="after")
     def _replicas(self) -> CloudFleetConfig:
+        if _check_link(self) is not None:
+            return self  # each pool is checked as a fleet of its own
         if self.min_replicas > self.max_replicas:
             raise ValueError(
                 f"min_replicas: {self.min_replicas} is above max_replicas {self.max_replicas}"
@@ -304,6 +456,11 @@ class SelfHostedFleetConfig:
     overflow: Annotated[ApiFleetConfig | None, Field(description="hybrid: send requests here when the queue is long")] = None  # fmt: skip
     overflow_queue_threshold: Annotated[Int, Field(ge=0, le=1_000_000, description="queued requests per replica before overflowing")] = 64  # fmt: skip
     engine: EngineConfig = field(default_factory=EngineConfig)
+    prefill: Annotated[SelfHostedPoolConfig | None, Field(description="disaggregation: the prefill pool (docs/disaggregation.md)")] = None  # fmt: skip
+    decode: Annotated[SelfHostedPoolConfig | None, Field(description="disaggregation: the decode pool")] = None  # fmt: skip
+    kv_link: Annotated[KvLink, Field(description=KV_LINK_HELP)] = "infiniband"
+    kv_link_gbps: Annotated[Num, Field(gt=0, le=1e6, description="GB/s from one prefill to one decode replica; unset = the kv_link's per-GPU figure x the smaller pool's tp")] | None = None  # fmt: skip
+    kv_link_latency_s: Annotated[Num, Field(ge=0, le=60, description="fixed time per KV transfer; unset = the kv_link's")] | None = None  # fmt: skip
 
     _tp = field_validator("tp")(_power_of_two)
 
@@ -320,6 +477,8 @@ class SelfHostedFleetConfig:
 
     @model_validator(mode="after")
     def _split(self) -> SelfHostedFleetConfig:
+        if _check_link(self) is not None:
+            return self  # each pool is checked as a fleet of its own
         gpus = self.servers * self.gpus_per_server
         if gpus > MAX_GPUS:
             raise ValueError(f"servers: {self.servers} x {self.gpus_per_server} GPUs is over {MAX_GPUS}")  # fmt: skip

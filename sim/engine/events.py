@@ -58,17 +58,31 @@ def no_window_events(n_windows: int) -> dict[str, np.ndarray]:
     return {kind: np.zeros(n_windows, dtype=np.int64) for kind in WINDOW_EVENTS}
 
 
+def pools(fleet) -> list:
+    """The GPU fleets whose replicas make up `fleet`: its prefill and decode pools for a
+    disaggregated fleet (sim/engine/disagg.py), else the fleet itself."""
+    return [fleet.prefill, fleet.decode] if hasattr(fleet, "prefill") else [fleet]
+
+
+def events_per_window(fleet, edges: np.ndarray) -> dict[str, np.ndarray]:
+    """`EventLog.per_window` summed over the fleet's pools."""
+    parts = [p.events.per_window(edges) for p in pools(fleet)]
+    return {kind: np.sum([part[kind] for part in parts], axis=0) for kind in WINDOW_EVENTS}
+
+
 def event_counts(fleet) -> dict:
     """A GPU fleet's event totals for `FleetResult.meta["event_counts"]` (after its run; a hybrid
-    fleet's overflow API must have run). Keys are those of `sim.summary.FleetEvents`."""
-    ev = fleet.events
-    out: dict = {kind: len(times) for kind, times in ev.times.items()}
-    waits = np.asarray(ev.cold_start_waits)
+    fleet's overflow API must have run), summed over a disaggregated fleet's pools (a request
+    evicted in both pools counts once in each for `recomputed_requests`). Keys are those of
+    `sim.summary.FleetEvents`."""
+    logs = [p.events for p in pools(fleet)]
+    out: dict = {kind: sum(len(ev.times[kind]) for ev in logs) for kind in WINDOW_EVENTS}
+    waits = np.concatenate([np.asarray(ev.cold_start_waits) for ev in logs])
     out["cold_start_waits"] = len(waits)
     out["cold_start_wait_s_p99"] = float(np.percentile(waits, 99)) if len(waits) else None
-    out["recomputes"] = ev.recomputes
-    out["recomputed_requests"] = ev.recomputed_requests
-    out["recomputes_max_per_request"] = ev.recomputes_max
+    out["recomputes"] = sum(ev.recomputes for ev in logs)
+    out["recomputed_requests"] = sum(ev.recomputed_requests for ev in logs)
+    out["recomputes_max_per_request"] = max(ev.recomputes_max for ev in logs)
     if fleet.kind != "cloud":
         out.update(dict.fromkeys(AUTOSCALED))
     overflow = getattr(fleet, "overflow", None)
@@ -109,9 +123,9 @@ def utilisation(fleet, edges: np.ndarray, ok_output_tokens: float, mean_context:
     (prompt + half the output) as the KV cache holds, each step timed by the serving profile.
     """
     widths = np.diff(edges)
-    billed_gpu_s = float(fleet.billed_gpu_s(edges).sum())
-    busy_s = float(fleet.busy_gpu_s.array(len(widths)).sum())
-    replica_s = float((fleet.replicas_in(edges) * widths).sum())
+    members = pools(fleet)
+    billed_gpu_s = float(sum(p.billed_gpu_s(edges).sum() for p in members))
+    busy_s = float(sum(p.busy_gpu_s.array(len(widths)).sum() for p in members))
     run_s = float(edges[-1])
     out = {
         "busy_fraction": busy_s / billed_gpu_s if billed_gpu_s > 0 else None,
@@ -120,13 +134,24 @@ def utilisation(fleet, edges: np.ndarray, ok_output_tokens: float, mean_context:
         "output_tokens_per_s": ok_output_tokens / run_s if run_s > 0 else None,
         "capacity_output_tokens_per_s": None,
     }
-    if fleet.exp or replica_s <= 0:
+    if any(p.exp for p in members):
         return out
-    seq_s = sum(r.seq_s for r in fleet.replicas)
-    kv_s = sum(r.kv_s for r in fleet.replicas)
+    # Summed over pools, each weighted by its own batch limit and KV capacity.
+    seq_s = kv_s = seq_cap_s = kv_cap_s = 0.0
+    for p in members:
+        replica_s = float((p.replicas_in(edges) * widths).sum())
+        seq_s += sum(r.seq_s for r in p.replicas)
+        kv_s += sum(r.kv_s for r in p.replicas)
+        seq_cap_s += p.engine.max_batch_seqs * replica_s
+        kv_cap_s += (p.kv_cap or 0) * replica_s
+    if seq_cap_s <= 0:
+        return out
+    out["batch_occupancy"] = seq_s / seq_cap_s
+    out["kv_occupancy"] = kv_s / kv_cap_s if kv_cap_s > 0 else None
+    if len(members) > 1:
+        return out  # a disaggregated fleet: no single full-batch decode rate (docs/reports.md)
+    replica_s = seq_cap_s / fleet.engine.max_batch_seqs
     max_seqs = fleet.engine.max_batch_seqs
-    out["batch_occupancy"] = seq_s / (max_seqs * replica_s)
-    out["kv_occupancy"] = kv_s / (fleet.kv_cap * replica_s) if fleet.kv_cap else None
     if math.isfinite(mean_context) and mean_context > 0:
         batch = max(1, min(max_seqs, int(fleet.kv_cap // mean_context)))
         step_s = fleet.profile.step_time_s(0, 0.0, batch, int(batch * mean_context))

@@ -159,6 +159,17 @@ class Replica:
         self.waiting.clear()
         return out
 
+    def hold_kv(self, tokens: int) -> None:
+        """Count `tokens` of KV cache held outside the batch (a disaggregated fleet's transfer in
+        flight, sim/engine/disagg.py); a jump planned with less in use stops at its next step."""
+        self.kv_used += tokens
+        self.poke()
+
+    def release_kv(self, tokens: int) -> None:
+        """Free KV counted by `hold_kv`; waiting work may now be admissible."""
+        self.kv_used -= tokens
+        self.poke(need_admissible=True)
+
     def kill(self) -> list[int]:
         self.state = "dead"
         reqs = self.evict_all()
@@ -338,6 +349,12 @@ class Replica:
                     return
             chunks, prefill, n_dec, attn = self._plan_step()
             if not chunks and not n_dec:
+                if not running:
+                    # The queue's head cannot fit beside KV held outside the batch (`hold_kv`):
+                    # wait for `release_kv` (unreachable otherwise: an empty replica admits).
+                    self._ev = None
+                    self.idle = True
+                    return
                 continue
             dt = step_time(prefill, attn, n_dec, self.dec_ctx if n_dec else 0)
             if self.merge and chunks and self._merge_head(chunks, n_dec, dt):

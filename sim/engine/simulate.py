@@ -14,11 +14,21 @@ from sim.engine.api import ApiFleet
 from sim.engine.cloud import CloudFleet
 from sim.engine.config import (
     DEFAULT_ENGINE_PROFILE,
+    POOLS,
     ApiFleetConfig,
     CloudFleetConfig,
     SelfHostedFleetConfig,
+    is_disaggregated,
+    pool_config,
 )
-from sim.engine.events import api_event_counts, event_counts, no_window_events, utilisation
+from sim.engine.disagg import DisaggFleet
+from sim.engine.events import (
+    api_event_counts,
+    event_counts,
+    events_per_window,
+    no_window_events,
+    utilisation,
+)
 from sim.engine.requests import RequestTable
 from sim.engine.result import OK, FleetResult
 from sim.engine.self_hosted import SelfHostedFleet
@@ -61,9 +71,14 @@ def fleet_profile(cfg: CloudFleetConfig | SelfHostedFleetConfig, profile_factory
     """The serving profile of a GPU fleet's replicas (None for the exponential service)."""
     if profile_factory is not None:
         engine = cfg.engine
-        return _profile(
+        profile = _profile(
             profile_factory, cfg.gpu, cfg.tp, cfg.precision, engine.mem_util, engine.profile
         )
+        if engine.speculative is not None:
+            from sim.perf.speculative import speculative_profile
+
+            profile = speculative_profile(profile, engine.speculative, engine.profile)
+        return profile
     if cfg.engine.service != "exponential":
         raise ValueError("profile_factory: needed for GPU fleets with service = 'physics'")
     return None
@@ -101,7 +116,12 @@ def simulate_fleet(
         )
 
     env = simpy.Environment()
-    if isinstance(cfg, CloudFleetConfig | SelfHostedFleetConfig):
+    if is_disaggregated(cfg):
+        profiles = tuple(fleet_profile(pool_config(cfg, w), profile_factory) for w in POOLS)
+        fleet = DisaggFleet(
+            env, table, cfg, profiles=profiles, rng=rng, window_s=window_s, jump=jump
+        )
+    elif isinstance(cfg, CloudFleetConfig | SelfHostedFleetConfig):
         profile = fleet_profile(cfg, profile_factory)
         fleet_cls = CloudFleet if isinstance(cfg, CloudFleetConfig) else SelfHostedFleet
         fleet = fleet_cls(env, table, cfg, profile=profile, rng=rng, window_s=window_s, jump=jump)
@@ -125,8 +145,10 @@ def simulate_fleet(
         end = float(horizon_s)
     work_end = env.now
     _drop_future_first_tokens(table, end)
-    for rep in fleet.replicas:
-        if not fleet.exp:
+    if isinstance(fleet, DisaggFleet):
+        fleet.settle(end)
+    elif not fleet.exp:
+        for rep in fleet.replicas:
             rep.settle(end)
 
     overflow = getattr(fleet, "overflow", None)
@@ -162,7 +184,11 @@ def simulate_fleet(
     share[api_idx] += api_cost
     if progress is not None:
         progress(1.0)
-    meta = {**_meta(fleet, end), **_overrun(span_s, work_end, overrun)}
+    meta = {
+        **_meta(fleet, end),
+        **_overrun(span_s, work_end, overrun),
+        **(fleet.pool_meta(edges, parts) if isinstance(fleet, DisaggFleet) else {}),
+    }
     meta["event_counts"] = event_counts(fleet)
     own_ok = (table.status == OK) & (table.served_by == 0)
     out_tokens = float(table.output_tokens[own_ok].sum())
@@ -184,7 +210,7 @@ def simulate_fleet(
         parts,
         served_by=table.served_by if overflow is not None else None,
         meta=meta,
-        events=fleet.events.per_window(edges),
+        events=events_per_window(fleet, edges),
     )
 
 
@@ -202,7 +228,10 @@ def _span(workload: Workload, horizon_s: float | None) -> float:
 
 
 def fleet_cost_parts(fleet, cfg, edges) -> dict:
-    """A GPU fleet's cost per window by part; a commitment term bills its committed replicas."""
+    """A GPU fleet's cost per window by part; a commitment term bills its committed replicas.
+    A disaggregated fleet's parts are its pools', named `prefill.<part>` and `decode.<part>`."""
+    if isinstance(fleet, DisaggFleet):
+        return fleet.cost_parts(edges, fleet_cost_parts)
     if isinstance(cfg, CloudFleetConfig) and billing.is_commitment(cfg.term):
         return _commitment_parts(fleet, cfg, edges)
     return fleet.window_costs(edges)

@@ -133,6 +133,10 @@ def simulate_fleet_streaming(
         raise ValueError(
             f"overflow: hybrid fleet {cfg.name!r} cannot stream yet (keep requests in memory)"
         )
+    if getattr(cfg, "decode", None) is not None:
+        raise ValueError(
+            f"prefill: disaggregated fleet {cfg.name!r} cannot stream yet (keep requests in memory)"
+        )
     profile = fleet_profile(cfg, profile_factory)
 
     env = simpy.Environment()

@@ -337,16 +337,20 @@ def ensure_prices(scenario: Scenario, warehouse: Any = None) -> Scenario:
 def check_priced_gpus(scenario: Scenario) -> None:
     """A cloud fleet's `gpu` must be the GPU of the instance it is priced as (else it would run at
     one GPU's speed and pay another's price)."""
+    from sim.engine.config import serving_groups
     from sim.gpu_match import check_gpu_matches_offer
 
     for i, fleet in enumerate(scenario.fleets):
-        if fleet.kind == "cloud":
+        if fleet.kind != "cloud":
+            continue
+        for which, group in serving_groups(fleet):  # a disaggregated fleet: each pool
+            prov = scenario.prices.get(fleet.name, {})
             check_gpu_matches_offer(
-                fleet.gpu,
-                scenario.prices.get(fleet.name, {}).get("gpu_model"),
+                group.gpu,
+                (prov.get(which, {}) if which else prov).get("gpu_model"),
                 source=str(scenario.path),
-                field=f"fleet[{i}].gpu",
-                sku=fleet.instance,
+                field=f"fleet[{i}]{'.' + which if which else ''}.gpu",
+                sku=group.instance,
             )
 
 

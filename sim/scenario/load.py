@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sim.advise.constraints import AdviseConstraints
-from sim.engine.config import FLEET_CLASSES, ApiFleetConfig, FleetConfig
+from sim.engine.config import FLEET_CLASSES, ApiFleetConfig, FleetConfig, serving_groups
 from sim.errors import InputError
 from sim.scenario.schema import (
     SCENARIO_ADAPTER,
@@ -457,20 +457,25 @@ def check_models_fit(scenario: Scenario) -> None:
     ]
     # The model is checked even when no fleet runs the physics model, so a typo never waits.
     factory = make_profile_factory(scenario.model, scenario.path)
-    gpu_fleets = [(i, f) for i, f in gpu_fleets if f.engine.service == "physics"]
-    for i, f in gpu_fleets:
+    gpu_fleets = [
+        (f"fleet[{i}]" + (f".{which}" if which else ""), g)
+        for i, f in gpu_fleets
+        for which, g in serving_groups(f)
+        if g.engine.service == "physics"
+    ]
+    for where, f in gpu_fleets:
         profile = factory(
             f.gpu,
             f.tp,
             f.precision,
             f.engine.mem_util,
-            field_prefix=f"fleet[{i}]",
+            field_prefix=where,
             engine_profile=f.engine.profile,
         )
         if not profile.fits:
             raise InputError(
                 str(scenario.path),
-                f"fleet[{i}].tp",
+                f"{where}.tp",
                 f"{scenario.model.name} ({f.precision or scenario.model.precision}) does not fit on "
                 f"{f.tp} x {f.gpu} with mem_util {f.engine.mem_util}; raise tp or use a larger GPU",
             )

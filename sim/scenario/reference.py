@@ -22,6 +22,12 @@ TABLES = (
     ("CloudFleetConfig", '[[fleet]] kind = "cloud"'),
     ("SelfHostedFleetConfig", '[[fleet]] kind = "self_hosted"'),
     ("EngineConfig", "engine = {...} of a cloud or self-hosted fleet"),
+    ("SpeculativeConfig", "engine.speculative = {...}: speculative decoding"),
+    ("CloudPoolConfig", "[fleet.prefill] / [fleet.decode] of a disaggregated cloud fleet"),
+    (
+        "SelfHostedPoolConfig",
+        "[fleet.prefill] / [fleet.decode] of a disaggregated self-hosted fleet",
+    ),
     ("DistSpec", "a distribution: a number (constant) or {dist = ...}"),
     ("VolumeTier", "volume_tiers = [{...}] of an API fleet"),
     ("AdviseConstraints", "[advise] (read by `sim advise`)"),

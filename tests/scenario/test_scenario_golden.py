@@ -60,6 +60,15 @@ CASES = {
         "fleet.cloud-h100.price_usd_per_hour=23.92",
         "fleet.cloud-h100.gpus_per_instance=8",
     ],
+    "disaggregated": [
+        "workload.max_requests=3000",
+        "fleet.aggregated-h100.price_usd_per_hour=23.92",
+        "fleet.aggregated-h100.gpus_per_instance=8",
+        "fleet.disagg-h100-a100.prefill.price_usd_per_hour=23.92",
+        "fleet.disagg-h100-a100.prefill.gpus_per_instance=8",
+        "fleet.disagg-h100-a100.decode.price_usd_per_hour=14.32",
+        "fleet.disagg-h100-a100.decode.gpus_per_instance=8",
+    ],
 }
 
 FIGURES = {
