@@ -295,6 +295,8 @@ class _Resolver:
             "usd_per_mtok_output": out,
             "usd_per_mtok_cached_input": cached,
             "note": note,
+            # The note matters only to traffic with cached prompt tokens (RunSummary.notes).
+            "note_when": "cached_tokens" if note else None,
             "rule": "newest observation, then latest price start, then source priority "
             "(docs/pricing.md)",
             "alternatives": alternatives,

@@ -6,7 +6,7 @@ import json
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from sim.cli import cli
 from sim.errors import InputError
@@ -177,8 +177,9 @@ def perf(
             click.echo(json.dumps({"models": list_models(), "gpus": list_gpus()}))
             return
         console = Console()
+        # Names whole (no_wrap): they are what --model takes, a cut one cannot be pasted back.
         t = Table(
-            "model", "params B (total)", "params B (active)", "max context", "KV B/token bf16"
+            Column("model", no_wrap=True), "params B", "active B", "max context", "KV B/token bf16"
         )
         for name in list_models():
             m = load_model(name)
@@ -191,7 +192,14 @@ def perf(
                 f"{kv:,}",
             )
         console.print(t)
-        t = Table("gpu", "memory GB", "bandwidth GB/s", "BF16 TFLOPS", "FP8 TFLOPS", "power W")
+        t = Table(
+            Column("gpu", no_wrap=True),
+            "memory GB",
+            "bandwidth GB/s",
+            "BF16 TFLOPS",
+            "FP8 TFLOPS",
+            "power W",
+        )
         for name in list_gpus():
             g = load_gpu(name)
             fp8 = f"{g.fp8_tflops:.0f}" if g.fp8_tflops else "-"

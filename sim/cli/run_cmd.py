@@ -14,6 +14,10 @@ from sim.cli.options import executor_options, make_executor
 from sim.errors import InputError
 from sim.summary import RunSummary, Stat, slo_failures
 
+# Wide enough for the table with a two-term SLO miss on one line; fixed so that piped output
+# (CI logs, files) reads the same as a terminal's.
+CONSOLE_WIDTH = 172
+
 
 def _money(stat: Stat) -> str:
     if stat.mean is None:
@@ -37,7 +41,8 @@ def summary_table(summary: RunSummary) -> Table:
         title=f"{summary.scenario}: {n} replication{'s' if n != 1 else ''}{span_text}, prices as of {summary.price_as_of}",
         caption="$/month: the simulated span's cost rate x 730 h; $/Mtok: cost over input + output "
         "tokens served; uncertain: the SLO verdict flips when step times move across the serving "
-        "model's held-out error",
+        "model's held-out error; windows: how many broke the SLO (latency percentiles of the requests "
+        "finishing in each window) of those in which requests finished",
     )
     for header in (
         "fleet",
@@ -46,14 +51,14 @@ def summary_table(summary: RunSummary) -> Table:
         "$/month",
         "$/Mtok",
         "$/1k req",
-        "TTFT p50",
         "TTFT p99",
         "TPOT p99",
         "E2E p99",
         "success",
+        "windows",
         "SLO",
     ):
-        table.add_column(header, justify="left" if header in ("fleet", "kind") else "right")
+        table.add_column(header, justify="left" if header in ("fleet", "kind", "SLO") else "right")
     for f in summary.fleets:
         failed = slo_failures(f, summary.slo)
         table.add_row(
@@ -63,11 +68,11 @@ def summary_table(summary: RunSummary) -> Table:
             _num(f.usd_per_month.mean, "{:,.0f}", prefix="$"),
             _num(f.usd_per_mtok.mean, prefix="$"),
             _num(f.usd_per_1k_requests.mean, prefix="$"),
-            _num(f.latency("ttft", "p50"), "{:.2f} s"),
             _num(f.latency("ttft", "p99"), "{:.2f} s"),
             _num(f.latency("tpot", "p99"), "{:.3f} s"),
             _num(f.latency("e2e", "p99"), "{:.1f} s"),
             _num(f.success_rate.mean, "{:.1%}"),
+            _windows(f.slo_windows),
             _verdict(f.meets_slo, failed, f.slo_robust),
         )
     return table
@@ -78,6 +83,58 @@ def _verdict(meets: bool, failed: list[str], robust: str | None) -> str:
     if robust == "uncertain":
         text += " [yellow]uncertain[/yellow]"  # the verdict flips within the model's error
     return text
+
+
+def _windows(windows) -> str:
+    """Windows that broke the SLO, of those judged: a run can meet its SLO overall and still
+    break it for minutes (a cold start), which one p99 over the run hides."""
+    if windows is None:
+        return "-"
+    text = f"{windows.missed:,.0f} of {windows.judged:,.0f}"
+    return f"[yellow]{text}[/yellow]" if windows.missed > 0 else text
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def fleet_lines(summary: RunSummary) -> list[str]:
+    """Under the table, per GPU fleet: how full it was and what happened to it (events that
+    did not happen are left out)."""
+    lines = []
+    for f in summary.fleets:
+        u = f.utilisation
+        if u is not None:
+            rate = ""
+            if u.output_tokens_per_s is not None and u.capacity_output_tokens_per_s:
+                rate = (
+                    f", {u.output_tokens_per_s:,.0f} of {u.capacity_output_tokens_per_s:,.0f} "
+                    f"output tok/s ({u.output_tokens_per_s / u.capacity_output_tokens_per_s:.0%})"
+                )
+            lines.append(
+                f"utilisation: {f.name}: busy {_pct(u.busy_fraction)}, batch "
+                f"{_pct(u.batch_occupancy)}, KV {_pct(u.kv_occupancy)}{rate}"
+            )
+        happened = [
+            f"{label} {value:,.3g}"
+            for label, value in (
+                ("scale-ups", f.events.scale_up),
+                ("scale-downs", f.events.scale_down),
+                ("cold starts", f.events.cold_starts),
+                ("preemptions", f.events.preemptions),
+                ("recomputes", f.events.recomputes),
+                ("spot kills", f.events.spot_kills),
+                ("throttled", f.events.throttled),
+                ("retries", f.events.retries),
+            )
+            if value
+        ]
+        wait = f.events.cold_start_wait_s_p99
+        if wait is not None:
+            happened.append(f"p99 wait for a cold start {wait:,.1f} s")
+        if happened:
+            lines.append(f"events: {f.name}: " + ", ".join(happened))
+    return lines
 
 
 def _rows_note(requests: str) -> str:
@@ -236,15 +293,18 @@ def run_command(
             executor=executor,
             requests=requests,
         )
-    stdout = Console(width=160)
+    stdout = Console(width=CONSOLE_WIDTH)
     for line in out.summary.warnings:
         stdout.print(line, markup=False)
     stdout.print(summary_table(out.summary))
-    stdout.print(verdict(out.summary))
+    for line in fleet_lines(out.summary):
+        stdout.print(line, markup=False)
     for fleet in out.summary.fleets:
-        note = fleet.prices.get("note")
-        if note:
-            stdout.print(f"note: {fleet.name}: {note}")
+        if fleet.slo_windows is not None and fleet.slo_windows.missed > 0:
+            stdout.print(f"flag: {fleet.name}: {fleet.slo_windows.text()}", markup=False)
+    stdout.print(verdict(out.summary))
+    for name, note in out.summary.notes():
+        stdout.print(f"note: {name}: {note}", markup=False)
     stdout.print(f"run directory: {out.run_dir} ({_rows_note(requests)})")
     if out.recorded:
         stdout.print(f"recorded as run_id {out.run_id}")

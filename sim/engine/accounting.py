@@ -10,6 +10,7 @@ from array import array
 import numpy as np
 import polars as pl
 
+from sim.engine.events import WINDOW_EVENTS
 from sim.engine.result import DROPPED, FAILED, OK, TIMESERIES_COLUMNS
 from sim.errors import InputError
 
@@ -161,11 +162,14 @@ def build_timeseries(
     status: np.ndarray,
     cost_usd: np.ndarray,
     replicas: np.ndarray,
-    gpu_util: np.ndarray,
+    busy_fraction: np.ndarray,
     throttle_s: np.ndarray,
+    events: dict[str, np.ndarray],
+    output_tokens: np.ndarray,
     queue_wait_end_s: np.ndarray | None = None,
 ) -> pl.DataFrame:
-    """One row per window, columns exactly `TIMESERIES_COLUMNS`.
+    """One row per window, columns exactly `TIMESERIES_COLUMNS`; `events` holds each
+    `WINDOW_EVENTS` kind's count per window (sim/engine/events.py).
 
     queue_len is the time-average number of requests that had arrived but not yet been admitted
     (a request preempted and re-queued counts only for its first wait: a documented approximation).
@@ -192,40 +196,44 @@ def build_timeseries(
 
     fin = ok & (end_s <= end_t)
     w_fin = _window_index(end_s[fin], edges)
-    ttft = _percentiles(w_fin, (first_token_s - arrival_s)[fin], n_w)
-    e2e = _percentiles(w_fin, (end_s - arrival_s)[fin], n_w)
-
+    out = output_tokens[fin].astype(np.float64)
+    ttft = (first_token_s - arrival_s)[fin]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(out > 1, (end_s[fin] - first_token_s[fin]) / (out - 1), np.nan)
+    has_tpot = np.isfinite(tpot)
+    latency = {
+        "ttft": _percentiles(w_fin, ttft, n_w),
+        "tpot": _percentiles(w_fin[has_tpot], tpot[has_tpot], n_w),
+        "e2e": _percentiles(w_fin, (end_s - arrival_s)[fin], n_w),
+    }
     counts = {
         "arrivals": hist(arrival_s),
         "completions": hist(end_s[fin]),
         "throttled": hist(throttle_s),
         "failed": hist(end_s[bad]),
+        **events,
     }
-    return timeseries_frame(edges, counts, queue_len, replicas, gpu_util, cost_usd, ttft, e2e)
+    return timeseries_frame(edges, counts, queue_len, replicas, busy_fraction, cost_usd, latency)
 
 
-def timeseries_frame(edges, counts, queue_len, replicas, gpu_util, cost_usd, ttft, e2e):
+def timeseries_frame(edges, counts, queue_len, replicas, busy_fraction, cost_usd, latency):
     """The `TIMESERIES_COLUMNS` table from its parts: `counts` holds the arrivals, completions,
-    throttled and failed per window; `ttft` and `e2e` are (windows, 3) p50/p90/p99 arrays."""
+    throttled, failed and each `WINDOW_EVENTS` kind per window; `latency` maps "ttft", "tpot"
+    and "e2e" to (windows, 3) p50/p90/p99 arrays."""
     data = {
         "window_start_s": edges[:-1],
         "window_end_s": edges[1:],
-        "arrivals": counts["arrivals"],
-        "completions": counts["completions"],
-        "throttled": counts["throttled"],
-        "failed": counts["failed"],
+        **{key: counts[key] for key in ("arrivals", "completions", "throttled", "failed")},
+        **{kind: counts[kind] for kind in WINDOW_EVENTS},
         "queue_len": queue_len,
         "replicas": replicas,
-        "gpu_util": gpu_util,
+        "busy_fraction": busy_fraction,
         "cost_usd": cost_usd,
         "cumulative_cost_usd": np.cumsum(cost_usd),
-        "ttft_p50_s": ttft[:, 0],
-        "ttft_p90_s": ttft[:, 1],
-        "ttft_p99_s": ttft[:, 2],
-        "e2e_p50_s": e2e[:, 0],
-        "e2e_p90_s": e2e[:, 1],
-        "e2e_p99_s": e2e[:, 2],
     }
+    for metric in ("ttft", "tpot", "e2e"):
+        for k, q in enumerate(("p50", "p90", "p99")):
+            data[f"{metric}_{q}_s"] = latency[metric][:, k]
     assert tuple(data) == TIMESERIES_COLUMNS
     return pl.DataFrame(data)
 

@@ -60,6 +60,7 @@ class ApiFleet:
         self.idx = np.zeros(0, dtype=np.int64)
         self.cost_usd = np.zeros(0)  # per processed request, aligned with self.idx
         self.throttle_s = np.zeros(0)
+        self.retries = 0  # throttled requests sent again after a backoff
 
     def _setup_prompt_cache(self, cfg: ApiFleetConfig) -> None:
         """prompt_cache: "trace"/unset bills the workload's cached counts, "off" none, and
@@ -224,6 +225,7 @@ class ApiFleet:
                 0.0, min(cap_backoff, base * 2.0 ** min(k, 64))
             )  # 2^64 s is past any cap
             heapq.heappush(retries, (t + delay, j, k + 1))
+            self.retries += 1
         return send, attempts, failed, throttles
 
     def _token_cost(self, uncached, cached, output, finish, ok, written=0) -> np.ndarray:

@@ -81,6 +81,7 @@ class CloudFleet(GpuFleet):
         if warm_now:
             self.warm(rep)
         else:
+            self.events.add("cold_starts", self.env.now)
             self.cold[rep.rid] = self.env.process(self._cold_start(rep))
         if self.spot and not on_demand and cfg.spot_preemptions_per_hour > 0:
             self.env.process(self._spot_life(rep))
@@ -109,6 +110,7 @@ class CloudFleet(GpuFleet):
         if rep.state == "dead":
             return
         self.log.append((env.now, "spot_warning", rep.rid))
+        self.events.add("spot_kills", env.now)
         if cfg.fallback_on_demand:
             self.launch(on_demand=True)
         if rep.state == "starting":
@@ -215,6 +217,7 @@ class Autoscaler:
                     self.up_since = now
                 if now - self.up_since >= cfg.upscale_delay_s - 1e-9:
                     fleet.log.append((now, f"scale_up {n}->{want}", -1))
+                    fleet.events.add("scale_up", now)
                     for _ in range(want - n):
                         fleet.launch()
                     self.up_since = None
@@ -224,6 +227,7 @@ class Autoscaler:
                     self.down_since = now
                 if now - self.down_since >= cfg.downscale_delay_s - 1e-9:
                     fleet.log.append((now, f"scale_down {n}->{want}", -1))
+                    fleet.events.add("scale_down", now)
                     # Cancel replicas still starting first (newest first), then drain idlest.
                     victims = sorted(
                         active, key=lambda r: (r.state != "starting", r.outstanding, -r.rid)

@@ -401,7 +401,7 @@ class CloudFleetConfig:
     precision: Annotated[Precision | None, Field(description="unset = the scenario's [model] precision")] = None  # fmt: skip
     provider: Annotated[Str, Field(description="price lookup in the warehouse")] = "aws"
     instance: Annotated[Str, Field(description="instance type / SKU for the price lookup")] = ""
-    region: Annotated[Str, Field(description='"" = cheapest region at the price date')] = ""
+    region: Annotated[Str, Field(description='"" = cheapest region at the price date, ties to US, then Europe (docs/pricing.md); a name pins it; a glob such as "us-*" restricts the choice')] = ""  # fmt: skip
     term: Annotated[Str, Field(description='"on_demand", "spot", or a commitment billed for its whole span: reserved_1y, reserved_3y_all_upfront, committed_1y, ... (sim/engine/billing.py)')] = "on_demand"  # fmt: skip
     gpus_per_instance: Annotated[Int, Field(ge=1, le=64, description="unset = from the warehouse offer")] | None = None  # fmt: skip
     price_usd_per_hour: Annotated[Num, Field(ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR, description="per instance; unset = from the warehouse")] | None = None  # fmt: skip

@@ -16,6 +16,7 @@ import simpy
 from simpy.events import NORMAL, URGENT
 
 from sim.engine.accounting import WindowSums
+from sim.engine.events import EventLog
 from sim.engine.prefix import CacheStats, PrefixCache, PrefixKeys, prefill_saved_s
 from sim.engine.replica import Due, ExpReplica, Replica, schedule_at
 from sim.engine.requests import RequestTable, SlotTable
@@ -76,12 +77,14 @@ class GpuFleet:
         self.replicas: list = []
         self.routable: list = []
         self.pending: deque[int] = deque()  # arrived while no replica was warm
+        self._pending_since: deque[float] = deque()  # when each pending request was queued
         self.central: deque[int] = deque()  # the single FIFO queue of exponential mode
         self.resume_gen: dict[int, int] = {}  # tokens generated before a preemption
         if isinstance(table, SlotTable):
             table.resume_gen = self.resume_gen
         self.done = env.event()
         self.log: list[tuple[float, str, int]] = []  # (time, what, replica id) for tests/reports
+        self.events = EventLog()
         self.n_arrived = 0
         self._chunks = None  # a streamed workload's remaining chunks (start_stream_arrivals)
         self._rr = 0
@@ -169,8 +172,10 @@ class GpuFleet:
         rep.start()
         self.routable.append(rep)
         self.log.append((self.env.now, "warm", rep.rid))
-        pending = self.pending
+        pending, since = self.pending, self._pending_since
+        waits, now = self.events.cold_start_waits, self.env.now
         while pending and rep.state == "warm":
+            waits.append(now - since.popleft())  # it waited for want of a warm replica
             self.route(pending.popleft())
 
     def drain(self, rep) -> None:
@@ -198,6 +203,15 @@ class GpuFleet:
 
     def on_stop(self, rep) -> None:
         """Billing hook for subclasses."""
+
+    def evicted(self, i: int, kv_full: bool) -> None:
+        """Request `i` lost its place in a running batch and will be recomputed: because the KV
+        cache was full (a preemption) or because its replica was killed."""
+        attempts = self.table.attempts
+        attempts[i] += 1
+        if kv_full:
+            self.events.add("preemptions", self.env.now)
+        self.events.evicted(int(attempts[i]))
 
     # -- requests ----------------------------------------------------------------------------
     def start_arrivals(self) -> None:
@@ -371,6 +385,7 @@ class GpuFleet:
                 self.drop(i, now)
             else:
                 self.pending.append(i)
+                self._pending_since.append(self.env.now if now is None else now)
             return
         router = self._router
         if router == "round_robin":

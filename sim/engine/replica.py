@@ -111,6 +111,8 @@ class Replica:
         self.pcache = fleet.new_prefix_cache()
         self.pinned: dict[int, list[int]] = {}  # running request -> prompt keys it pins
         self._looked_up: tuple = (-1, [])  # the last lookup: (request, its keys)
+        self.seq_s = 0.0  # running sequences x seconds, over steps and jumps (batch occupancy)
+        self.kv_s = 0.0  # KV tokens held x seconds (KV occupancy)
 
     # -- interface used by the fleet -------------------------------------------------------------
     @property
@@ -212,6 +214,8 @@ class Replica:
         self._busy_t1_add(now)
         if len(self._busy_t1) >= self._busy_chunk:
             self._busy_spread()
+        self.seq_s += len(self.running) * (now - start)
+        self.kv_s += self.kv_used * (now - start)
         self._apply_step(chunks, n_dec, now)
         self._run()
 
@@ -271,6 +275,9 @@ class Replica:
             self._busy_t1_add(self.env.now)
         if len(self._busy_t1) >= self._busy_chunk:
             self._busy_spread()
+        took = self.env.now - (start if head is None else head)
+        self.seq_s += len(self.running) * took
+        self.kv_s += (self.kv_used + n * done / 2) * took
         self.steps = steps = self.steps + done
         self.dec_ctx += n * done
         self.kv_used += n * done
@@ -628,7 +635,7 @@ class Replica:
             self.prefilling.remove(i)
             self.kv_used -= self.ctx.pop(i)
             del self.todo[i]
-        self.table.attempts[i] += 1
+        self.fleet.evicted(i, kv_full=requeue)  # a kill evicts without requeueing here
         if requeue:
             self.waiting.appendleft(i)
 
@@ -707,7 +714,7 @@ class ExpReplica:
         self.state = "dead"
         lost = [self.current] if self.busy else []
         for i in lost:
-            self.table.attempts[i] += 1
+            self.fleet.evicted(i, kv_full=False)
         self.busy = False
         if self.process is not None and self.process.is_alive:
             self.process.interrupt(KILL)

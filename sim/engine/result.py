@@ -19,14 +19,23 @@ TIMESERIES_COLUMNS = (
     "completions",
     "throttled",  # API throttling events (429s) in the window, retries included
     "failed",  # requests that ended failed or dropped in the window
+    # events in the window (sim/engine/events.py; 0 where a fleet kind cannot have them)
+    "scale_up",  # autoscaler decisions to add replicas
+    "scale_down",  # autoscaler decisions to remove replicas
+    "cold_starts",  # replicas launched cold (provisioning + weight loading)
+    "preemptions",  # running sequences evicted because the KV cache was full
+    "spot_kills",  # spot replicas reclaimed by the provider (at the warning)
     "queue_len",  # mean number of requests waiting (not yet running) over the window
     "replicas",  # mean replicas serving (billed, warm or starting) over the window
-    "gpu_util",  # mean fraction of GPU time busy in an engine step, over billed GPUs
+    "busy_fraction",  # busy GPU-seconds (an engine step running) over billed GPU-seconds
     "cost_usd",  # cost accrued in the window
     "cumulative_cost_usd",
     "ttft_p50_s",
     "ttft_p90_s",
     "ttft_p99_s",
+    "tpot_p50_s",
+    "tpot_p90_s",
+    "tpot_p99_s",
     "e2e_p50_s",
     "e2e_p90_s",
     "e2e_p99_s",  # latency percentiles of requests that finished in the window (NaN if none)

@@ -22,6 +22,13 @@ from sim.engine.config import (
     pool_config,
 )
 from sim.engine.disagg import DisaggFleet
+from sim.engine.events import (
+    api_event_counts,
+    event_counts,
+    events_per_window,
+    no_window_events,
+    utilisation,
+)
 from sim.engine.requests import RequestTable
 from sim.engine.result import OK, FleetResult
 from sim.engine.self_hosted import SelfHostedFleet
@@ -177,6 +184,20 @@ def simulate_fleet(
     share[api_idx] += api_cost
     if progress is not None:
         progress(1.0)
+    meta = {
+        **_meta(fleet, end),
+        **_overrun(span_s, work_end, overrun),
+        **(fleet.pool_meta(edges, parts) if isinstance(fleet, DisaggFleet) else {}),
+    }
+    meta["event_counts"] = event_counts(fleet)
+    own_ok = (table.status == OK) & (table.served_by == 0)
+    out_tokens = float(table.output_tokens[own_ok].sum())
+    meta["utilisation"] = utilisation(
+        fleet,
+        edges,
+        out_tokens,
+        mean_context(float(table.prompt_tokens[own_ok].sum()), out_tokens, int(own_ok.sum())),
+    )
     return _result(
         cfg,
         table,
@@ -188,11 +209,8 @@ def simulate_fleet(
         throttle_s,
         parts,
         served_by=table.served_by if overflow is not None else None,
-        meta={
-            **_meta(fleet, end),
-            **_overrun(span_s, work_end, overrun),
-            **(fleet.pool_meta(edges, parts) if isinstance(fleet, DisaggFleet) else {}),
-        },
+        meta=meta,
+        events=events_per_window(fleet, edges),
     )
 
 
@@ -265,6 +283,7 @@ def _simulate_api(cfg, table, rng, window_s, horizon_s, progress, span_s) -> Fle
         "end_s": end,
         **_overrun(span_s, work_end, overrun),
         **fleet.cache_meta(),
+        "event_counts": api_event_counts(fleet, end),
     }
     return _result(
         cfg,
@@ -278,6 +297,7 @@ def _simulate_api(cfg, table, rng, window_s, horizon_s, progress, span_s) -> Fle
         parts,
         served_by=None,
         meta=meta,
+        events=no_window_events(n_w),
     )
 
 
@@ -339,8 +359,27 @@ def _meta(fleet, end: float) -> dict:
     return meta
 
 
+def mean_context(prompt_tokens: float, output_tokens: float, requests: int) -> float:
+    """The mean KV context of a decoding sequence, prompt plus half the output, from the token
+    sums of `requests` completed requests (NaN without any)."""
+    if requests <= 0:
+        return float("nan")
+    return (prompt_tokens + output_tokens / 2) / requests
+
+
 def _result(
-    cfg, table, edges, window_cost, share, replicas, util, throttle_s, parts, served_by, meta
+    cfg,
+    table,
+    edges,
+    window_cost,
+    share,
+    replicas,
+    util,
+    throttle_s,
+    parts,
+    served_by,
+    meta,
+    events,
 ) -> FleetResult:
     ts = build_timeseries(
         edges,
@@ -351,8 +390,10 @@ def _result(
         status=table.status,
         cost_usd=window_cost,
         replicas=replicas,
-        gpu_util=util,
+        busy_fraction=util,
         throttle_s=throttle_s,
+        events=events,
+        output_tokens=table.output_tokens,
     )
     return FleetResult(
         name=cfg.name,

@@ -24,6 +24,12 @@ from sim.engine.accounting import timeseries_frame, window_edges
 from sim.engine.api import ApiFleet
 from sim.engine.cloud import CloudFleet
 from sim.engine.config import ApiFleetConfig, CloudFleetConfig, SelfHostedFleetConfig
+from sim.engine.events import (
+    api_event_counts,
+    event_counts,
+    no_window_events,
+    utilisation,
+)
 from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import OK
 from sim.engine.self_hosted import SelfHostedFleet
@@ -34,6 +40,7 @@ from sim.engine.simulate import (
     _overrun,
     fleet_cost_parts,
     fleet_profile,
+    mean_context,
 )
 from sim.engine.stream import CostRates, FleetAggregate, RequestBatch
 from sim.workload import Workload
@@ -53,6 +60,7 @@ class StreamResult:
     gpu_util: np.ndarray
     throttled: np.ndarray
     meta: dict = field(default_factory=dict)
+    events: dict[str, np.ndarray] = field(default_factory=dict)  # WINDOW_EVENTS per window
     rows: bytes | None = None  # this fleet's request rows as Parquet bytes (set by the run)
 
     @property
@@ -76,12 +84,14 @@ class StreamResult:
         edges = self.edges
         n_w = len(edges) - 1
         counts = self.aggregate.window_counts(edges)
-        ttft = self.aggregate.window_latency_quantiles("ttft", n_w)
-        e2e = self.aggregate.window_latency_quantiles("e2e", n_w)
+        latency = {
+            m: self.aggregate.window_latency_quantiles(m, n_w) for m in ("ttft", "tpot", "e2e")
+        }
         counts["throttled"] = self.throttled
+        counts.update(self.events or no_window_events(n_w))
         queue = self.aggregate.queue_len(edges)
         return timeseries_frame(
-            edges, counts, queue, self.replicas, self.gpu_util, self.window_cost, ttft, e2e
+            edges, counts, queue, self.replicas, self.gpu_util, self.window_cost, latency
         )
 
 
@@ -184,6 +194,14 @@ def simulate_fleet_streaming(
     meta["replicas_launched"] = len(fleet.replicas)
     meta["preemptions"] = table.attempts_flushed
     meta["request_slots"] = table.capacity
+    meta["event_counts"] = event_counts(fleet)
+    ok = int(agg.status_counts[OK])
+    meta["utilisation"] = utilisation(
+        fleet,
+        edges,
+        float(agg.ok_output_tokens),
+        mean_context(float(agg.ok_prompt_tokens), float(agg.ok_output_tokens), ok),
+    )
     return StreamResult(
         cfg.name,
         cfg.kind,
@@ -195,6 +213,7 @@ def simulate_fleet_streaming(
         fleet.gpu_util(edges, billed),
         np.zeros(len(edges) - 1, dtype=np.int64),
         meta,
+        fleet.events.per_window(edges),
     )
 
 
@@ -264,6 +283,7 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
     window_cost[-1] += cost_by_window[n_w:].sum()
     meta = {"end_s": end}
     if api is not None:
+        meta["event_counts"] = api_event_counts(api, end)
         meta.update(
             price_usd_per_mtok_input=api.price_in,
             price_usd_per_mtok_output=api.price_out,

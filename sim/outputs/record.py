@@ -47,6 +47,13 @@ def summaries_long(summary: RunSummary) -> pl.DataFrame:
         rows.append({**base, "metric": "meets_slo", "value": 1.0 if fleet.meets_slo else 0.0})
         for key, value in fleet.cost_breakdown_usd.items():
             rows.append({**base, "metric": f"cost_{key}_usd", "value": float(value)})
+        # Events, utilisation and SLO windows: prefixed names; not-applicable (None) left out.
+        parts = {"events": fleet.events, "utilisation": fleet.utilisation}
+        parts["slo_windows"] = fleet.slo_windows
+        for prefix, part in parts.items():
+            for key, value in (part.to_json() if part is not None else {}).items():
+                if value is not None:
+                    rows.append({**base, "metric": f"{prefix}_{key}", "value": float(value)})
     return pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
 
 

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
@@ -187,7 +188,7 @@ def latency_chart(data: RunData, slo_targets: dict[str, float]) -> Chart | None:
             ax.set_ylim(0, max(seen) * 1.15)  # the SLO line sits inside the frame, not on it
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize="x-small", ncol=2)
+    _figure_legend(fig, [p for ax in axes for p in zip(*ax.get_legend_handles_labels(), strict=True)])  # fmt: skip
     axes[-1].set_xlabel(xlabel)
     title = "Latency percentiles over time"
     caption = (
@@ -195,6 +196,119 @@ def latency_chart(data: RunData, slo_targets: dict[str, float]) -> Chart | None:
         "dotted: the SLO target. A log axis where values span more than 20x."
     )
     return Chart("latency", title, caption, fig)
+
+
+# Events drawn as markers on the replicas line: (timeseries column, marker, label).
+EVENT_MARKERS = (
+    ("scale_up", "^", "scale up"),
+    ("scale_down", "v", "scale down"),
+    ("cold_starts", "D", "cold start"),
+    ("spot_kills", "X", "spot kill"),
+)
+# Events drawn as bars per window on a second axis.
+EVENT_BARS = (
+    ("preemptions", "#ff7f0e", "KV preemptions"),
+    ("throttled", "#9467bd", "API throttles"),
+)
+
+
+def events_chart(data: RunData, flags: dict[str, str] | None = None) -> Chart | None:
+    """One panel per fleet that scales or had events: replicas over time (mean across
+    replications) with scaling, cold-start and spot-kill markers in the windows where they
+    happened, and preemptions and throttles per window as bars. `flags`: a note per fleet for
+    its panel title (e.g. the windows that missed the SLO)."""
+    flags = flags or {}
+    replicas = data.band("replicas")
+    kinds_of = data.fleet_kinds
+    bands = {k: data.band(k) for k, _, _ in EVENT_MARKERS}
+    bands.update({k: data.band(k) for k, _, _ in EVENT_BARS})
+
+    def series(band, fleet):
+        if band is None or band.is_empty():
+            return None
+        part = band.filter(pl.col("fleet") == fleet).sort("window_start_s")
+        return None if part.is_empty() else part
+
+    def any_events(fleet):
+        return any(
+            (part := series(b, fleet)) is not None and float(part["mean"].fill_null(0).sum()) > 0
+            for b in bands.values()
+        )
+
+    fleets = [f for f, kind in kinds_of.items() if kind == "cloud" or any_events(f)]
+    if not fleets:
+        return None
+    colours = fleet_colours(list(kinds_of))
+    max_s = max(
+        float(b["window_start_s"].max())
+        for b in (replicas, *bands.values())
+        if b is not None and not b.is_empty()
+    )
+    divisor, xlabel = _time_axis(max_s)
+    fig, axes = _figure(rows=len(fleets), height=2.2)
+    legend: list = []  # (handle, label) of every panel, shown once beside them
+    for ax, fleet in zip(axes, fleets, strict=True):
+        reps = series(replicas, fleet)
+        level = None
+        if reps is not None and kinds_of[fleet] != "api":
+            x = (reps["window_start_s"] / divisor).to_numpy()
+            level = dict(zip(reps["window_start_s"].to_list(), reps["mean"].to_list(), strict=True))
+            ax.step(
+                x, reps["mean"].to_numpy(), where="post", color=colours[fleet], label="replicas"
+            )
+            ax.set_ylim(0, max(1.0, float(reps["mean"].max())) * 1.6)  # room for the strip
+        # Markers in a strip along the top, one row per kind, so coinciding events stay legible.
+        strip = ax.get_xaxis_transform()  # x in data, y in axes fraction
+        for row, (key, marker, label) in enumerate(EVENT_MARKERS):
+            part = series(bands[key], fleet)
+            if part is None:
+                continue
+            part = part.filter(pl.col("mean") > 0)
+            if part.is_empty():
+                continue
+            x = (part["window_start_s"] / divisor).to_numpy()
+            ax.scatter(
+                x, np.full(len(x), 0.93 - 0.09 * row), transform=strip, marker=marker, s=30,
+                zorder=3, color="#d62728" if key == "spot_kills" else "black", label=label,
+                clip_on=False,
+            )  # fmt: skip
+        bars = [(k, c, label, series(bands[k], fleet)) for k, c, label in EVENT_BARS]
+        bars = [b for b in bars if b[3] is not None and float(b[3]["mean"].fill_null(0).sum()) > 0]
+        if bars:
+            twin = ax.twinx()
+            width = float(np.median(np.diff(bars[0][3]["window_start_s"].to_numpy()))) if bars[0][3].height > 1 else 60.0  # fmt: skip
+            for _key, colour, label, part in bars:
+                twin.bar(
+                    (part["window_start_s"] / divisor).to_numpy(),
+                    part["mean"].fill_null(0).to_numpy(),
+                    width=width / divisor, align="edge", color=colour, alpha=0.35, label=label,
+                )  # fmt: skip
+            twin.set_ylabel("per window", fontsize="small")
+            legend += list(zip(*twin.get_legend_handles_labels(), strict=True))
+        ax.set_ylabel("replicas" if level else "")
+        title = fleet + (f": {flags[fleet]}" if flags.get(fleet) else "")
+        ax.set_title(title, fontsize="medium", loc="left")
+        ax.grid(alpha=0.3)
+        legend += list(zip(*ax.get_legend_handles_labels(), strict=True))
+    _figure_legend(fig, legend)
+    axes[-1].set_xlabel(xlabel)
+    caption = (
+        "Per window, mean across replications: replicas (line); along the top, the windows with a "
+        "scale-up (^), scale-down (v), cold start (diamond) or spot kill (X); KV preemptions and "
+        "API throttles per window (bars, right axis). Fleets that never scale and had no events "
+        "are left out."
+    )
+    return Chart("events", "Events over time", caption, fig)
+
+
+def _figure_legend(fig: Figure, entries: list) -> None:
+    """One legend for all panels, outside them on the right (inside, it hid lines in one panel
+    or another); `entries` are (handle, label) pairs, the first of each label kept."""
+    seen: dict[str, object] = {}
+    for handle, label in entries:
+        seen.setdefault(label, handle)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside right upper", fontsize="x-small")
 
 
 def breakeven_chart(df: pl.DataFrame, crossings: list[dict]) -> Chart:

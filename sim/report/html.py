@@ -7,6 +7,7 @@ directory holds; it computes no analysis.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from functools import cache
 from pathlib import Path
 
@@ -36,15 +37,16 @@ def write_report(run_dir: Path, *, db_path: str | Path | None = None, warehouse=
     source = warehouse if warehouse is not None else db_path
     if source is None and data.resolved and data.resolved.get("warehouse"):
         source = Path(data.resolved["warehouse"])
-    charts = _charts(data, source, notes)
+    flat: list[tuple[str, pl.DataFrame]] = []  # price histories that never moved: a table
+    charts = _charts(data, source, notes, flat)
     rendered = [(c, ch.render(c, run_dir / "charts")) for c in charts]
-    page = _template().render(**_context(data, rendered, notes))
+    page = _template().render(**_context(data, rendered, notes, flat))
     out = run_dir / "report.html"
     out.write_text(page, encoding="utf-8")
     return out
 
 
-def _charts(data: RunData, warehouse, notes: list[str]) -> list[ch.Chart]:
+def _charts(data: RunData, warehouse, notes: list[str], flat: list) -> list[ch.Chart]:
     found: list[ch.Chart | None] = []
     if data.timeseries is not None or data.bands is not None:
         found += [
@@ -74,13 +76,15 @@ def _charts(data: RunData, warehouse, notes: list[str]) -> list[ch.Chart]:
                 caption="GPU fleets only: billed, warm or starting replicas.",
                 kinds=ch.GPU_KINDS,
             ),
+            ch.events_chart(data, _window_flags(data.summary)),
             ch.band_chart(
                 data,
-                "gpu_util",
-                name="gpu_util",
-                title="GPU utilisation",
+                "busy_fraction",
+                name="busy_fraction",
+                title="GPU busy fraction",
                 ylabel="busy fraction of billed GPUs",
-                caption="GPU fleets only.",
+                caption="GPU fleets only: the share of billed GPU time in which an engine step "
+                "runs. Not how full the batch is: see the Utilisation table.",
                 kinds=ch.GPU_KINDS,
             ),
         ]
@@ -92,11 +96,30 @@ def _charts(data: RunData, warehouse, notes: list[str]) -> list[ch.Chart]:
         found.append(ch.sweep_chart(data.sweep, sweep_keys(data.sweep)))
     if data.prices:
         histories = _price_histories(data, warehouse, notes)
+        flat += [h for h in histories if _flat(h[1])]
+        histories = [h for h in histories if not _flat(h[1])]
         as_of = (
             data.summary.price_as_of if data.summary else (data.resolved or {}).get("price_as_of")
         )
         found.append(ch.price_history_chart(histories, as_of))
     return [c for c in found if c is not None]
+
+
+def _window_flags(summary: RunSummary | None) -> dict[str, str]:
+    """Per fleet, e.g. "SLO missed in 7 of 60 windows", where any window missed."""
+    if summary is None:
+        return {}
+    return {
+        f.name: f.slo_windows.text()
+        for f in summary.fleets
+        if f.slo_windows is not None and f.slo_windows.missed > 0
+    }
+
+
+def _flat(frame: pl.DataFrame) -> bool:
+    """True when no price in the history ever moved (one value per unit and source)."""
+    counts = frame.group_by(["unit", "source"]).agg(pl.col("price").n_unique().alias("k"))
+    return bool((counts["k"] <= 1).all())
 
 
 def sweep_keys(df: pl.DataFrame) -> list[str]:
@@ -286,7 +309,7 @@ def _price_rows(prices: dict[str, dict]) -> list[dict]:
         detail = ", ".join(
             f"{k} = {v if not isinstance(v, float) else f'{v:.6g}'}"
             for k, v in shown.items()
-            if k not in ("provider", "sku", "region", "term", "source", "valid_from")
+            if k not in ("provider", "sku", "region", "term", "source", "valid_from", "note_when")
             and v is not None
         )
         cells = [
@@ -349,7 +372,85 @@ def _analysis_tables(data: RunData) -> list[dict]:
     return sections
 
 
-def _context(data: RunData, rendered: list[tuple[ch.Chart, str]], notes: list[str]) -> dict:
+def _flat_price_rows(flat: list[tuple[str, pl.DataFrame]]) -> list[list[str]]:
+    """One row per unit and source of a price that never moved: what it was and since when."""
+    rows = []
+    for label, frame in flat:
+        first = frame.sort("valid_from").group_by(["unit", "source"], maintain_order=True).first()
+        for r in first.to_dicts():
+            since = r["valid_from"].date().isoformat() if r["valid_from"] else ""
+            rows.append([label, r["unit"], f"{r['price']:.6g}", since, r["source"] or ""])
+    return rows
+
+
+def _verdict_lines(summary: RunSummary) -> list[dict]:
+    """Why each fleet won or lost, in one line each, cheapest first: cost, and the SLO terms
+    missed with the measured value against the target."""
+    best = summary.cheapest_meeting_slo
+    best_cost = summary.fleet(best).total_cost_usd.mean if best else None
+    lines = []
+    order = sorted(summary.fleets, key=lambda f: (f.total_cost_usd.mean is None, f.total_cost_usd.mean or 0))  # fmt: skip
+    for f in order:
+        cost = f.total_cost_usd.mean
+        month = f.usd_per_month.mean
+        parts = [fmt_usd(cost) + (f" ({fmt_usd(month)} a month)" if ch.finite(month) else "")]
+        if f.meets_slo:
+            parts.append("meets the SLO")
+            if f.name != best and best_cost and cost is not None:
+                parts.append(f"{cost / best_cost:.2g}x the cheapest")
+        else:
+            missed = []
+            for term in slo_failures(f, summary.slo):
+                if term == "success_rate":
+                    missed.append(f"success {fmt_pct(f.success_rate.mean)} < {fmt_pct(summary.slo.min_success_rate)}")  # fmt: skip
+                    continue
+                metric, q, _ = term.split("_")
+                missed.append(f"{metric.upper()} {q} {fmt_s(f.latency(metric, q))} > {fmt_s(summary.slo.targets_s[term])}")  # fmt: skip
+            parts.append("misses " + ", ".join(missed) if missed else "does not meet the SLO")
+        if f.slo_windows is not None and f.slo_windows.missed > 0:
+            parts.append(f.slo_windows.text())
+        lines.append({"name": f.name, "text": "; ".join(parts), "best": f.name == best, "meets": f.meets_slo})  # fmt: skip
+    return lines
+
+
+def _event_rows(summary: RunSummary) -> list[dict]:
+    """The events table, one row per event (fleets as columns: it stays narrow); events no fleet
+    of this run can have are left out."""
+    from sim.summary.records import FleetEvents
+
+    rows = []
+    for field in fields(FleetEvents):
+        values = [getattr(f.events, field.name) for f in summary.fleets]
+        if all(v is None for v in values):
+            continue
+        fmt = fmt_s if field.name.endswith("_s_p99") else fmt_num
+        rows.append({"name": field.name, "cells": [fmt(v) for v in values]})
+    return rows
+
+
+def _utilisation_rows(summary: RunSummary) -> list[dict]:
+    rows = []
+    for f in summary.fleets:
+        u = f.utilisation
+        if u is None:
+            continue
+        achieved, capacity = u.output_tokens_per_s, u.capacity_output_tokens_per_s
+        share = achieved / capacity if achieved is not None and capacity else None
+        cells = [
+            fmt_pct(u.busy_fraction),
+            fmt_pct(u.batch_occupancy),
+            fmt_pct(u.kv_occupancy),
+            fmt_num(achieved),
+            fmt_num(capacity),
+            fmt_pct(share),
+        ]
+        rows.append({"name": f.name, "cells": cells})
+    return rows
+
+
+def _context(
+    data: RunData, rendered: list[tuple[ch.Chart, str]], notes: list[str], flat: list
+) -> dict:
     summary = data.summary
     resolved = data.resolved or {}
     name = summary.scenario if summary else resolved.get("name") or data.run_dir.name
@@ -397,6 +498,10 @@ def _context(data: RunData, rendered: list[tuple[ch.Chart, str]], notes: list[st
         "request_keys": REQUEST_KEYS,
         "breakdown_keys": breakdown,
         "prices": _price_rows(data.prices) if data.prices else [],
+        "flat_prices": _flat_price_rows(flat),
+        "verdict_lines": _verdict_lines(summary) if summary else [],
+        "event_rows": _event_rows(summary) if summary else [],
+        "utilisation_rows": _utilisation_rows(summary) if summary else [],
         "tables": _analysis_tables(data),
         "charts": rendered,
         "notes": notes,

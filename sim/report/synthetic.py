@@ -11,31 +11,27 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from sim.engine.result import TIMESERIES_COLUMNS
 from sim.outputs.rundir import write_json
-from sim.summary import FleetSummary, RunSummary, Slo, Stat, WorkloadSummary, cheapest, stat
+from sim.summary import (
+    FleetEvents,
+    FleetSummary,
+    RunSummary,
+    Slo,
+    Stat,
+    Utilisation,
+    WorkloadSummary,
+    cheapest,
+    stat,
+)
 
 FLEETS = (
     ("openai-api", "api"),
     ("cloud-h100", "cloud"),
     ("own-h100", "self_hosted"),
 )
-SERIES_METRICS = (
-    "arrivals",
-    "completions",
-    "throttled",
-    "failed",
-    "queue_len",
-    "replicas",
-    "gpu_util",
-    "cost_usd",
-    "cumulative_cost_usd",
-    "ttft_p50_s",
-    "ttft_p90_s",
-    "ttft_p99_s",
-    "e2e_p50_s",
-    "e2e_p90_s",
-    "e2e_p99_s",
-)
+# Every per-window column of a real run (sim/engine/result.py), in its order.
+SERIES_METRICS = tuple(c for c in TIMESERIES_COLUMNS if c not in ("window_start_s", "window_end_s"))
 
 
 def write_synthetic_run(
@@ -72,12 +68,15 @@ def write_synthetic_run(
                 cost = arrivals * 0.002 * base_cost[kind] * scale
                 replicas = np.zeros(windows)
                 util = np.full(windows, np.nan)
+                events = _events(None, rng, n=windows)
             else:
                 replicas = np.ceil(diurnal * 2) if kind == "cloud" else np.full(windows, 4.0)
+                events = _events(replicas if kind == "cloud" else None, rng, n=windows)
                 cost = replicas * base_cost[kind] * scale * window_s / 3600 * 10
                 util = np.clip(diurnal / 2 + rng.normal(0, 0.05, windows), 0, 1)
             ttft50 = 0.2 * diurnal * rng.lognormal(0, 0.1, windows)
             e2e50 = 4.0 * diurnal * rng.lognormal(0, 0.1, windows)
+            tpot50 = 0.03 * diurnal * rng.lognormal(0, 0.1, windows)
             series.append(
                 pl.DataFrame(
                     {
@@ -90,14 +89,18 @@ def write_synthetic_run(
                         "completions": arrivals,
                         "throttled": np.zeros(windows, dtype=np.int64),
                         "failed": np.zeros(windows, dtype=np.int64),
+                        **events,
                         "queue_len": rng.exponential(2.0, windows),
                         "replicas": replicas,
-                        "gpu_util": util,
+                        "busy_fraction": util,
                         "cost_usd": cost,
                         "cumulative_cost_usd": np.cumsum(cost),
                         "ttft_p50_s": ttft50,
                         "ttft_p90_s": ttft50 * 2,
                         "ttft_p99_s": ttft50 * 4,
+                        "tpot_p50_s": tpot50,
+                        "tpot_p90_s": tpot50 * 1.3,
+                        "tpot_p99_s": tpot50 * 2,
                         "e2e_p50_s": e2e50,
                         "e2e_p90_s": e2e50 * 1.5,
                         "e2e_p99_s": e2e50 * 2.5,
@@ -139,7 +142,7 @@ def write_synthetic_run(
                         p: _stat(part[f"{metric}_{p}_s"].to_numpy()[:replications])
                         for p in ("p50", "p90", "p99")
                     }
-                    for metric in ("ttft", "e2e")
+                    for metric in ("ttft", "tpot", "e2e")
                 },
                 meets_slo=meets_slo.get(fleet, True),
                 requests={
@@ -151,6 +154,8 @@ def write_synthetic_run(
                 },
                 cost_breakdown_usd={"tokens" if kind == "api" else "compute": float(totals.mean())},
                 prices=_prices(kind),
+                events=_summary_events(part, kind, replications),
+                utilisation=None if kind == "api" else Utilisation(0.6, 0.2, 0.1, 900.0, 6000.0),
             )
         )
     summary = RunSummary(
@@ -178,6 +183,36 @@ def write_synthetic_run(
     }
     write_json(run_dir / "scenario.resolved.json", resolved)
     return run_dir
+
+
+def _summary_events(part: pl.DataFrame, kind: str, replications: int) -> FleetEvents:
+    """The invented per-window events summed per replication, averaged; None where the kind
+    cannot have them (as `sim.engine.events` reports them)."""
+
+    def mean(column: str) -> float:
+        return float(part[column].sum()) / replications
+
+    if kind == "api":
+        return FleetEvents(throttled=mean("throttled"), retries=0.0)
+    gpu = {"preemptions": mean("preemptions"), "recomputes": mean("preemptions")}
+    if kind != "cloud":
+        return FleetEvents(**gpu)
+    scaling = {k: mean(k) for k in ("scale_up", "scale_down", "cold_starts", "spot_kills")}
+    return FleetEvents(**gpu, **scaling, cold_start_waits=0.0)
+
+
+def _events(replicas, rng: np.random.Generator, n: int = 0) -> dict[str, np.ndarray]:
+    """Invented per-window events: scaling where the replica count steps, a few preemptions."""
+    n = n or len(replicas)
+    zero = np.zeros(n, dtype=np.int64)
+    out = {k: zero.copy() for k in ("scale_up", "scale_down", "cold_starts", "preemptions", "spot_kills")}  # fmt: skip
+    if replicas is not None:
+        step = np.diff(replicas, prepend=replicas[0])
+        out["scale_up"] = (step > 0).astype(np.int64)
+        out["cold_starts"] = np.maximum(step, 0).astype(np.int64)
+        out["scale_down"] = (step < 0).astype(np.int64)
+        out["preemptions"] = rng.poisson(0.3, n)
+    return out
 
 
 def _stat(values: np.ndarray) -> Stat:

@@ -147,7 +147,12 @@ def run_replication(
 
 
 def _about(workload) -> dict[str, Any]:
-    return {"name": workload.name, "requests": len(workload), "duration_s": workload.duration_s}
+    return {
+        "name": workload.name,
+        "requests": len(workload),
+        "duration_s": workload.duration_s,
+        "cached_prompt_tokens": int(np.sum(workload.cached_prompt_tokens)),
+    }
 
 
 @dataclass(frozen=True)
@@ -204,7 +209,7 @@ def stream_one_fleet(
     from sim.traffic.config import workload_chunks
 
     backend = backend or DEFAULT_BACKEND
-    seen = {"requests": 0, "last_s": 0.0, "name": ""}
+    seen = {"requests": 0, "last_s": 0.0, "name": "", "cached": 0}
     limit = max_context(scenario.model)
     policy, source = scenario.model.context_overflow, str(scenario.path)
 
@@ -219,6 +224,7 @@ def stream_one_fleet(
             seen["requests"] += len(piece)
             seen["last_s"] = float(piece.arrival_s[-1])
             seen["name"] = piece.name
+            seen["cached"] += int(np.sum(piece.cached_prompt_tokens))
             yield piece
 
     cfg = scenario.fleets[k]
@@ -238,6 +244,7 @@ def stream_one_fleet(
         result.rows = path.read_bytes() if path is not None else None
     # As Workload.duration_s: the last arrival (time 0 is the start of the workload).
     about = {"name": seen["name"], "requests": seen["requests"], "duration_s": seen["last_s"]}
+    about["cached_prompt_tokens"] = seen["cached"]
     return result, about
 
 

@@ -16,11 +16,14 @@ from sim.summary.records import (
     REQUEST_COUNTS,
     SUMMARY_QUANTILES,
     ApiCacheSummary,
+    FleetEvents,
     FleetSummary,
     PrefixCacheSummary,
     RunSummary,
     Slo,
+    SloWindows,
     Stat,
+    Utilisation,
     WorkloadSummary,
     cheapest,
     meets_slo,
@@ -97,6 +100,8 @@ def fleet_summary(
             q: stat(col(f"{metric}_{q}_s"), keep_values=False) for q in SUMMARY_QUANTILES + extra
         }
     keys = sorted({key for fr in results for key in fr.cost_breakdown_usd})
+    metas = [fr.meta or {} for fr in results]
+    utilisation = [m["utilisation"] for m in metas if m.get("utilisation")]
     entry = FleetSummary(
         name=cfg.name,
         kind=cfg.kind,
@@ -119,6 +124,9 @@ def fleet_summary(
         usd_per_month=stat(col("usd_per_month")),
         prefix_cache=_cache_part(PrefixCacheSummary, [_prefix_figures(fr) for fr in results]),
         api_cache=_cache_part(ApiCacheSummary, [fr.meta for fr in results]),
+        events=FleetEvents.over_replications([m.get("event_counts") or {} for m in metas]),
+        utilisation=Utilisation.over_replications(utilisation) if utilisation else None,
+        slo_windows=slo_windows([fr.timeseries for fr in results], slo),
     )
     return _with_verdict(entry, slo)
 
@@ -142,6 +150,39 @@ def _cache_part(cls, figs: list[dict]):
     if not figs or any(name not in f for f in figs for name in names):
         return None
     return cls(**{name: stat([float(f[name]) for f in figs]) for name in names})
+
+
+def window_misses(ts, slo: Slo) -> tuple[int, int] | None:
+    """(windows that missed, windows judged) of one replication's time series: see `SloWindows`.
+    None when the SLO names no latency percentile the time series has per window."""
+    judged_targets = [
+        (f"{key.rsplit('_', 1)[0]}_s", limit)
+        for key, limit in slo.targets_s.items()
+        if f"{key.rsplit('_', 1)[0]}_s" in ts.columns
+    ]
+    if not judged_targets:
+        return None
+    judged = ts["completions"].to_numpy() > 0
+    missed = np.zeros(len(judged), dtype=bool)
+    for column, limit in judged_targets:
+        values = ts[column].to_numpy().astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            missed |= judged & (values > limit)
+    return int(missed.sum()), int(judged.sum())
+
+
+def slo_windows(timeseries: list, slo: Slo) -> SloWindows | None:
+    """`SloWindows` over replications' time series (means of the per-replication counts)."""
+    per_rep = [window_misses(ts, slo) for ts in timeseries]
+    if not per_rep or any(m is None for m in per_rep):
+        return None
+    widths = [float((ts["window_end_s"] - ts["window_start_s"]).max()) for ts in timeseries if ts.height]  # fmt: skip
+    return SloWindows(
+        missed=float(np.mean([m[0] for m in per_rep])),
+        judged=float(np.mean([m[1] for m in per_rep])),
+        windows=float(np.mean([ts.height for ts in timeseries])),
+        window_s=max(widths) if widths else None,
+    )
 
 
 def _with_verdict(entry: FleetSummary, slo: Slo) -> FleetSummary:
@@ -168,6 +209,9 @@ def summarize(scenario, reps, *, seed: int | None = None, warnings=()) -> RunSum
         name=names[0] if len(names) == 1 else names,
         requests=stat([rep.workload.get("requests", math.nan) for rep in reps]),
         duration_s=stat([rep.workload.get("duration_s", math.nan) for rep in reps]),
+        cached_prompt_tokens=stat(
+            [rep.workload.get("cached_prompt_tokens", math.nan) for rep in reps]
+        ),
     )
     return RunSummary(
         scenario=scenario.name,

@@ -7,7 +7,7 @@ here too.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 LATENCY_METRICS = ("ttft", "e2e", "tpot")
@@ -78,6 +78,122 @@ class Slo:
         return cls({k: float(v) for k, v in data.items()}, rate)
 
 
+def _opt(value: Any) -> float | None:
+    return None if value is None else _num(value)
+
+
+def _fields_json(record) -> dict[str, float | None]:
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+def _from_fields(cls, data: dict[str, Any]):
+    """A record of optional numbers from its JSON (missing fields: None)."""
+    return cls(**{f.name: _opt(data.get(f.name)) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class FleetEvents:
+    """What happened to a fleet besides serving: each figure is the mean over replications of
+    that replication's count (so it may be fractional), except `recomputes_max_per_request`, the
+    largest over replications, and `cold_start_wait_s_p99`, the mean over the replications in
+    which any request waited. None: the fleet kind cannot have the event (API fleets have no
+    replicas; only cloud fleets scale and start cold; only API fleets, and hybrid overflow, are
+    throttled). Definitions in docs/reports.md ("Events").
+    """
+
+    scale_up: float | None = None  # autoscaler decisions to add replicas
+    scale_down: float | None = None  # autoscaler decisions to remove replicas
+    cold_starts: float | None = None  # replicas launched cold after the start
+    cold_start_waits: float | None = None  # requests queued for want of a warm replica
+    cold_start_wait_s_p99: float | None = None  # p99 of their wait until a replica warmed
+    preemptions: float | None = None  # running sequences evicted because the KV cache was full
+    recomputes: float | None = None  # evictions to recompute: preemptions + sequences killed
+    recomputed_requests: float | None = None  # requests evicted at least once
+    recomputes_max_per_request: float | None = None
+    spot_kills: float | None = None  # spot replicas reclaimed by the provider
+    throttled: float | None = None  # API rate-limit hits (429s), retries included
+    retries: float | None = None  # throttled requests sent again after a backoff
+
+    def to_json(self) -> dict[str, float | None]:
+        return _fields_json(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> FleetEvents:
+        return _from_fields(cls, data or {})
+
+    @classmethod
+    def over_replications(cls, counts: list[dict[str, Any]]) -> FleetEvents:
+        """From each replication's `meta["event_counts"]` (sim/engine/events.py)."""
+        out = {}
+        for f in fields(cls):
+            values = [float(c[f.name]) for c in counts if c.get(f.name) is not None]
+            if not values:
+                out[f.name] = None
+            elif f.name == "recomputes_max_per_request":
+                out[f.name] = max(values)
+            else:
+                out[f.name] = sum(values) / len(values)
+        return cls(**out)
+
+
+@dataclass(frozen=True)
+class Utilisation:
+    """How full a GPU fleet was, means over replications (None for API fleets; occupancies None
+    in the exponential validation mode). Definitions in docs/reports.md ("Utilisation")."""
+
+    busy_fraction: float | None = None  # busy GPU-seconds over billed GPU-seconds
+    batch_occupancy: float | None = None  # running sequences / max_num_seqs, time-weighted
+    kv_occupancy: float | None = None  # KV tokens held / KV capacity, time-weighted
+    output_tokens_per_s: float | None = None  # achieved: output tokens completed per second
+    capacity_output_tokens_per_s: float | None = None  # full-batch decode rate of the replicas
+
+    def to_json(self) -> dict[str, float | None]:
+        return _fields_json(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Utilisation | None:
+        return None if data is None else _from_fields(cls, data)
+
+    @classmethod
+    def over_replications(cls, figures: list[dict[str, Any]]) -> Utilisation:
+        out = {}
+        for f in fields(cls):
+            values = [float(u[f.name]) for u in figures if u.get(f.name) is not None]
+            out[f.name] = sum(values) / len(values) if values else None
+        return cls(**out)
+
+
+@dataclass(frozen=True)
+class SloWindows:
+    """How many time windows breached the SLO, means over replications. A window is judged when
+    at least one request finished in it; it misses when a latency percentile the SLO names
+    (p50, p90 or p99 of TTFT, TPOT or E2E), taken over the requests that finished in that
+    window, is above its target. Targets at other percentiles (p95) are not judged per window."""
+
+    missed: float
+    judged: float
+    windows: float
+    window_s: float | None = None
+
+    def to_json(self) -> dict[str, float | None]:
+        return _fields_json(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> SloWindows | None:
+        if not data:
+            return None
+        return cls(
+            float(data.get("missed", 0)),
+            float(data.get("judged", 0)),
+            float(data.get("windows", 0)),
+            _opt(data.get("window_s")),
+        )
+
+    def text(self) -> str:
+        """e.g. "SLO missed in 7 of 60 windows" (counts rounded to whole windows)."""
+        return f"SLO missed in {self.missed:,.0f} of {self.judged:,.0f} windows"
+
+
 @dataclass(frozen=True)
 class FleetSummary:
     """One fleet of a run: cost, latency percentiles, success and the SLO verdict."""
@@ -106,6 +222,9 @@ class FleetSummary:
     # report their per-replica caches, API fleets the tokens billed as cached input and writes.
     prefix_cache: PrefixCacheSummary | None = None
     api_cache: ApiCacheSummary | None = None
+    events: FleetEvents = FleetEvents()
+    utilisation: Utilisation | None = None  # GPU fleets only
+    slo_windows: SloWindows | None = None  # None when the SLO names no latency target
 
     def latency(self, metric: str, quantile: str) -> float | None:
         stat = self.latency_s.get(metric, {}).get(quantile)
@@ -163,6 +282,9 @@ class FleetSummary:
             out.update(self.prefix_cache.to_json())
         if self.api_cache is not None:
             out.update(self.api_cache.to_json())
+        out["events"] = self.events.to_json()
+        out["utilisation"] = self.utilisation.to_json() if self.utilisation else None
+        out["slo_windows"] = self.slo_windows.to_json() if self.slo_windows else None
         return out
 
     @classmethod
@@ -195,6 +317,9 @@ class FleetSummary:
             slo_robust=data.get("slo_robust"),
             prefix_cache=PrefixCacheSummary.from_json(data),
             api_cache=ApiCacheSummary.from_json(data),
+            events=FleetEvents.from_json(data.get("events")),
+            utilisation=Utilisation.from_json(data.get("utilisation")),
+            slo_windows=SloWindows.from_json(data.get("slo_windows")),
         )
 
 
@@ -239,12 +364,14 @@ class WorkloadSummary:
     name: str | list[str]
     requests: Stat
     duration_s: Stat
+    cached_prompt_tokens: Stat = Stat(None)  # prompt tokens a prefix cache could serve
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "requests": self.requests.to_json(),
             "duration_s": self.duration_s.to_json(),
+            "cached_prompt_tokens": self.cached_prompt_tokens.to_json(),
         }
 
     @classmethod
@@ -254,6 +381,7 @@ class WorkloadSummary:
             data.get("name", ""),
             Stat.from_json(data.get("requests")),
             Stat.from_json(data.get("duration_s")),
+            Stat.from_json(data.get("cached_prompt_tokens")),
         )
 
 
@@ -272,6 +400,20 @@ class RunSummary:
     cheapest_meeting_slo: str | None = None
     warnings: tuple[str, ...] = ()
     step_time_band: tuple[float, float] | None = None  # the error band slo_robust was judged on
+
+    def notes(self) -> list[tuple[str, str]]:
+        """(fleet, note) of the price notes that matter to this run: a note about cached-input
+        prices only when the traffic had cached prompt tokens (or it is not known)."""
+        cached = self.workload.cached_prompt_tokens.mean
+        out = []
+        for f in self.fleets:
+            note = f.prices.get("note")
+            if not note:
+                continue
+            if f.prices.get("note_when") == "cached_tokens" and cached is not None and cached <= 0:
+                continue
+            out.append((f.name, str(note)))
+        return out
 
     def fleet(self, name: str) -> FleetSummary:
         for f in self.fleets:

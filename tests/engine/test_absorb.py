@@ -91,5 +91,5 @@ def test_merged_prefill_steps_change_no_request(name, horizon, monkeypatch):
     for field in ("start_s", "first_token_s", "finish_s", "status", "attempts"):
         np.testing.assert_array_equal(getattr(merged, field), getattr(plain, field), field)
     np.testing.assert_allclose(merged.cost_usd, plain.cost_usd, rtol=1e-9, atol=1e-15)
-    for col in ("gpu_util", "cost_usd", "queue_len"):
+    for col in ("busy_fraction", "cost_usd", "queue_len"):
         np.testing.assert_allclose(merged.timeseries[col], plain.timeseries[col], rtol=1e-9)

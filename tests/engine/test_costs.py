@@ -50,7 +50,7 @@ def test_idle_self_hosted_costs_capex_colo_and_idle_power():
     assert r.total_cost_usd == pytest.approx(capex_hour + colo_hour + power_hour, rel=1e-12)
     assert r.cost_breakdown_usd["power"] == pytest.approx(power_hour, rel=1e-12)
     assert r.timeseries["cost_usd"].to_list() == pytest.approx([r.total_cost_usd / 60] * 60)
-    assert r.timeseries["gpu_util"].max() == 0.0
+    assert r.timeseries["busy_fraction"].max() == 0.0
 
 
 def test_annuity_with_cost_of_capital():

@@ -143,4 +143,4 @@ def test_every_request_accounted_and_costs_consistent(cfg, w, horizon, kv, seed)
     assert r.total_cost_usd == pytest.approx(
         sum(r.cost_breakdown_usd.values()), rel=1e-9, abs=1e-12
     )
-    assert ((ts["gpu_util"] >= 0) & (ts["gpu_util"] <= 1)).all()
+    assert ((ts["busy_fraction"] >= 0) & (ts["busy_fraction"] <= 1)).all()

@@ -54,6 +54,18 @@ def test_streaming_run_matches_the_exact_run(both):
                     continue
                 assert y == pytest.approx(x, rel=0.011, abs=1e-4), (a.name, metric, q)
         assert b.meets_slo == a.meets_slo
+        # Events and utilisation: the same counters on both paths (issue 14).
+        assert b.events == a.events, a.name
+        if a.utilisation is None:
+            assert b.utilisation is None
+        else:
+            for key, x in a.utilisation.to_json().items():
+                y = getattr(b.utilisation, key)
+                assert (y is None) if x is None else y == pytest.approx(x, rel=1e-9), key
+        # Per-window percentiles come from sketches: a window at the limit may flip.
+        assert b.slo_windows.judged == a.slo_windows.judged
+        assert abs(b.slo_windows.missed - a.slo_windows.missed) <= 1
+    assert streamed.workload.cached_prompt_tokens.mean == exact.workload.cached_prompt_tokens.mean
 
 
 def test_streaming_run_writes_the_asked_rows(tmp_path):

@@ -12,6 +12,7 @@ from engine_helpers import FakeProfile, factory_for, poisson_workload
 
 from sim.engine import simulate_fleet
 from sim.engine.config import ApiFleetConfig, CloudFleetConfig, EngineConfig, SelfHostedFleetConfig
+from sim.engine.events import WINDOW_EVENTS
 from sim.engine.sketch import ALPHA
 from sim.engine.stream import FleetAggregate, batch_from_result
 from sim.engine.streaming import simulate_fleet_streaming
@@ -58,9 +59,17 @@ def _compare(exact_fr, got, exact_pct: bool = False):
             assert fig[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
     ts, exact_ts = got.timeseries, exact_fr.timeseries
     assert ts.columns == exact_ts.columns and ts.height == exact_ts.height
-    for col in ("arrivals", "completions", "failed", "throttled"):
+    for col in ("arrivals", "completions", "failed", "throttled", *WINDOW_EVENTS):
         assert ts[col].to_list() == exact_ts[col].to_list(), col
-    for col in ("window_end_s", "cost_usd", "replicas", "gpu_util", "queue_len"):
+    # Events and utilisation: the same counters on both paths, the same figures.
+    assert got.meta["event_counts"] == exact_fr.meta["event_counts"]
+    if "utilisation" in exact_fr.meta:
+        for key, value in exact_fr.meta["utilisation"].items():
+            if value is None:
+                assert got.meta["utilisation"][key] is None, key
+            else:
+                assert got.meta["utilisation"][key] == pytest.approx(value, rel=1e-9), key
+    for col in ("window_end_s", "cost_usd", "replicas", "busy_fraction", "queue_len"):
         np.testing.assert_allclose(ts[col], exact_ts[col], rtol=1e-9, atol=1e-9, err_msg=col)
 
 

@@ -65,8 +65,10 @@ def report(tmp_path_factory):
 
 def test_report_loads_and_every_chart_renders_without_errors(report, tmp_path):
     attrs = dump_dom(report, tmp_path / "profile")
-    assert attrs["data-charts-total"] == "5"  # cost, cumulative cost, latency, replicas, GPU util
-    assert attrs["data-charts-ok"] == "5"
+    assert (
+        attrs["data-charts-total"] == "6"
+    )  # cost, cumulative cost, latency, replicas, events, busy
+    assert attrs["data-charts-ok"] == "6"
     assert attrs["data-js-errors"] == "0", attrs.get("data-js-error-text")
 
 
@@ -82,6 +84,6 @@ def test_the_check_catches_an_external_load_and_a_blank_chart(report, tmp_path):
     broken = tmp_path / "broken.html"
     broken.write_text(page)
     attrs = dump_dom(broken, tmp_path / "profile")
-    assert attrs["data-charts-total"] == "6" and attrs["data-charts-ok"] == "5"
+    assert attrs["data-charts-total"] == "7" and attrs["data-charts-ok"] == "6"
     assert int(attrs["data-js-errors"]) >= 1
     assert "example.invalid" in attrs["data-js-error-text"]

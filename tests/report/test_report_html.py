@@ -15,7 +15,7 @@ from sim.report.html import write_report
 from sim.report.rundir import load_run
 from sim.report.synthetic import write_synthetic_run
 
-RUN_CHARTS = {"cost", "cumulative_cost", "latency", "replicas", "gpu_util"}
+RUN_CHARTS = {"cost", "cumulative_cost", "latency", "replicas", "events", "busy_fraction"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -195,3 +195,30 @@ def test_slo_table_names_the_target_a_fleet_misses(tmp_path):
     assert '<tr><td>own-h100</td><td class="n">' in slo_table
     own_row = slo_table[slo_table.index("<td>own-h100</td>") :].split("</tr>")[0]
     assert '<td class="n">45 s ✗ over</td>' in own_row and "<td>no</td>" in own_row
+
+
+def test_verdict_lines_say_why_each_fleet_lost(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", replications=2, windows=3)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["fleets"][2]["e2e_s"]["p99"]["mean"] = 45.0  # over the synthetic 30 s target
+    summary["fleets"][2]["meets_slo"] = False
+    summary["fleets"][1]["slo_windows"] = {"missed": 2.0, "judged": 3.0, "windows": 3.0}
+    (run / "summary.json").write_text(json.dumps(summary))
+    page = write_report(run, warehouse=tmp_path / "absent.duckdb").read_text()
+    reasons = page[page.index('<ul class="reasons">') : page.index("</ul>")]
+    own = reasons[reasons.index("<strong>own-h100</strong>") :].split("</li>")[0]
+    assert "misses E2E p99 45 s &gt; 30 s" in own
+    cloud = reasons[reasons.index("<strong>cloud-h100</strong>") :].split("</li>")[0]
+    assert "SLO missed in 2 of 3 windows" in cloud
+    assert reasons.index('class="best"') < reasons.index("cloud-h100")  # the winner first
+
+
+def test_utilisation_and_events_tables(written):
+    _, page = written
+    util = page[page.index("<h2>Utilisation</h2>") : page.index("<h2>Events</h2>")]
+    assert "<td>cloud-h100</td>" in util and "openai-api" not in util  # GPU fleets only
+    assert '<td class="n">60.00%</td><td class="n">20.00%</td><td class="n">10.00%</td>' in util
+    events = page[page.index("<h2>Events</h2>") :].split("</table>")[0]
+    assert "<th>openai-api</th><th>cloud-h100</th><th>own-h100</th>" in events
+    scale_up = events[events.index("<td>scale_up</td>") :].split("</tr>")[0]
+    assert scale_up.count("–") == 2  # API and self-hosted fleets cannot scale

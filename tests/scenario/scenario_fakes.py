@@ -49,7 +49,7 @@ def _timeseries(arrival, finish, cost_rate_usd_per_s, window_s, end_s) -> pl.Dat
         failed=np.zeros(len(starts)),
         queue_len=np.zeros(len(starts)),
         replicas=np.ones(len(starts)),
-        gpu_util=np.full(len(starts), 0.5),
+        busy_fraction=np.full(len(starts), 0.5),
         cost_usd=cost,
         cumulative_cost_usd=np.cumsum(cost),
         e2e_p99_s=completions * 0.01,

@@ -90,6 +90,17 @@ FIGURES = {
     "tpot_p99_s": ("tpot_s", "p99", "mean"),
     "e2e_p99_s": ("e2e_s", "p99", "mean"),
     "requests_ok": ("requests", "ok"),
+    # events, utilisation and SLO windows (added with issue 14; None where they do not apply)
+    "scale_up": ("events", "scale_up"),
+    "cold_starts": ("events", "cold_starts"),
+    "preemptions": ("events", "preemptions"),
+    "recomputes": ("events", "recomputes"),
+    "spot_kills": ("events", "spot_kills"),
+    "throttled": ("events", "throttled"),
+    "busy_fraction": ("utilisation", "busy_fraction"),
+    "batch_occupancy": ("utilisation", "batch_occupancy"),
+    "kv_occupancy": ("utilisation", "kv_occupancy"),
+    "slo_windows_missed": ("slo_windows", "missed"),
 }
 
 
@@ -111,6 +122,8 @@ def _sig(value, digits: int = 4):
 
 def _dig(entry, path):
     for key in path:
+        if entry is None:  # e.g. an API fleet's utilisation
+            return None
         entry = entry[key]
     return entry
 
