@@ -234,7 +234,10 @@ def connect_ray(address: str | None):
 
 def _map_ray(fn, items: Sequence, shared, address: str | None, progress) -> list:
     ray = connect_ray(address)
-    remote = ray.remote(num_cpus=1)(_ray_task)
+    # SPREAD: without it Ray keeps tasks near their arguments (the shared workload, on the
+    # driver's node) and an added node stayed idle (bench/bench_ray_nodes.py: no speed-up
+    # from 1 to 2 nodes; 1.35x with SPREAD on the 2-core machine).
+    remote = ray.remote(num_cpus=1, scheduling_strategy="SPREAD")(_ray_task)
     shared_ref = ray.put(shared) if shared is not None else None
     fn_ref = ray.put(fn)
     refs = [remote.remote(fn_ref, shared_ref, item) for item in items]
