@@ -188,6 +188,11 @@ def _fleet_task(job: _Job, item: tuple[int, int, int]):
             about = None  # known in the caller, which drew the workload
     except InputError as exc:
         return ("input_error", exc.source, exc.field, exc.reason, exc.line)
+    except ValueError as exc:
+        # The engine refuses a fleet the workload cannot feed (no prefix identity for a prefix
+        # cache, a streaming run of a rate-limited API, ...): the scenario's fault, one line.
+        sc = job.scenarios[s]
+        return ("input_error", str(sc.path), f"fleet.{sc.fleets[k].name}", str(exc), None)
     return result, about, time.process_time() - cpu0
 
 

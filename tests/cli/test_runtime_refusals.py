@@ -1,0 +1,46 @@
+"""A fleet the workload cannot feed is refused by the engine only once the trace is read (its
+format is known then): still one line naming the file and fleet, exit 2, no run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from sim.cli import cli
+
+TRACE = Path(__file__).resolve().parents[1] / "traffic" / "data" / "azure2024_sample.csv"
+
+SCENARIO = f"""
+[scenario]
+name = "noid"
+[workload]
+trace = "{TRACE.as_posix()}"
+[model]
+name = "llama-3.1-8b"
+[slo]
+ttft_p99_s = 2.0
+[[fleet]]
+name = "own"
+kind = "self_hosted"
+gpu = "h100-sxm"
+servers = 1
+gpus_per_server = 1
+tp = 1
+gpu_price_usd = 25000
+engine = {{ prefix_cache = true }}
+"""
+
+
+def test_prefix_cache_without_prefix_identity_is_one_line(tmp_path):
+    path = tmp_path / "noid.toml"
+    path.write_text(SCENARIO)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        cli, ["--db", str(tmp_path / "w.duckdb"), "run", str(path), "--out", str(out), "-q"]
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert str(path) in lines[0] and "fleet.own" in lines[0] and "prefix identity" in lines[0]
+    assert not out.exists()
