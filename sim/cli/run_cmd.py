@@ -134,7 +134,28 @@ def fleet_lines(summary: RunSummary) -> list[str]:
             happened.append(f"p99 wait for a cold start {wait:,.1f} s")
         if happened:
             lines.append(f"events: {f.name}: " + ", ".join(happened))
+        lines += _cache_lines(f)
     return lines
+
+
+def _cache_lines(f) -> list[str]:
+    """What a fleet's prompt caches did, when they did anything (summary.json has it always)."""
+    out = []
+    p = f.prefix_cache
+    if p is not None and (p.prefix_hit_rate_tokens.mean or p.prefix_evictions.mean):
+        out.append(
+            f"prefix cache: {f.name}: {_pct(p.prefix_hit_rate_tokens.mean)} of prompt tokens and "
+            f"{_pct(p.prefix_hit_rate_requests.mean)} of requests hit, "
+            f"{p.prefix_evictions.mean or 0:,.0f} blocks evicted, "
+            f"{p.prefix_gpu_s_saved.mean or 0:,.0f} prefill GPU-s saved"
+        )
+    a = f.api_cache
+    if a is not None and (a.cached_input_tokens.mean or a.cache_write_tokens.mean):
+        out.append(
+            f"prompt cache: {f.name}: {(a.cached_input_tokens.mean or 0) / 1e6:,.3g}M input "
+            f"tokens billed as cached, {(a.cache_write_tokens.mean or 0) / 1e6:,.3g}M as cache writes"
+        )
+    return out
 
 
 def _rows_note(requests: str) -> str:

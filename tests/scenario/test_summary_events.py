@@ -179,3 +179,41 @@ def test_cached_input_note_only_when_the_traffic_has_cached_tokens():
     assert notes(0.0) == [("b", "something else")]
     assert [n for n, _ in notes(1200.0)] == ["api", "b"]
     assert [n for n, _ in notes(None)] == ["api", "b"]  # unknown (an old summary): say it
+
+
+def test_console_says_what_prompt_caches_did_only_when_they_did_something():
+    from sim.summary import RunSummary
+
+    base = {
+        "total_cost_usd": {"mean": 1.0},
+        "success_rate": {"mean": 1.0},
+        "meets_slo": True,
+    }
+    cached = {
+        **base,
+        "name": "own-cached",
+        "kind": "self_hosted",
+        "prefix_hit_rate_tokens": {"mean": 0.847},
+        "prefix_hit_rate_requests": {"mean": 1.0},
+        "prefix_evictions": {"mean": 354000.0},
+        "prefix_gpu_s_saved": {"mean": 9600.0},
+    }
+    cold = {**cached, "name": "own-cold", "prefix_hit_rate_tokens": {"mean": 0.0}}
+    cold["prefix_evictions"] = {"mean": 0.0}
+    api = {
+        **base,
+        "name": "api",
+        "kind": "api",
+        "cached_input_tokens": {"mean": 34.5e6},
+        "cache_write_tokens": {"mean": 5.63e6},
+    }
+    summary = RunSummary.from_json(
+        {"scenario": "s", "slo": {"ttft_p99_s": 2.0}, "fleets": [cached, cold, api]}
+    )
+    text = _console_text(summary)
+    assert (
+        "prefix cache: own-cached: 85% of prompt tokens and 100% of requests hit, "
+        "354,000 blocks evicted, 9,600 prefill GPU-s saved" in text
+    )
+    assert "own-cold" not in text.split("┘")[-1]  # in the table, not in the cache lines
+    assert "prompt cache: api: 34.5M input tokens billed as cached, 5.63M as cache writes" in text
