@@ -448,6 +448,29 @@ def _utilisation_rows(summary: RunSummary) -> list[dict]:
     return rows
 
 
+def _cache_rows(summary: RunSummary) -> list[dict]:
+    """Per fleet with a prompt cache that did something: GPU fleets' prefix-cache hit rates,
+    evictions and prefill time saved; API fleets' tokens billed as cached input and writes."""
+    rows = []
+    for f in summary.fleets:
+        p, a = f.prefix_cache, f.api_cache
+        if p is not None and (p.prefix_hit_rate_tokens.mean or p.prefix_evictions.mean):
+            cells = [
+                fmt_pct(p.prefix_hit_rate_tokens.mean),
+                fmt_pct(p.prefix_hit_rate_requests.mean),
+                fmt_num(p.prefix_evictions.mean),
+                fmt_num(p.prefix_gpu_s_saved.mean),
+                "–",
+                "–",
+            ]
+            rows.append({"name": f.name, "cells": cells})
+        elif a is not None and (a.cached_input_tokens.mean or a.cache_write_tokens.mean):
+            cells = ["–", "–", "–", "–", fmt_num(a.cached_input_tokens.mean)]
+            cells.append(fmt_num(a.cache_write_tokens.mean))
+            rows.append({"name": f.name, "cells": cells})
+    return rows
+
+
 def _context(
     data: RunData, rendered: list[tuple[ch.Chart, str]], notes: list[str], flat: list
 ) -> dict:
@@ -502,6 +525,7 @@ def _context(
         "verdict_lines": _verdict_lines(summary) if summary else [],
         "event_rows": _event_rows(summary) if summary else [],
         "utilisation_rows": _utilisation_rows(summary) if summary else [],
+        "cache_rows": _cache_rows(summary) if summary else [],
         "tables": _analysis_tables(data),
         "charts": rendered,
         "notes": notes,

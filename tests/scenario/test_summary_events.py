@@ -217,3 +217,8 @@ def test_console_says_what_prompt_caches_did_only_when_they_did_something():
     )
     assert "own-cold" not in text.split("┘")[-1]  # in the table, not in the cache lines
     assert "prompt cache: api: 34.5M input tokens billed as cached, 5.63M as cache writes" in text
+    from sim.report.html import _cache_rows
+
+    rows = _cache_rows(summary)  # the report's Prompt caches table: the same fleets
+    assert [r["name"] for r in rows] == ["own-cached", "api"]
+    assert rows[0]["cells"][0] == "84.70%" and rows[1]["cells"][-1] == "5,630,000"
