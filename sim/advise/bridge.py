@@ -96,7 +96,7 @@ def simulate(
     from sim.summary import summarize
 
     if executor is None:
-        executor = Executor("serial" if workers <= 1 else "process", workers=max(1, workers))
+        executor = Executor("process", workers=max(1, workers))  # one worker runs inline
     together = with_fleets(scenario, fleets)
     (reps,), cpu_s = simulate_batch(
         [together], n=n, seed=seed, executor=executor, common_stream=True

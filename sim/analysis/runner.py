@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sim.backends import Executor, default_workers
+from sim.backends import Executor
 from sim.summary import RunSummary
 
 Evaluate = Callable[..., RunSummary]  # (scenario, *, seed, replications, workers) -> RunSummary
@@ -43,11 +43,8 @@ class Simulate:
         priced = [ensure_prices(sc, self.warehouse) for sc in scenarios]
         ns = [replications if replications is not None else sc.replications for sc in priced]
         seeds = [seed if seed is not None else sc.seed for sc in priced]
-        executor = self.executor
-        if executor is None:
-            tasks = sum(k * len(sc.fleets) for k, sc in zip(ns, priced, strict=True))
-            n_workers = workers if workers is not None else min(tasks, default_workers())
-            executor = Executor("serial" if n_workers == 1 else "process", workers=n_workers)
+        # Default: a local pool, one process per core (at most one per task).
+        executor = self.executor or Executor("process", workers=workers)
         batch, _cpu = simulate_batch(priced, n=ns, seed=seeds, executor=executor)
         return [
             summarize(sc, reps, seed=sd) for sc, reps, sd in zip(priced, batch, seeds, strict=True)

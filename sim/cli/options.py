@@ -31,8 +31,6 @@ def make_executor(backend: str, address: str | None, workers: int | None) -> Exe
     """The Executor for the options, or a one-line input error (exit 2)."""
     if workers is not None and workers < 1:
         raise InputError("--workers", None, f"must be >= 1, got {workers}")
-    if workers == 1 and backend == "process":
-        backend = "serial"
     try:
         return Executor(backend, address=address, workers=workers)
     except BackendError as exc:

@@ -6,19 +6,16 @@ from sim.run.replications import (
     Backend,
     ReplicationResult,
     ensure_prices,
-    run_replication,
     run_replications,
 )
-from sim.run.scenario_run import RunOutput, default_workers, run_scenario
+from sim.run.scenario_run import RunOutput, run_scenario
 
 __all__ = [
     "DEFAULT_BACKEND",
     "Backend",
     "ReplicationResult",
     "RunOutput",
-    "default_workers",
     "ensure_prices",
-    "run_replication",
     "run_replications",
     "run_scenario",
 ]

@@ -121,38 +121,31 @@ def simulate_one_fleet(
         scenario.fleets[k],
         workload,
         profile_factory=backend.profile_factory(scenario),
-        rng=np.random.default_rng(_child(seed_seq, 1 + (k if stream is None else stream))),
+        rng=_fleet_rng(seed_seq, k, stream),
         window_s=scenario.window_s,
         horizon_s=scenario.horizon_s,
         progress=None,
     )
 
 
-def run_replication(
-    scenario: Scenario,
-    replication: int,
-    *,
-    seed_seq: np.random.SeedSequence,
-    progress: Progress | None = None,
-    backend: Backend | None = None,
-) -> ReplicationResult:
-    """One workload draw shared by all fleets (common random numbers), then each fleet simulated."""
-    workload = build_replication_workload(scenario, seed_seq, backend)
-    fleets = []
-    for k in range(len(scenario.fleets)):
-        fleets.append(simulate_one_fleet(scenario, k, workload, seed_seq, backend))
-        if progress is not None:
-            progress(1, len(scenario.fleets))
-    return ReplicationResult(replication, fleets, _about(workload))
-
-
-def _about(workload) -> dict[str, Any]:
-    return {
+def _about(workload, before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The workload facts a summary reports. `before`: the facts of the pieces that came before
+    this one (the streaming path); times are absolute, so the duration is the last piece's."""
+    facts = {
         "name": workload.name,
         "requests": len(workload),
         "duration_s": workload.duration_s,
         "cached_prompt_tokens": int(np.sum(workload.cached_prompt_tokens)),
     }
+    if before is not None:
+        facts["requests"] += before["requests"]
+        facts["cached_prompt_tokens"] += before["cached_prompt_tokens"]
+    return facts
+
+
+def _fleet_rng(seed_seq: np.random.SeedSequence, k: int, stream: int | None) -> np.random.Generator:
+    """Fleet `k`'s random stream: child 1 + `stream` (default 1 + k) of the replication's."""
+    return np.random.default_rng(_child(seed_seq, 1 + (k if stream is None else stream)))
 
 
 @dataclass(frozen=True)
@@ -214,11 +207,12 @@ def stream_one_fleet(
     from sim.traffic.config import workload_chunks
 
     backend = backend or DEFAULT_BACKEND
-    seen = {"requests": 0, "last_s": 0.0, "name": "", "cached": 0}
+    seen: dict[str, Any] | None = None  # the workload facts of the pieces so far
     limit = max_context(scenario.model)
     policy, source = scenario.model.context_overflow, str(scenario.path)
 
     def pieces():
+        nonlocal seen
         for piece in workload_chunks(
             scenario.workload,
             base_dir=scenario.base_dir,
@@ -226,10 +220,7 @@ def stream_one_fleet(
             source=source,
         ):
             piece = fit_context(piece, limit, policy, source)
-            seen["requests"] += len(piece)
-            seen["last_s"] = float(piece.arrival_s[-1])
-            seen["name"] = piece.name
-            seen["cached"] += int(np.sum(piece.cached_prompt_tokens))
+            seen = _about(piece, seen)
             yield piece
 
     cfg = scenario.fleets[k]
@@ -239,7 +230,7 @@ def stream_one_fleet(
             cfg,
             pieces(),
             profile_factory=backend.profile_factory(scenario),
-            rng=np.random.default_rng(_child(seed_seq, 1 + (k if stream is None else stream))),
+            rng=_fleet_rng(seed_seq, k, stream),
             window_s=scenario.window_s,
             horizon_s=scenario.horizon_s,
             slo_targets_s=dict(scenario.slo.targets_s),
@@ -247,10 +238,7 @@ def stream_one_fleet(
         )
         path = writer.close({(replication, cfg.name): result.cost_rates()})
         result.rows = path.read_bytes() if path is not None else None
-    # As Workload.duration_s: the last arrival (time 0 is the start of the workload).
-    about = {"name": seen["name"], "requests": seen["requests"], "duration_s": seen["last_s"]}
-    about["cached_prompt_tokens"] = seen["cached"]
-    return result, about
+    return result, seen
 
 
 def _check_run(scenario: Scenario, n: int, seed: int) -> None:
@@ -379,7 +367,7 @@ def run_replications(
         raise InputError("--workers", None, f"must be >= 1, got {workers}")
     scenario = ensure_prices(scenario, warehouse)
     if executor is None:
-        executor = Executor("serial" if workers == 1 else "process", workers=workers)
+        executor = Executor("process", workers=workers)  # one worker runs inline
     (reps,), _cpu = simulate_batch(
         [scenario],
         n=n,

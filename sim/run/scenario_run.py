@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,6 @@ class RunOutput:
     paths: dict[str, Path]
     recorded: bool = False
     db_path: str | None = None  # the warehouse the run priced from and recorded to
-
-
-def default_workers(n: int) -> int:
-    return max(1, min(n, os.cpu_count() or 1))
 
 
 def run_scenario(
@@ -66,10 +61,8 @@ def run_scenario(
     n = scenario.replications if replications is None else replications
     if n < 1:
         raise InputError("--replications", None, f"must be >= 1, got {n}")
-    if executor is None:
-        tasks = n * len(scenario.fleets)
-        workers = min(tasks, default_workers(tasks)) if workers is None else workers
-        executor = Executor("serial" if workers == 1 else "process", workers=workers)
+    if executor is None:  # a local pool: one process per core, at most one per task
+        executor = Executor("process", workers=workers)
     scenario = dataclasses.replace(scenario, seed=seed, replications=n)
 
     outputs.check_out_dir(out_dir)
