@@ -109,17 +109,7 @@ def _transform(
     if spec.time_stretch is not None:
         w = transforms.stretch(w, spec.time_stretch)
     if spec.tile_to_s is not None and tile:
-        if w.duration_s > 0 and len(w) * spec.tile_to_s / w.duration_s > MAX_REQUESTS:
-            raise InputError(
-                source, "workload.tile_to_s", f"tiles past the budget of {MAX_REQUESTS:,} requests"
-            )
-        w = transforms.tile_diurnal(
-            w,
-            spec.tile_to_s,
-            rng,
-            peak_to_trough=3.0 if spec.peak_to_trough is None else spec.peak_to_trough,
-            peak_hour=14.0 if spec.peak_hour is None else spec.peak_hour,
-        )
+        w = transforms.tile_diurnal(w, spec.tile_to_s, rng, **_tile_options(spec, w, source))
     if spec.sample_frac is not None:
         w = transforms.sample(w, spec.sample_frac, rng)
     if spec.max_requests is not None:
@@ -134,6 +124,19 @@ def _base_workload(spec: WorkloadSpec, base_dir: Path, rng: np.random.Generator,
         # Errors inside the file name the file and line; they are more useful than the key.
         return _load(path, fmt=spec.format or "auto", model=spec.model_filter, columns=spec.columns)
     return _generate(spec, base_dir, rng, source)
+
+
+def _tile_options(spec: WorkloadSpec, w: Workload, source: str) -> dict:
+    """`tile_diurnal`'s options from the spec, after checking that tiling `w` to `tile_to_s`
+    stays within the request budget."""
+    if w.duration_s > 0 and len(w) * spec.tile_to_s / w.duration_s > MAX_REQUESTS:
+        raise InputError(
+            source, "workload.tile_to_s", f"tiles past the budget of {MAX_REQUESTS:,} requests"
+        )
+    return {
+        "peak_to_trough": 3.0 if spec.peak_to_trough is None else spec.peak_to_trough,
+        "peak_hour": 14.0 if spec.peak_hour is None else spec.peak_hour,
+    }
 
 
 def build_workload(
@@ -173,17 +176,12 @@ def workload_chunks(
     try:
         base = _base_workload(spec, base_dir, rng, source)
         base = _transform(spec, base, rng, source, tile=False)
-        if base.duration_s > 0 and len(base) * spec.tile_to_s / base.duration_s > MAX_REQUESTS:
-            raise InputError(
-                source, "workload.tile_to_s", f"tiles past the budget of {MAX_REQUESTS:,} requests"
-            )
         pieces = transforms.tile_diurnal_chunks(
             base,
             spec.tile_to_s,
             rng,
-            peak_to_trough=3.0 if spec.peak_to_trough is None else spec.peak_to_trough,
-            peak_hour=14.0 if spec.peak_hour is None else spec.peak_hour,
             tiles_per_chunk=max(1, chunk_requests // max(len(base), 1)),
+            **_tile_options(spec, base, source),
         )
         empty = True
         for piece in pieces:
