@@ -61,18 +61,22 @@ def map_tasks(
     progress: called as `progress(done, total)` after each finished task (in the driver).
     """
     items = list(items)
+    _check(backend, address, workers)
+    if backend == "ray":
+        return _map_ray(fn, items, shared, address, progress)
+    workers = default_workers() if workers is None else workers
+    if backend == "serial" or workers == 1 or len(items) <= 1:
+        return _map_serial(fn, items, shared, progress)
+    return _map_process(fn, items, shared, min(workers, len(items)), progress)
+
+
+def _check(backend: str, address: str | None, workers: int | None) -> None:
     if backend not in BACKENDS:
         raise BackendError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if address is not None and backend != "ray":
         raise BackendError("address: only meaningful with backend = 'ray'")
-    if backend == "ray":
-        return _map_ray(fn, items, shared, address, progress)
-    workers = default_workers() if workers is None else workers
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise BackendError(f"workers: must be at least 1, got {workers}")
-    if backend == "serial" or workers == 1 or len(items) <= 1:
-        return _map_serial(fn, items, shared, progress)
-    return _map_process(fn, items, shared, min(workers, len(items)), progress)
 
 
 @dataclass(frozen=True)
@@ -87,14 +91,7 @@ class Executor:
     workers: int | None = None
 
     def __post_init__(self):
-        if self.backend not in BACKENDS:
-            raise BackendError(
-                f"backend: must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
-            )
-        if self.address is not None and self.backend != "ray":
-            raise BackendError("address: only meaningful with backend = 'ray'")
-        if self.workers is not None and self.workers < 1:
-            raise BackendError(f"workers: must be at least 1, got {self.workers}")
+        _check(self.backend, self.address, self.workers)
         if self.backend == "ray":
             ray_module()  # fail now, with how to install it, rather than after the workload is built
 
