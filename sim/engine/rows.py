@@ -61,6 +61,16 @@ def parse_requests_option(value: str) -> tuple[str, int | None]:
     raise ValueError(f"requests: must be 'all', 'none' or 'sample:N' with N >= 1, got {value!r}")
 
 
+def rows_metadata(mode: str, n: int | None, seed: int) -> dict[bytes, bytes]:
+    """The Parquet metadata stating which request rows a file holds (`infercost.requests`)."""
+    text = {
+        "all": "all requests",
+        "none": "none",
+        "sample": f"sample:{n} (uniform, per fleet and replication, seed {seed})",
+    }[mode]
+    return {b"infercost.requests": text.encode()}
+
+
 def _table(replication: int, fleet: str, b: RequestBatch, cost: np.ndarray | None) -> pa.Table:
     n = len(b)
     served = b.served_by if b.served_by is not None else np.zeros(n, dtype=np.int8)
@@ -111,12 +121,7 @@ class RequestRowWriter:
         self.rows_seen = 0
 
     def _metadata(self) -> dict[bytes, bytes]:
-        text = {
-            "all": "all requests",
-            "none": "none",
-            "sample": f"sample:{self.sample_n} (uniform, per fleet and replication, seed {self.seed})",
-        }[self.mode]
-        return {b"infercost.requests": text.encode()}
+        return rows_metadata(self.mode, self.sample_n, self.seed)
 
     def add(self, replication: int, fleet: str, b: RequestBatch) -> None:
         n = len(b)

@@ -142,7 +142,7 @@ def write_requests(path: Path, reps, requests: str, *, seed: int) -> Path | None
     (`infercost.requests`). Streamed fleets bring their rows already chosen (Parquet bytes, one
     piece per fleet and replication, copied row group by row group); in-memory fleets are
     sampled here with the same per-request keys (`sim.engine.rows`). None when "none"."""
-    from sim.engine.rows import parse_requests_option, request_sample
+    from sim.engine.rows import parse_requests_option, request_sample, rows_metadata
 
     mode, n = parse_requests_option(requests)
     if mode == "none":
@@ -160,14 +160,9 @@ def write_requests(path: Path, reps, requests: str, *, seed: int) -> Path | None
     if mode == "sample":
         df = request_sample(df, n, seed=seed)
     table = df.to_arrow()
-    note = (
-        "all requests"
-        if mode == "all"
-        else f"sample:{n} (uniform, per fleet and replication, seed {seed})"
-    )
     pq.write_table(
         table.replace_schema_metadata(
-            {**(table.schema.metadata or {}), b"infercost.requests": note.encode()}
+            {**(table.schema.metadata or {}), **rows_metadata(mode, n, seed)}
         ),
         path,
         write_statistics=False,

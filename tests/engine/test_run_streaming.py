@@ -85,3 +85,23 @@ def test_streaming_run_writes_the_asked_rows(tmp_path):
     assert meta[b"infercost.requests"].startswith(b"sample:500")
     ts = pl.read_parquet(out.paths["timeseries"])
     assert ts["arrivals"].sum() == 3 * out.summary.workload.requests.mean
+
+
+def test_exact_run_keeps_a_sample_of_its_rows(tmp_path):
+    sc = load_scenario(
+        ROOT / "scenarios" / "week_at_scale.toml", [*CUT, 'scenario.engine_path="exact"']
+    )
+    kw = {"replications": 1, "record": False, "robust": False}
+    full = run_scenario(sc, out_dir=tmp_path / "all", requests="all", **kw)
+    part = run_scenario(sc, out_dir=tmp_path / "some", requests="sample:300", **kw)
+    every, some = pl.read_parquet(full.paths["requests"]), pl.read_parquet(part.paths["requests"])
+    assert some.group_by("fleet").len()["len"].to_list() == [300, 300, 300]
+    assert some.join(every, on=list(every.columns), how="anti").height == 0  # rows of the run
+    assert (
+        pq.read_schema(part.paths["requests"])
+        .metadata[b"infercost.requests"]
+        .startswith(b"sample:300")
+    )
+    assert pq.read_schema(full.paths["requests"]).metadata[b"infercost.requests"] == b"all requests"
+    none = run_scenario(sc, out_dir=tmp_path / "none", requests="none", **kw)
+    assert "requests" not in none.paths and not (tmp_path / "none" / "requests.parquet").exists()
