@@ -206,6 +206,7 @@ class Autoscaler:
     def scale(self):
         env, cfg, fleet = self.fleet.env, self.cfg, self.fleet
         while True:
+            fleet.next_decision_s = env.now + cfg.decision_interval_s  # the timeout's time
             yield env.timeout(cfg.decision_interval_s)
             now = env.now
             active = fleet.active()

@@ -84,6 +84,8 @@ def transfer_s(kv_bytes: float, gbps: float, latency_s: float) -> float:
 class _PrefillPool:
     """A pool fleet whose requests end at their first token and keep their KV until it is sent."""
 
+    preplan_ok = False  # KV transfers change a replica's free cache between its events
+
     def __init__(self, owner: DisaggFleet, *args, **kwargs):
         self.owner = owner
         super().__init__(*args, **kwargs)
@@ -105,6 +107,8 @@ class _PrefillPool:
 
 class _DecodePool:
     """A pool fleet fed by KV transfers; its autoscaler also counts requests waiting for one."""
+
+    preplan_ok = False  # transfers land in its replicas between their events
 
     def __init__(self, owner: DisaggFleet, *args, **kwargs):
         self.owner = owner

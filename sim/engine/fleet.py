@@ -8,6 +8,7 @@ The shared interface of every fleet kind is small: `submit(i)` at a request's ar
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections import deque
 
@@ -18,7 +19,7 @@ from simpy.events import NORMAL, URGENT
 from sim.engine.accounting import WindowSums
 from sim.engine.events import EventLog
 from sim.engine.prefix import CacheStats, PrefixCache, PrefixKeys, prefill_saved_s
-from sim.engine.replica import Due, ExpReplica, Replica, schedule_at
+from sim.engine.replica import Due, ExpReplica, Replica, land_at, schedule_at
 from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import DROPPED, OK
 
@@ -29,6 +30,7 @@ class GpuFleet:
     """Replicas behind a router. Subclasses decide when replicas exist and what they cost."""
 
     kind = ""
+    preplan_ok = True  # see `stop_at` below; False where anything else moves a replica's state
 
     def __init__(
         self,
@@ -86,6 +88,12 @@ class GpuFleet:
         self.log: list[tuple[float, str, int]] = []  # (time, what, replica id) for tests/reports
         self.events = EventLog()
         self.n_arrived = 0
+        # A replica may plan the step after a jump's cut when the cut is made if it ends before
+        # the run's end (`stop_at`, set by the runner) and the fleet's next decision that could
+        # move queued requests (`next_decision_s`: an autoscaler's next tick; -inf here, so
+        # never, unless a subclass knows better): see `Replica._interrupt`.
+        self.stop_at = math.inf
+        self.next_decision_s = -math.inf
         self._chunks = None  # a streamed workload's remaining chunks (start_stream_arrivals)
         self._rr = 0
         self._service_rng = rng.spawn(1)[0]
@@ -294,6 +302,8 @@ class GpuFleet:
         streamed = self._chunks is not None
         while True:
             self.n_arrived += 1
+            # The next arrival's time, for `Replica._interrupt` (unknown past a chunk's end).
+            t_next = times[i + 1] if i + 1 < n else -math.inf
             if streamed:
                 prompt, output, cached = self._chunk
                 j = self.table.assign(
@@ -302,7 +312,7 @@ class GpuFleet:
             else:
                 j = i
             if plain and not never_fits[j]:
-                self.route(j, now)  # `submit(j)`, inlined for fleets that never divert
+                self.route(j, now, t_next)  # `submit(j)`, inlined for fleets that never divert
             else:
                 self.submit(j, now)
             i += 1
@@ -318,14 +328,16 @@ class GpuFleet:
             if t <= now:  # a same-time arrival: at this clock
                 continue
             at = now + (t - now)  # the clock its timeout would give
-            if absorb and at < env.peek():
+            # Absorbed within twice SimPy's clock, so that what it schedules lands exactly
+            # (`land_at`).
+            if absorb and at < env.peek() and at <= 2.0 * env.now:
                 now = at
                 continue
             self._arrival_next = i
             if now == env.now:
                 env.schedule(Due(self._on_arrival_timeout), NORMAL, t - now)
             else:
-                schedule_at(env, Due(self._on_arrival_timeout), NORMAL, at)
+                land_at(env, Due(self._on_arrival_timeout), NORMAL, at, now)
             return
 
     def _exhausted(self, now: float) -> None:
@@ -366,8 +378,9 @@ class GpuFleet:
         """Hook: True if the request was sent elsewhere (hybrid overflow)."""
         return False
 
-    def route(self, i: int, now: float | None = None) -> None:
-        """Send request `i` to a replica (or queue or drop it) at `now` (default: the clock)."""
+    def route(self, i: int, now: float | None = None, next_arrival_s: float = -math.inf) -> None:
+        """Send request `i` to a replica (or queue or drop it) at `now` (default: the clock);
+        next_arrival_s: the fleet's next arrival, when `i` is an arrival (`Replica.enqueue`)."""
         max_queue = self._max_queue
         if self.exp:
             if max_queue is not None and len(self.central) >= max_queue:
@@ -407,7 +420,7 @@ class GpuFleet:
         if max_queue is not None and len(rep.waiting) >= max_queue:
             self.drop(i, now)
             return
-        rep.enqueue(i, self.env.now if now is None else now)
+        rep.enqueue(i, self.env.now if now is None else now, next_arrival_s)
 
     def _affinity(self, i: int, reps: list):
         """router = "prefix_affinity": the replica with the highest prefix_weight x (share of

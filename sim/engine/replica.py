@@ -110,6 +110,14 @@ class Replica:
         # tests it at admission, completion and preemption.
         self.pcache = fleet.new_prefix_cache()
         self.pinned: dict[int, list[int]] = {}  # running request -> prompt keys it pins
+        # Plan the step after a cut when the cut is made (`_interrupt`): only where nothing but
+        # arrivals reads or changes a replica's queue (no queue-reading router, no cache).
+        self.preplan = (
+            self.merge
+            and fleet.preplan_ok
+            and fleet._router in ("round_robin", "least_outstanding")
+            and self.pcache is None
+        )
         self._looked_up: tuple = (-1, [])  # the last lookup: (request, its keys)
         self.seq_s = 0.0  # running sequences x seconds, over steps and jumps (batch occupancy)
         self.kv_s = 0.0  # KV tokens held x seconds (KV occupancy)
@@ -124,9 +132,10 @@ class Replica:
         # Where a new process's Initialize event would run: urgent, at the current time.
         self._wait(0.0, self._on_wake, URGENT)
 
-    def enqueue(self, i: int, now: float) -> None:
+    def enqueue(self, i: int, now: float, next_arrival_s: float = -math.inf) -> None:
         """Queue request `i`, arriving at `now` (the clock, or the clock an absorbed arrival
-        would have had: see `GpuFleet._arrive`)."""
+        would have had: see `GpuFleet._arrive`). next_arrival_s: when the fleet's next request
+        arrives, if this is an arrival and nothing else can reach this replica before then."""
         self.waiting.append(i)
         # `poke(need_admissible=True)`, inlined: once per arrival.
         if self.idle:
@@ -135,7 +144,7 @@ class Replica:
         elif self.interruptible and self._admissible(len(self.dec)):
             self.interruptible = False
             self._ev.callbacks.clear()  # the jump's end no longer resumes us
-            self._interrupt(now)
+            self._interrupt(now, next_arrival_s)
 
     def poke(self, need_admissible: bool = False) -> None:
         """Wake the loop if it sleeps (idle) or jumps and could now admit work or retire."""
@@ -200,11 +209,11 @@ class Replica:
         if now == env.now:
             env.schedule(ev, priority, delay)
         else:
-            schedule_at(env, ev, priority, now + delay)
+            land_at(env, ev, priority, now + delay, now)
         self._ev = ev
 
     def _on_wake(self, _ev) -> None:
-        self._run()
+        self._run(self.env.now)
 
     def _on_step_end(self, _ev) -> None:
         # The step's effects (once per step), then plan the next one.
@@ -217,7 +226,7 @@ class Replica:
         self.seq_s += len(self.running) * (now - start)
         self.kv_s += self.kv_used * (now - start)
         self._apply_step(chunks, n_dec, now)
-        self._run()
+        self._run(now)
 
     def _apply_step(self, chunks, n_dec: int, now: float) -> None:
         """The effects of a step that ends at `now`: decoders grow by a token, prefill chunks
@@ -262,7 +271,11 @@ class Replica:
                 self.dec_ctx += kv
 
     def _on_jump_end(self, _ev) -> None:
-        """The jump's last step ended: all `_done` steps of it, or fewer if it was cut short."""
+        self._end_jump(self.env.now)
+
+    def _end_jump(self, now: float) -> None:
+        """The jump's last step ended at `now`: all `_done` steps of it, or fewer if it was cut
+        short."""
         self.interruptible = False
         start, _, _, _, n, head = self._jump
         done = self._done
@@ -272,10 +285,10 @@ class Replica:
             self._busy_t1_add(start)
         if head is None or done:
             self._busy_t0(start)
-            self._busy_t1_add(self.env.now)
+            self._busy_t1_add(now)
         if len(self._busy_t1) >= self._busy_chunk:
             self._busy_spread()
-        took = self.env.now - (start if head is None else head)
+        took = now - (start if head is None else head)
         self.seq_s += len(self.running) * took
         self.kv_s += (self.kv_used + n * done / 2) * took
         self.steps = steps = self.steps + done
@@ -283,32 +296,62 @@ class Replica:
         self.kv_used += n * done
         if self.heap[0][0] <= steps:
             self._pop_finished()
-        self._run()
+        self._run(now)
 
-    def _interrupt(self, now: float) -> None:
+    def _interrupt(self, now: float, next_arrival_s: float = -math.inf) -> None:
         """Cut the jump short: finish the step in progress, then plan again.
 
         Worked out at once (it depends only on the jump and the clock) instead of in an urgent
         event at the current time, as a SimPy interrupt would; only a jump cut exactly at a step
-        boundary continues in such an event, so that same-time arrivals still join that step."""
+        boundary continues in such an event, so that same-time arrivals still join that step.
+
+        Planned at once, too, where that is exact (`preplan`): when the cut ends before the
+        fleet's next arrival, its next autoscaler decision and the end of the run, and no
+        request finishes at it, nothing can reach or read this replica's queue before the cut,
+        so the step after it is the one the cut's event would plan. The cut's effects and that
+        step are worked out now, at the cut's time, and only the step's end is an event."""
         start, t0, delta, k, _, head = self._jump
+        env = self.env
         if head is not None and now < start:
             # During a merged prefill step: cut at its end, where the plain step would have ended.
             self._done = 0
+            if self.preplan and self._preplanned(landing_time(now, start), next_arrival_s):
+                return
             ev = Due(self._on_jump_end)
-            schedule_at(self.env, ev, NORMAL, start)
+            if now == env.now:
+                schedule_at(env, ev, NORMAL, start)
+            else:
+                land_at(env, ev, NORMAL, start, now)
             self._ev = ev
             return
         elapsed = now - start
         done = _steps_reached(elapsed, t0, delta, k)
         rest = done * t0 + delta * done * (done - 1) / 2 - elapsed
         self._done = done
-        self._wait_at(
-            now, rest if rest > 0 else 0.0, self._on_jump_end, NORMAL if rest > 0 else URGENT
-        )
+        delay = rest if rest > 0 else 0.0
+        if self.preplan and done < k:
+            # The time the cut's event lands at (`_wait_at`).
+            if self._preplanned(now + delay, next_arrival_s):
+                return
+        self._wait_at(now, delay, self._on_jump_end, NORMAL if rest > 0 else URGENT)
 
-    def _run(self) -> None:
-        """Plan what comes next and schedule the event that ends it (or go idle, or retire)."""
+    def _preplanned(self, cut: float, next_arrival_s: float) -> bool:
+        """Apply the cut ending at `cut` and plan what follows it now, if that is exact (and
+        the cut is within twice SimPy's clock, as `land_at` needs)."""
+        fleet = self.fleet
+        if (
+            cut < next_arrival_s
+            and cut < fleet.stop_at
+            and cut < fleet.next_decision_s
+            and cut <= 2.0 * self.env.now
+        ):
+            self._end_jump(cut)
+            return True
+        return False
+
+    def _run(self, now: float) -> None:
+        """Plan what comes next from `now` (the clock, or a cut's time ahead of it: see
+        `_interrupt`) and schedule the event that ends it (or go idle, or retire)."""
         step_time = self.step_time
         running, waiting, dec = self.running, self.waiting, self.dec
         while True:
@@ -348,14 +391,17 @@ class Replica:
                     t_last = decode_time(n, dec_ctx + n * (k - 1))
                     delta = (t_last - t0) / (k - 1)
                     env = self.env
-                    self._jump = (env.now, t0, delta, k, n, None)
+                    self._jump = (now, t0, delta, k, n, None)
                     self._done = k
                     self.interruptible = True
                     ev = Due(self._on_jump_end)
-                    env.schedule(ev, NORMAL, k * t0 + delta * k * (k - 1) / 2)
+                    if now == env.now:
+                        env.schedule(ev, NORMAL, k * t0 + delta * k * (k - 1) / 2)
+                    else:
+                        land_at(env, ev, NORMAL, now + (k * t0 + delta * k * (k - 1) / 2), now)
                     self._ev = ev
                     return
-            chunks, prefill, n_dec, attn = self._plan_step()
+            chunks, prefill, n_dec, attn = self._plan_step(now)
             if not chunks and not n_dec:
                 if not running:
                     # The queue's head cannot fit beside KV held outside the batch (`hold_kv`):
@@ -365,16 +411,19 @@ class Replica:
                     return
                 continue
             dt = step_time(prefill, attn, n_dec, self.dec_ctx if n_dec else 0)
-            if self.merge and chunks and self._merge_head(chunks, n_dec, dt):
+            if self.merge and chunks and self._merge_head(chunks, n_dec, dt, now):
                 return
             env = self.env
-            self._step = (chunks, n_dec, env.now)
+            self._step = (chunks, n_dec, now)
             ev = Due(self._on_step_end)
-            env.schedule(ev, NORMAL, dt)
+            if now == env.now:
+                env.schedule(ev, NORMAL, dt)
+            else:
+                land_at(env, ev, NORMAL, now + dt, now)
             self._ev = ev
             return
 
-    def _merge_head(self, chunks, n_dec: int, dt: float) -> bool:
+    def _merge_head(self, chunks, n_dec: int, dt: float, now: float) -> bool:
         """Run the planned step and the decode-only jump that would follow it as one event, if
         nothing but an arrival could change what happens at the step's end: every chunk finishes
         its prompt, none of those requests or of the decoders finishes at this step, the queue
@@ -412,7 +461,7 @@ class Replica:
         if k <= 1:
             return False
         env = self.env
-        head = env.now
+        head = now
         t1 = head + dt
         self._apply_step(chunks, n_dec, t1)
         dec_ctx = self.dec_ctx
@@ -424,7 +473,10 @@ class Replica:
         self._done = k
         self.interruptible = True
         ev = Due(self._on_jump_end)
-        schedule_at(env, ev, NORMAL, t1 + (k * t0 + delta * k * (k - 1) / 2))
+        if now == env.now:
+            schedule_at(env, ev, NORMAL, t1 + (k * t0 + delta * k * (k - 1) / 2))
+        else:
+            land_at(env, ev, NORMAL, t1 + (k * t0 + delta * k * (k - 1) / 2), now)
         self._ev = ev
         return True
 
@@ -467,7 +519,7 @@ class Replica:
         k_kv = (self.kv_cap - self.kv_used) // n
         return min(k, k_kv)
 
-    def _plan_step(self):
+    def _plan_step(self, now: float):
         dec, cached = self.dec, self.cached
         n = len(dec)
         while n and self.kv_cap - self.kv_used < n:
@@ -514,7 +566,7 @@ class Replica:
                     self._cache_admit(i, base)
                 if not has_start[i]:  # RequestTable.started, inlined
                     has_start[i] = 1
-                    start_s[i] = self.env.now
+                    start_s[i] = now
                 chunks.append((i, c))
                 attn += c * (base + (c + 1) / 2)
                 prefill += c
@@ -531,7 +583,7 @@ class Replica:
                 need = self._need(i)
                 if (chunks and need > budget) or free < base + need:
                     break
-                self._admit(i, base, need)
+                self._admit(i, base, need, now)
                 chunks.append((i, need))
                 attn += need * (base + (need + 1) / 2)
                 prefill += need
@@ -545,7 +597,7 @@ class Replica:
             self._preempt(next(reversed(running)))
         return chunks, prefill, n, attn
 
-    def _admit(self, i: int, base: int, need: int) -> None:
+    def _admit(self, i: int, base: int, need: int, now: float) -> None:
         self.waiting.popleft()
         self.running[i] = None
         self.prefilling.append(i)
@@ -557,7 +609,7 @@ class Replica:
         table = self.table
         if not table._has_start[i]:  # RequestTable.started, inlined: once per admission
             table._has_start[i] = 1
-            table.start_s[i] = self.env.now
+            table.start_s[i] = now
 
     # -- the prefix cache (engine.prefix_cache = true) --------------------------------------
     def _cache_lookup(self, i: int) -> int:
@@ -646,7 +698,32 @@ def schedule_at(env: simpy.Environment, event, priority, at: float) -> None:
     is the first time >= at it can reach. That is `at` itself except in a rounding tie (the
     clock's last bit halfway between two times of `at`'s binade, possible only when `at` lies in
     a higher power-of-two range than the clock): then the event lands one ulp after `at`."""
-    now = env.now
+    env.schedule(event, priority, _delay_to(env.now, at))
+
+
+def land_at(env: simpy.Environment, event, priority, at: float, now: float) -> None:
+    """Schedule `event` where `schedule_at(env, event, priority, at)` would land it if SimPy's
+    clock read `now`: a clock ahead of SimPy's (an absorbed arrival or a planned cut), never
+    past twice it. From SimPy's clock that time is reachable unless in a rounding tie (possible
+    only early in a run, while the clock is under half of `at`); then a relay event at `now`
+    (reachable: within twice the clock) schedules it from there."""
+    target = landing_time(now, at)
+    if landing_time(env.now, target) == target:
+        schedule_at(env, event, priority, target)
+        return
+
+    def relay(_ev) -> None:
+        schedule_at(env, event, priority, target)
+
+    schedule_at(env, Due(relay), priority, now)
+
+
+def landing_time(now: float, at: float) -> float:
+    """The time an event `schedule_at(env, ..., at)` lands at when the clock reads `now`."""
+    return now + _delay_to(now, at)
+
+
+def _delay_to(now: float, at: float) -> float:
     delay = at - now
     if now + delay != at:
         # Only when at > 2 now: the delay is then over at / 2 and each ulp step moves the sum
@@ -655,7 +732,7 @@ def schedule_at(env: simpy.Environment, event, priority, at: float) -> None:
             delay = math.nextafter(delay, math.inf)
         while now + math.nextafter(delay, -math.inf) >= at:
             delay = math.nextafter(delay, -math.inf)
-    env.schedule(event, priority, delay)
+    return delay
 
 
 def _steps_reached(elapsed: float, t0: float, delta: float, k: int) -> int:

@@ -4,6 +4,8 @@ colocation by time; optionally overflowing to a metered API when its queues get 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sim.engine.api import ApiFleet
@@ -65,6 +67,8 @@ class SelfHostedFleet(GpuFleet):
             jump=jump,
         )
         self.cfg = cfg
+        if cfg.overflow is None:
+            self.next_decision_s = math.inf  # nothing but arrivals moves a queued request
         self.n_gpus = cfg.servers * cfg.gpus_per_server  # GPUs outside any replica still idle-draw
         self.capex_usd = capex_usd(cfg)
         self.amortised_usd_per_s = (

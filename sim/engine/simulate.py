@@ -137,10 +137,12 @@ def simulate_fleet(
     span_s = _span(workload, horizon_s)
     if horizon_s is None:
         limit = env.timeout(workload.duration_s + DRAIN_LIMIT_S)
+        fleet.stop_at = env.now + (workload.duration_s + DRAIN_LIMIT_S)  # the limit's time
         env.run(until=env.any_of([fleet.done, limit]))
         # A fleet that settles early still exists until the span ends (its fixed costs run on).
         end = max(env.now, span_s)
     else:
+        fleet.stop_at = horizon_s
         env.run(until=horizon_s)
         end = float(horizon_s)
     work_end = env.now

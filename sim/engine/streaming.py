@@ -154,9 +154,13 @@ def simulate_fleet_streaming(
     def exhausted(last_arrival_s: float) -> None:
         seen["last_arrival_s"] = float(last_arrival_s)
         if horizon_s is None:
-            env.timeout(last_arrival_s + DRAIN_LIMIT_S - env.now).callbacks.append(finish)
+            delay = last_arrival_s + DRAIN_LIMIT_S - env.now
+            fleet.stop_at = env.now + delay  # the run ends there at the latest
+            env.timeout(delay).callbacks.append(finish)
 
     fleet.done.callbacks.append(finish)
+    if horizon_s is not None:
+        fleet.stop_at = horizon_s
     fleet.start_stream_arrivals(chunks, exhausted)
     if horizon_s is None:
         env.run(until=stop)
