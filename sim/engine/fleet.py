@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import deque
+from operator import attrgetter
 
 import numpy as np
 import simpy
@@ -405,14 +406,8 @@ class GpuFleet:
             rep = reps[self._rr % len(reps)]
             self._rr += 1
         elif router == "least_outstanding":
-            # The first replica with the fewest; runs once per arrival over a few replicas.
-            rep = reps[0]
-            if len(reps) > 1:
-                best = len(rep.running) + len(rep.waiting)
-                for r in reps:
-                    load = len(r.running) + len(r.waiting)
-                    if load < best:
-                        rep, best = r, load
+            # The first replica with the fewest running + waiting (`min` keeps the first).
+            rep = reps[0] if len(reps) == 1 else min(reps, key=_load)
         elif router == "jsq":
             rep = min(reps, key=_queue_then_outstanding)
         else:
@@ -431,7 +426,7 @@ class GpuFleet:
         (llm-d's precise, KV-event-fed scorer), as of its last step boundary."""
         engine = self.engine
         keys = self.prefix_keys.lookup(i)
-        loads = [len(r.running) + len(r.waiting) for r in reps]
+        loads = [r.load for r in reps]
         lo, hi = min(loads), max(loads)
         span = hi - lo
         w_prefix, w_load = engine.affinity_prefix_weight, engine.affinity_load_weight
@@ -491,6 +486,9 @@ class GpuFleet:
         with np.errstate(invalid="ignore", divide="ignore"):
             util = np.where(billed_gpu_s > 0, busy / billed_gpu_s, 0.0)
         return np.clip(util, 0.0, 1.0)
+
+
+_load = attrgetter("load")
 
 
 def _queue_then_outstanding(rep) -> tuple[int, int]:

@@ -89,6 +89,7 @@ class Replica:
         self.merge = jump and getattr(fleet, "merge_prefill", True)
         self.waiting: deque[int] = deque()
         self.running: dict[int, None] = {}  # an ordered set: admission order, O(1) removal
+        self.load = 0  # len(running) + len(waiting), kept as they change: the router reads it
         self.prefilling: list[int] = []
         self.todo: dict[int, int] = {}
         self.ctx: dict[int, int] = {}
@@ -125,7 +126,7 @@ class Replica:
     # -- interface used by the fleet -------------------------------------------------------------
     @property
     def outstanding(self) -> int:
-        return len(self.running) + len(self.waiting)
+        return self.load
 
     def start(self) -> None:
         self.state = "warm"
@@ -137,6 +138,7 @@ class Replica:
         would have had: see `GpuFleet._arrive`). next_arrival_s: when the fleet's next request
         arrives, if this is an arrival and nothing else can reach this replica before then."""
         self.waiting.append(i)
+        self.load += 1
         # `poke(need_admissible=True)`, inlined: once per arrival.
         if self.idle:
             self.idle = False
@@ -166,11 +168,13 @@ class Replica:
         for i in out:
             self._preempt(i, requeue=False)
         out.extend(self.waiting)
+        self.load -= len(self.waiting)
         self.waiting.clear()
         return out
 
     def take_waiting(self) -> list[int]:
         out = list(self.waiting)
+        self.load -= len(out)
         self.waiting.clear()
         return out
 
@@ -260,6 +264,7 @@ class Replica:
                 out = output[i]
                 if generated >= out:
                     del self.running[i]
+                    self.load -= 1
                     if self.pcache is not None:
                         self._cache_release(i, True)
                     self.kv_used -= kv
@@ -668,6 +673,7 @@ class Replica:
                 self._cache_release(i, True, trim=False)
             freed += d[2] + steps - d[0]
             del running[i]
+            self.load -= 1
             complete(i)
         self.dec_ctx -= freed
         self.kv_used -= freed
@@ -690,6 +696,8 @@ class Replica:
         self.fleet.evicted(i, kv_full=requeue)  # a kill evicts without requeueing here
         if requeue:
             self.waiting.appendleft(i)
+        else:
+            self.load -= 1
 
 
 def schedule_at(env: simpy.Environment, event, priority, at: float) -> None:
@@ -707,8 +715,12 @@ def land_at(env: simpy.Environment, event, priority, at: float, now: float) -> N
     past twice it. From SimPy's clock that time is reachable unless in a rounding tie (possible
     only early in a run, while the clock is under half of `at`); then a relay event at `now`
     (reachable: within twice the clock) schedules it from there."""
+    clock = env.now
+    if at <= 2.0 * clock:  # at - now and at - clock are exact (Sterbenz): it lands at `at`
+        env.schedule(event, priority, at - clock)
+        return
     target = landing_time(now, at)
-    if landing_time(env.now, target) == target:
+    if landing_time(clock, target) == target:
         schedule_at(env, event, priority, target)
         return
 

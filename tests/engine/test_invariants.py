@@ -144,3 +144,46 @@ def test_every_request_accounted_and_costs_consistent(cfg, w, horizon, kv, seed)
         sum(r.cost_breakdown_usd.values()), rel=1e-9, abs=1e-12
     )
     assert ((ts["busy_fraction"] >= 0) & (ts["busy_fraction"] <= 1)).all()
+
+
+def test_replica_load_counts_running_and_waiting(monkeypatch):
+    """`Replica.load`, which the least-outstanding router reads, is len(running) + len(waiting)
+    at every routing decision, through preemptions, drains, spot kills and retirements."""
+    from dataclasses import replace
+
+    from engine_helpers import poisson_workload
+
+    from sim.engine.fleet import GpuFleet
+
+    checked = []
+    route = GpuFleet.route
+
+    def checking_route(self, i, now=None, next_arrival_s=float("-inf")):
+        for rep in self.replicas:
+            if rep.state != "dead":
+                assert rep.load == len(rep.running) + len(rep.waiting)
+        checked.append(1)
+        route(self, i, now, next_arrival_s)
+
+    monkeypatch.setattr(GpuFleet, "route", checking_route)
+    cloud = CloudFleetConfig(
+        name="cloud",
+        price_usd_per_hour=10.0,
+        gpus_per_instance=8,
+        initial_replicas=1,
+        max_replicas=6,
+        target=8,
+        upscale_delay_s=20,
+        downscale_delay_s=30,
+        term="spot",
+        spot_preemptions_per_hour=30.0,
+        fallback_on_demand=True,
+        fallback_price_usd_per_hour=20.0,
+        engine=EngineConfig(max_batch_seqs=32, max_batched_tokens=2048),
+    )
+    starved = factory_for(FakeProfile(kv_capacity_tokens=6000))
+    w = poisson_workload(np.random.default_rng(4), 3000, 8.0)
+    for cfg in (cloud, replace(cloud, term="on_demand", spot_preemptions_per_hour=0.0)):
+        r = simulate_fleet(cfg, w, profile_factory=starved, rng=np.random.default_rng(1))
+        assert (r.attempts > 1).any()  # preemptions or kills happened
+    assert len(checked) > 6000
