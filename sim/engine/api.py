@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_right
 
 import numpy as np
 
@@ -119,7 +120,7 @@ class ApiFleet:
         self._t.append(t)
 
     def run(self) -> None:
-        cfg, table = self.cfg, self.table
+        table = self.table
         idx = np.asarray(self._idx, dtype=np.int64)
         t_sub = np.asarray(self._t, dtype=np.float64)
         order = np.argsort(t_sub, kind="stable")
@@ -128,13 +129,27 @@ class ApiFleet:
         prompt = table.prompt_tokens[idx]
         output = table.output_tokens[idx]
 
-        limited = not cfg.batch and (cfg.rpm_limit is not None or cfg.tpm_limit is not None)
-        if limited:
+        if self.limited:
             send, attempts, failed, throttles = self._rate_limit(t_sub, prompt + output)
         else:
             send, attempts = t_sub.copy(), np.ones(n, dtype=np.int64)
             failed, throttles = np.zeros(n, dtype=bool), []
+        self.settle(idx, send, attempts, failed)
+        self.throttle_s = np.asarray(throttles, dtype=np.float64)
 
+    @property
+    def limited(self) -> bool:
+        cfg = self.cfg
+        return not cfg.batch and (cfg.rpm_limit is not None or cfg.tpm_limit is not None)
+
+    def settle(self, idx, send, attempts, failed) -> None:
+        """Requests `idx` (in submission order) were sent for the last time at `send` after
+        `attempts` attempts (`failed`: given up): sample their latency, write their times and
+        status to the table and price them (`self.idx`, `self.cost_usd`)."""
+        cfg, table = self.cfg, self.table
+        n = len(idx)
+        prompt = table.prompt_tokens[idx]
+        output = table.output_tokens[idx]
         rng = self._latency_rng
         if cfg.batch:
             first = send + np.asarray(self.batch_latency.sample(rng, n), dtype=np.float64)
@@ -170,63 +185,15 @@ class ApiFleet:
         cost = self._token_cost(prompt - cached - written, cached, output, finish, ok, written)
         self.idx = idx
         self.cost_usd = cost
-        self.throttle_s = np.asarray(throttles, dtype=np.float64)
 
     def _rate_limit(self, t_sub: np.ndarray, tokens: np.ndarray):
-        """Token buckets for requests and tokens per minute: capacity one minute's worth, refilled
-        continuously, full at t = 0. A request needs one request token and prompt + output tokens
-        (providers count the requested max_tokens; the actual output is the closest we know).
-        Throttled requests retry after a full-jitter backoff U(0, min(max, base * 2^k)); after
-        `max_retries` retries they fail. A request larger than the token bucket always fails."""
-        cfg = self.cfg
-        inf = math.inf
-        cap_r = cfg.rpm_limit if cfg.rpm_limit is not None else inf
-        cap_t = cfg.tpm_limit if cfg.tpm_limit is not None else inf
-        rate_r, rate_t = cap_r / 60.0, cap_t / 60.0
-        level_r, level_t = cap_r, cap_t
-        last = 0.0
+        """The whole workload through the fleet's `TokenBuckets`."""
         n = len(t_sub)
-        send = np.empty(n)
-        attempts = np.zeros(n, dtype=np.int64)
-        failed = np.zeros(n, dtype=bool)
-        throttles: list[float] = []
-        t_list = t_sub.tolist()
-        tok_list = tokens.tolist()
-        retries: list[tuple[float, int, int]] = []  # (time, request position, retries so far)
-        uniform = self._jitter_rng.uniform
-        base, cap_backoff, max_retries = cfg.backoff_base_s, cfg.backoff_max_s, cfg.max_retries
-        nxt = 0
-        while nxt < n or retries:
-            if retries and (nxt >= n or retries[0][0] < t_list[nxt]):
-                t, j, k = heapq.heappop(retries)
-            else:
-                t, j, k = t_list[nxt], nxt, 0
-                nxt += 1
-            if t > last:
-                if level_r < cap_r:
-                    level_r = min(cap_r, level_r + (t - last) * rate_r)
-                if level_t < cap_t:
-                    level_t = min(cap_t, level_t + (t - last) * rate_t)
-                last = t
-            need = tok_list[j]
-            if level_r >= 1 - _EPS and level_t >= need - _EPS:
-                level_r -= 1
-                level_t -= need
-                send[j] = t
-                attempts[j] = k + 1
-                continue
-            throttles.append(t)
-            if k >= max_retries:
-                send[j] = t
-                attempts[j] = k + 1
-                failed[j] = True
-                continue
-            delay = uniform(
-                0.0, min(cap_backoff, base * 2.0 ** min(k, 64))
-            )  # 2^64 s is past any cap
-            heapq.heappush(retries, (t + delay, j, k + 1))
-            self.retries += 1
-        return send, attempts, failed, throttles
+        out = Attempts(0, n)
+        buckets = TokenBuckets(self.cfg, self._jitter_rng)
+        buckets.feed(t_sub.tolist(), tokens.tolist(), [out], math.inf)
+        self.retries = buckets.retried
+        return out.send, out.attempts, out.failed, buckets.throttles
 
     def _token_cost(self, uncached, cached, output, finish, ok, written=0) -> np.ndarray:
         cfg = self.cfg
@@ -253,3 +220,100 @@ class ApiFleet:
         if cfg.batch:
             token_usd = token_usd * cfg.batch_discount
         return np.where(ok, token_usd + cfg.price_usd_per_request, 0.0)
+
+
+class Attempts:
+    """Where `TokenBuckets` writes the outcome of requests first .. first + n - 1 (positions in
+    submission order): the time of the last attempt, the attempts made, and whether it failed."""
+
+    def __init__(self, first: int, n: int):
+        self.first = first
+        self.send = np.empty(n)
+        self.attempts = np.zeros(n, dtype=np.int64)
+        self.failed = np.zeros(n, dtype=bool)
+
+
+class TokenBuckets:
+    """Token buckets for requests and tokens per minute: capacity one minute's worth, refilled
+    continuously, full at t = 0. A request needs one request token and prompt + output tokens
+    (providers count the requested max_tokens; the actual output is the closest we know).
+    Throttled requests retry after a full-jitter backoff U(0, min(max, base * 2^k)); after
+    `max_retries` retries they fail. A request larger than the token bucket always fails.
+
+    Fed the submissions in time order, all at once (`ApiFleet.run`) or piece by piece (the
+    streaming path, sim/engine/streaming.py): the state (bucket levels, retries due later)
+    carries over, so the pieces give the same attempts, in the same order, as the whole."""
+
+    def __init__(self, cfg: ApiFleetConfig, jitter_rng: np.random.Generator):
+        inf = math.inf
+        self.cap_r = cfg.rpm_limit if cfg.rpm_limit is not None else inf
+        self.cap_t = cfg.tpm_limit if cfg.tpm_limit is not None else inf
+        self.level_r, self.level_t = self.cap_r, self.cap_t
+        self.last = 0.0
+        # (time, request position, retries so far, tokens it needs), earliest first
+        self.retries: list[tuple[float, int, int, int]] = []
+        self.uniform = jitter_rng.uniform
+        self.backoff = (cfg.backoff_base_s, cfg.backoff_max_s, cfg.max_retries)
+        self.throttles: list[float] = []  # times of throttled attempts (the caller may clear it)
+        self.retried = 0  # throttled requests sent again after a backoff
+
+    def feed(self, t_list: list, tok_list: list, outs: list[Attempts], until: float) -> None:
+        """Submissions at `t_list` (sorted, none before an earlier piece's) needing `tok_list`
+        tokens, positions `outs[-1].first` on; then every retry due before `until` (the next
+        piece's first submission; inf for the last). `outs` holds the pieces with requests not
+        settled yet, in position order, the new one last: outcomes are written there."""
+        cap_r, cap_t = self.cap_r, self.cap_t
+        rate_r, rate_t = cap_r / 60.0, cap_t / 60.0
+        level_r, level_t, last = self.level_r, self.level_t, self.last
+        retries, throttles, uniform = self.retries, self.throttles, self.uniform
+        base, cap_backoff, max_retries = self.backoff
+        cur = outs[-1]
+        first, send, attempts, failed = cur.first, cur.send, cur.attempts, cur.failed
+        firsts = [o.first for o in outs]
+        n = len(t_list)
+        nxt = 0
+        while True:
+            if retries and retries[0][0] < (t_list[nxt] if nxt < n else until):
+                t, j, k, need = heapq.heappop(retries)
+            elif nxt < n:
+                t, j, k, need = t_list[nxt], first + nxt, 0, tok_list[nxt]
+                nxt += 1
+            else:
+                break
+            if t > last:
+                if level_r < cap_r:
+                    level_r = min(cap_r, level_r + (t - last) * rate_r)
+                if level_t < cap_t:
+                    level_t = min(cap_t, level_t + (t - last) * rate_t)
+                last = t
+            ok = level_r >= 1 - _EPS and level_t >= need - _EPS
+            if not ok:
+                throttles.append(t)
+                if k < max_retries:
+                    delay = uniform(
+                        0.0, min(cap_backoff, base * 2.0 ** min(k, 64))
+                    )  # 2^64 s is past any cap
+                    heapq.heappush(retries, (t + delay, j, k + 1, need))
+                    self.retried += 1
+                    continue
+            else:
+                level_r -= 1
+                level_t -= need
+            if j >= first:
+                p = j - first
+                send[p] = t
+                attempts[p] = k + 1
+                if not ok:
+                    failed[p] = True
+            else:  # a retry of an earlier piece's request
+                o = outs[bisect_right(firsts, j) - 1]
+                p = j - o.first
+                o.send[p] = t
+                o.attempts[p] = k + 1
+                if not ok:
+                    o.failed[p] = True
+        self.level_r, self.level_t, self.last = level_r, level_t, last
+
+    def pending_positions(self) -> list[int]:
+        """Positions of the requests waiting to retry."""
+        return [entry[1] for entry in self.retries]

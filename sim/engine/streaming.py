@@ -13,6 +13,8 @@ chunks (these need the whole submission sequence: use `simulate_fleet`).
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -21,7 +23,7 @@ import simpy
 
 from sim.engine import billing
 from sim.engine.accounting import timeseries_frame, window_edges
-from sim.engine.api import ApiFleet
+from sim.engine.api import ApiFleet, Attempts, TokenBuckets
 from sim.engine.cloud import CloudFleet
 from sim.engine.config import ApiFleetConfig, CloudFleetConfig, SelfHostedFleetConfig
 from sim.engine.events import (
@@ -222,49 +224,49 @@ def simulate_fleet_streaming(
 
 
 def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResult:
-    limited = not cfg.batch and (cfg.rpm_limit is not None or cfg.tpm_limit is not None)
-    if limited or cfg.volume_tiers:
+    """An API fleet piece by piece. With rate limits the token buckets carry over from one
+    piece to the next (`TokenBuckets`), so every request is sent, retried and throttled exactly
+    as on the exact path; a piece is priced and flushed once none of its requests waits to
+    retry. Latencies are sampled piece by piece (the exact path draws them for the whole
+    workload at once: the same distribution, other draws)."""
+    if cfg.volume_tiers:
         raise ValueError(
-            f"rpm_limit: API fleet {cfg.name!r} with rate limits or volume tiers cannot stream "
-            "yet (keep requests in memory)"
+            f"volume_tiers: API fleet {cfg.name!r} with volume tiers cannot stream yet (a "
+            "request's tier depends on every earlier completion of its month; keep requests in "
+            "memory)"
         )
     if cfg.prompt_cache == "provider":
         raise ValueError(f'prompt_cache: API fleet {cfg.name!r} with "provider" caching cannot stream yet (keep requests in memory)')  # fmt: skip
     api = None
+    buckets = None
     base = 0
-    end = 0.0
-    cost_by_window = np.zeros(0)
-    for w in chunks:
-        table = RequestTable(w)
-        if api is None:
-            api = ApiFleet(cfg, table, rng)
+    state = {"end": 0.0, "cost_by_window": np.zeros(0), "throttled": np.zeros(0, np.int64)}
+    # Pieces fed to the token buckets and not flushed yet: (table, kept, Attempts)
+    open_pieces: list[tuple[RequestTable, np.ndarray, Attempts]] = []
+
+    def finish(table: RequestTable, keep: np.ndarray, out: Attempts | None) -> None:
+        """Price piece `table` (requests `keep` submitted) and flush it."""
         api.table = table
-        keep = (
-            np.arange(table.n)
-            if horizon_s is None
-            else np.flatnonzero(table.arrival_s <= horizon_s)
-        )
-        api._idx = keep.tolist()
-        api._t = table.arrival_s[keep].tolist()
-        api.run()
+        if out is None:
+            api._idx = keep.tolist()
+            api._t = table.arrival_s[keep].tolist()
+            api.run()
+        else:
+            api.settle(keep, out.send, out.attempts, out.failed)
         if horizon_s is not None:
             _cut_at_horizon(table, api.idx, float(horizon_s))
         cost = np.zeros(table.n)
         cost[api.idx] = np.where(table.status[api.idx] == OK, api.cost_usd, 0.0)
         ends = table.end_s[api.idx]
         if len(ends) and np.isfinite(ends).any():
-            end = max(end, float(np.nanmax(ends)))
+            state["end"] = max(state["end"], float(np.nanmax(ends)))
         paid = (cost != 0) & ~np.isnan(table.end_s)
-        k = (table.end_s[paid] // window_s).astype(np.int64)
-        if len(k):
-            if k.max() >= len(cost_by_window):
-                cost_by_window = np.concatenate(
-                    [cost_by_window, np.zeros(int(k.max()) + 1 - len(cost_by_window))]
-                )
-            cost_by_window[: int(k.max()) + 1] += np.bincount(k, weights=cost[paid])
+        state["cost_by_window"] = _add_by_window(
+            state["cost_by_window"], table.end_s[paid], window_s, cost[paid]
+        )
         flush(
             RequestBatch(
-                request=base + np.arange(table.n, dtype=np.int64),
+                request=out_base[id(table)] + np.arange(table.n, dtype=np.int64),
                 arrival_s=table.arrival_s,
                 start_s=table.start_s,
                 first_token_s=table.first_token_s,
@@ -276,18 +278,70 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
                 attempts=table.attempts,
             )
         )
+
+    def feed(piece, until: float) -> None:
+        """Send the piece's requests through the buckets, with the retries due before `until`;
+        then flush every open piece none of whose requests waits to retry."""
+        if piece is not None:
+            table, keep, out = piece
+            t_sub = table.arrival_s[keep]
+            tokens = table.prompt_tokens[keep] + table.output_tokens[keep]
+            open_pieces.append(piece)
+            buckets.feed(t_sub.tolist(), tokens.tolist(), [o for _, _, o in open_pieces], until)
+        else:
+            buckets.feed([], [], [o for _, _, o in open_pieces] or [Attempts(base, 0)], until)
+        times = np.asarray(buckets.throttles, dtype=np.float64)
+        buckets.throttles.clear()
+        if horizon_s is not None:
+            times = times[times <= horizon_s]
+        state["throttled"] = _add_by_window(state["throttled"], times, window_s, None)
+        waiting = sorted(buckets.pending_positions())
+        still = []
+        for table, keep, out in open_pieces:
+            lo = bisect_left(waiting, out.first)
+            if lo < len(waiting) and waiting[lo] < out.first + len(keep):
+                still.append((table, keep, out))
+            else:
+                finish(table, keep, out)
+        open_pieces[:] = still
+
+    out_base: dict[int, int] = {}
+    pending = None  # the previous piece, fed once the next one's first submission is known
+    for w in chunks:
+        table = RequestTable(w)
+        if api is None:
+            api = ApiFleet(cfg, table, rng)
+            if api.limited:
+                buckets = TokenBuckets(cfg, api._jitter_rng)
+        out_base[id(table)] = base
+        keep = (
+            np.arange(table.n)
+            if horizon_s is None
+            else np.flatnonzero(table.arrival_s <= horizon_s)
+        )
+        if buckets is None:
+            finish(table, keep, None)
+        else:
+            if pending is not None:
+                feed(pending, float(table.arrival_s[keep[0]]) if len(keep) else math.inf)
+            pending = (table, keep, Attempts(base, len(keep)))
         base += table.n
-    if horizon_s is not None:
-        end = float(horizon_s)
+    if buckets is not None:
+        if pending is not None:
+            feed(pending, math.inf)
+        if open_pieces:
+            feed(None, math.inf)
+        api.retries = buckets.retried
+    end = float(horizon_s) if horizon_s is not None else state["end"]
     edges = window_edges(end, window_s)
     n_w = len(edges) - 1
-    window_cost = np.zeros(n_w)
-    m = min(n_w, len(cost_by_window))
-    window_cost[:m] = cost_by_window[:m]
-    window_cost[-1] += cost_by_window[n_w:].sum()
+    window_cost = _fit_windows(state["cost_by_window"], n_w)
+    throttled = _fit_windows(state["throttled"], n_w).astype(np.int64)
     meta = {"end_s": end}
     if api is not None:
+        api.throttle_s = np.zeros(0)
         meta["event_counts"] = api_event_counts(api, end)
+        meta["event_counts"]["throttled"] = int(throttled.sum())
         meta.update(
             price_usd_per_mtok_input=api.price_in,
             price_usd_per_mtok_output=api.price_out,
@@ -303,6 +357,28 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
         {"tokens": window_cost},
         zeros,
         zeros,
-        np.zeros(n_w, dtype=np.int64),
+        throttled,
         meta,
     )
+
+
+def _add_by_window(acc: np.ndarray, t: np.ndarray, window_s: float, weights) -> np.ndarray:
+    """`acc` (per window [k w, (k+1) w)) plus the `weights` (or counts) of times `t`."""
+    if not len(t):
+        return acc
+    k = (t // window_s).astype(np.int64)
+    top = int(k.max()) + 1
+    if top > len(acc):
+        acc = np.concatenate([acc, np.zeros(top - len(acc), dtype=acc.dtype)])
+    add = np.bincount(k, weights=weights, minlength=top)
+    acc[:top] += add.astype(acc.dtype)
+    return acc
+
+
+def _fit_windows(acc: np.ndarray, n_w: int) -> np.ndarray:
+    """Per-window sums over [0, end]'s `n_w` windows; anything later goes to the last one."""
+    out = np.zeros(n_w, dtype=np.float64)
+    m = min(n_w, len(acc))
+    out[:m] = acc[:m]
+    out[-1] += acc[n_w:].sum()
+    return out

@@ -32,9 +32,10 @@ engine = {{ prefix_cache = true }}
 """
 
 
-def test_prefix_cache_without_prefix_identity_is_one_line(tmp_path):
-    path = tmp_path / "noid.toml"
-    path.write_text(SCENARIO)
+def _refusal(tmp_path, text: str) -> tuple[str, Path]:
+    """Run the scenario `text`; the one line it prints (exit 2, no run directory) and its file."""
+    path = tmp_path / "scenario.toml"
+    path.write_text(text)
     out = tmp_path / "run"
     result = CliRunner().invoke(
         cli, ["--db", str(tmp_path / "w.duckdb"), "run", str(path), "--out", str(out), "-q"]
@@ -42,5 +43,34 @@ def test_prefix_cache_without_prefix_identity_is_one_line(tmp_path):
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1
-    assert str(path) in lines[0] and "fleet.own" in lines[0] and "prefix identity" in lines[0]
     assert not out.exists()
+    return lines[0], path
+
+
+def test_prefix_cache_without_prefix_identity_is_one_line(tmp_path):
+    line, path = _refusal(tmp_path, SCENARIO)
+    assert str(path) in line and "fleet.own" in line and "prefix identity" in line
+
+
+TIERED = f"""
+[scenario]
+name = "tiered"
+engine_path = "streaming"
+[workload]
+trace = "{TRACE.as_posix()}"
+[model]
+name = "llama-3.1-8b"
+[slo]
+ttft_p99_s = 2.0
+[[fleet]]
+name = "api"
+kind = "api"
+price_usd_per_mtok_input = 0.2
+price_usd_per_mtok_output = 0.2
+volume_tiers = [{{ above_mtok = 1.0, factor = 0.9 }}]
+"""
+
+
+def test_what_cannot_stream_is_one_line(tmp_path):
+    line, path = _refusal(tmp_path, TIERED)
+    assert str(path) in line and "fleet.api" in line and "volume tiers" in line

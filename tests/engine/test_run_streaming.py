@@ -105,3 +105,30 @@ def test_exact_run_keeps_a_sample_of_its_rows(tmp_path):
     assert pq.read_schema(full.paths["requests"]).metadata[b"infercost.requests"] == b"all requests"
     none = run_scenario(sc, out_dir=tmp_path / "none", requests="none", **kw)
     assert "requests" not in none.paths and not (tmp_path / "none" / "requests.parquet").exists()
+
+
+def test_rate_limited_api_streams_through_the_run():
+    """peak.toml's API fleet has rate limits; with a limit that binds, the streaming path
+    throttles, retries and fails exactly the requests the exact path does (issue 13)."""
+    cut = [
+        "workload.max_requests=3000",
+        "fleet.api-together.rpm_limit=240",
+        "fleet.api-together.max_retries=2",
+        "fleet.api-together.price_usd_per_mtok_input=0.88",
+        "fleet.api-together.price_usd_per_mtok_output=0.88",
+        "fleet.cloud-8xh100.price_usd_per_hour=23.92",
+        "fleet.cloud-8xh100.gpus_per_instance=8",
+    ]
+    runs = {}
+    for path in ("exact", "streaming"):
+        sc = load_scenario(
+            ROOT / "scenarios" / "peak.toml", [*cut, f'scenario.engine_path="{path}"']
+        )
+        runs[path] = summarize(sc, run_replications(sc, n=1, seed=5, requests="none"), seed=5)
+    a = next(f for f in runs["exact"].fleets if f.kind == "api")
+    b = next(f for f in runs["streaming"].fleets if f.kind == "api")
+    assert a.events.throttled > 100 and a.success_rate.mean < 1.0  # the limit binds
+    assert b.events == a.events
+    assert b.requests == a.requests
+    assert b.success_rate.mean == a.success_rate.mean
+    assert b.total_cost_usd.mean == pytest.approx(a.total_cost_usd.mean, rel=1e-9)
