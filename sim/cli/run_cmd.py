@@ -134,8 +134,27 @@ def fleet_lines(summary: RunSummary) -> list[str]:
             happened.append(f"p99 wait for a cold start {wait:,.1f} s")
         if happened:
             lines.append(f"events: {f.name}: " + ", ".join(happened))
+        lines += _pool_lines(f)
         lines += _cache_lines(f)
     return lines
+
+
+def _pool_lines(f) -> list[str]:
+    """A disaggregated fleet's pools (which one is the bottleneck) and its KV link."""
+    if not f.pools:
+        return []
+    parts = [
+        f"{name} {p.replicas_launched:,.3g} x {p.gpu} tp{p.tp} busy {_pct(p.busy_fraction)}, "
+        f"${p.cost_usd.mean or 0:,.2f}"
+        for name, p in f.pools.items()
+    ]
+    link = f.kv_link
+    if link is not None:
+        parts.append(
+            f"KV link {link.kind} {link.gbps:,.0f} GB/s: {link.transfers:,.0f} transfers, "
+            f"mean {link.mean_transfer_s * 1000:,.2f} ms"
+        )
+    return [f"pools: {f.name}: " + "; ".join(parts)]
 
 
 def _cache_lines(f) -> list[str]:

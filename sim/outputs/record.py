@@ -54,6 +54,19 @@ def summaries_long(summary: RunSummary) -> pl.DataFrame:
             for key, value in (part.to_json() if part is not None else {}).items():
                 if value is not None:
                     rows.append({**base, "metric": f"{prefix}_{key}", "value": float(value)})
+        # A disaggregated fleet's pools and KV link: pool_<name>_<figure>, kv_link_<figure>.
+        for name, pool in (fleet.pools or {}).items():
+            for key, value in (
+                ("replicas_launched", pool.replicas_launched),
+                ("busy_fraction", pool.busy_fraction),
+                ("cost_usd", pool.cost_usd.mean),
+            ):
+                if value is not None:
+                    rows.append({**base, "metric": f"pool_{name}_{key}", "value": float(value)})
+        if fleet.kv_link is not None:
+            for key in ("transfers", "mean_transfer_s"):
+                value = float(getattr(fleet.kv_link, key))
+                rows.append({**base, "metric": f"kv_link_{key}", "value": value})
     return pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
 
 

@@ -428,6 +428,29 @@ def _event_rows(summary: RunSummary) -> list[dict]:
     return rows
 
 
+def _pool_rows(summary: RunSummary) -> list[dict]:
+    """One row per pool of each disaggregated fleet, its KV link on the pool's first row."""
+    rows = []
+    for f in summary.fleets:
+        for name, p in (f.pools or {}).items():
+            link = f.kv_link
+            transfers = (
+                f"{link.transfers:,.0f} x {fmt_s(link.mean_transfer_s)} ({link.kind})"
+                if link is not None and name == next(iter(f.pools))
+                else ""
+            )
+            cells = [
+                name,
+                f"{p.gpu} tp{p.tp}",
+                fmt_num(p.replicas_launched),
+                fmt_pct(p.busy_fraction),
+                fmt_usd(p.cost_usd.mean),
+                transfers,
+            ]
+            rows.append({"name": f.name, "cells": cells})
+    return rows
+
+
 def _utilisation_rows(summary: RunSummary) -> list[dict]:
     rows = []
     for f in summary.fleets:
@@ -525,6 +548,7 @@ def _context(
         "verdict_lines": _verdict_lines(summary) if summary else [],
         "event_rows": _event_rows(summary) if summary else [],
         "utilisation_rows": _utilisation_rows(summary) if summary else [],
+        "pool_rows": _pool_rows(summary) if summary else [],
         "cache_rows": _cache_rows(summary) if summary else [],
         "tables": _analysis_tables(data),
         "charts": rendered,

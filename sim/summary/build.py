@@ -18,6 +18,8 @@ from sim.summary.records import (
     ApiCacheSummary,
     FleetEvents,
     FleetSummary,
+    KvLinkSummary,
+    PoolSummary,
     PrefixCacheSummary,
     RunSummary,
     Slo,
@@ -127,8 +129,43 @@ def fleet_summary(
         events=FleetEvents.over_replications([m.get("event_counts") or {} for m in metas]),
         utilisation=Utilisation.over_replications(utilisation) if utilisation else None,
         slo_windows=slo_windows([fr.timeseries for fr in results], slo),
+        **_disaggregation(metas),
     )
     return _with_verdict(entry, slo)
+
+
+def _disaggregation(metas: list[dict]) -> dict:
+    """`pools` and `kv_link` of a disaggregated fleet over replications, from each
+    replication's `meta["pools"]` / `meta["kv_link"]` (DisaggFleet.pool_meta); {} otherwise."""
+    if not metas or not all(m.get("pools") for m in metas):
+        return {}
+
+    def mean(values) -> float:
+        return float(np.mean([float(v) for v in values]))
+
+    pools = {}
+    for name, first in metas[0]["pools"].items():
+        per_rep = [m["pools"][name] for m in metas]
+        kv = [p["kv_capacity_tokens"] for p in per_rep if p.get("kv_capacity_tokens") is not None]
+        pools[name] = PoolSummary(
+            gpu=str(first["gpu"]),
+            tp=int(first["tp"]),
+            replicas_launched=mean(p["replicas_launched"] for p in per_rep),
+            busy_fraction=mean(p["gpu_util"] for p in per_rep),
+            cost_usd=stat([float(p["cost_usd"]) for p in per_rep]),
+            kv_capacity_tokens=mean(kv) if kv else None,
+        )
+    links = [m["kv_link"] for m in metas if m.get("kv_link")]
+    kv_link = None
+    if links:
+        kv_link = KvLinkSummary(
+            kind=str(links[0]["kind"]),
+            gbps=float(links[0]["gbps"]),
+            latency_s=float(links[0]["latency_s"]),
+            transfers=mean(x["transfers"] for x in links),
+            mean_transfer_s=mean(x["mean_transfer_s"] for x in links),
+        )
+    return {"pools": pools, "kv_link": kv_link}
 
 
 def _prefix_figures(fr: FleetResult) -> dict:

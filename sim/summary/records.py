@@ -164,6 +164,69 @@ class Utilisation:
 
 
 @dataclass(frozen=True)
+class PoolSummary:
+    """One pool of a disaggregated fleet (docs/disaggregation.md), over replications: its GPU
+    and tensor parallelism, replicas launched (mean), busy GPU-seconds over the pool's billed
+    GPU-seconds (mean), and its cost (compute, billing rounding, power: everything billed to the
+    pool; a Stat over replications)."""
+
+    gpu: str
+    tp: int
+    replicas_launched: float
+    busy_fraction: float
+    cost_usd: Stat
+    kv_capacity_tokens: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "gpu": self.gpu,
+            "tp": self.tp,
+            "replicas_launched": self.replicas_launched,
+            "busy_fraction": self.busy_fraction,
+            "cost_usd": self.cost_usd.to_json(),
+            "kv_capacity_tokens": self.kv_capacity_tokens,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PoolSummary:
+        return cls(
+            gpu=str(data.get("gpu", "")),
+            tp=int(data.get("tp", 0)),
+            replicas_launched=float(data.get("replicas_launched", 0.0)),
+            busy_fraction=float(data.get("busy_fraction", 0.0)),
+            cost_usd=Stat.from_json(data.get("cost_usd")),
+            kv_capacity_tokens=_opt(data.get("kv_capacity_tokens")),
+        )
+
+
+@dataclass(frozen=True)
+class KvLinkSummary:
+    """The KV transfer link of a disaggregated fleet: its kind, bandwidth and latency, and the
+    transfers made and their mean duration (means over replications)."""
+
+    kind: str
+    gbps: float
+    latency_s: float
+    transfers: float
+    mean_transfer_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> KvLinkSummary | None:
+        if not data:
+            return None
+        return cls(
+            kind=str(data.get("kind", "")),
+            **{
+                name: float(data.get(name, 0.0))
+                for name in ("gbps", "latency_s", "transfers", "mean_transfer_s")
+            },
+        )
+
+
+@dataclass(frozen=True)
 class SloWindows:
     """How many time windows breached the SLO, means over replications. A window is judged when
     at least one request finished in it; it misses when a latency percentile the SLO names
@@ -225,6 +288,9 @@ class FleetSummary:
     events: FleetEvents = FleetEvents()
     utilisation: Utilisation | None = None  # GPU fleets only
     slo_windows: SloWindows | None = None  # None when the SLO names no latency target
+    # A disaggregated fleet's pools ("prefill", "decode") and KV link; None for other fleets.
+    pools: dict[str, PoolSummary] | None = None
+    kv_link: KvLinkSummary | None = None
 
     def latency(self, metric: str, quantile: str) -> float | None:
         stat = self.latency_s.get(metric, {}).get(quantile)
@@ -285,6 +351,10 @@ class FleetSummary:
         out["events"] = self.events.to_json()
         out["utilisation"] = self.utilisation.to_json() if self.utilisation else None
         out["slo_windows"] = self.slo_windows.to_json() if self.slo_windows else None
+        if self.pools is not None:
+            out["pools"] = {name: pool.to_json() for name, pool in self.pools.items()}
+        if self.kv_link is not None:
+            out["kv_link"] = self.kv_link.to_json()
         return out
 
     @classmethod
@@ -320,6 +390,10 @@ class FleetSummary:
             events=FleetEvents.from_json(data.get("events")),
             utilisation=Utilisation.from_json(data.get("utilisation")),
             slo_windows=SloWindows.from_json(data.get("slo_windows")),
+            pools={k: PoolSummary.from_json(v) for k, v in data["pools"].items()}
+            if data.get("pools")
+            else None,
+            kv_link=KvLinkSummary.from_json(data.get("kv_link")),
         )
 
 

@@ -128,6 +128,17 @@ def _dig(entry, path):
     return entry
 
 
+def _pool_figures(f: dict) -> dict:
+    """A disaggregated fleet's pools (busy fraction, cost) and KV transfers, where it has them."""
+    out = {}
+    for name, pool in (f.get("pools") or {}).items():
+        out[f"pool_{name}_busy_fraction"] = _sig(pool["busy_fraction"])
+        out[f"pool_{name}_cost_usd"] = _sig(pool["cost_usd"]["mean"])
+    if f.get("kv_link"):
+        out["kv_link_transfers"] = _sig(f["kv_link"]["transfers"])
+    return out
+
+
 def key_figures(summary: dict) -> dict:
     return {
         "cheapest_meeting_slo": summary["cheapest_meeting_slo"],
@@ -136,6 +147,7 @@ def key_figures(summary: dict) -> dict:
                 "meets_slo": f["meets_slo"],
                 **{k: _sig(_dig(f, p)) for k, p in FIGURES.items()},
                 **{k: _sig(f[k]["mean"]) for k in CACHE_FIGURES if k in f},
+                **_pool_figures(f),
             }
             for f in summary["fleets"]
         },

@@ -222,3 +222,58 @@ def test_console_says_what_prompt_caches_did_only_when_they_did_something():
     rows = _cache_rows(summary)  # the report's Prompt caches table: the same fleets
     assert [r["name"] for r in rows] == ["own-cached", "api"]
     assert rows[0]["cells"][0] == "84.70%" and rows[1]["cells"][-1] == "5,630,000"
+
+
+def test_disaggregated_pools_reach_every_output():
+    """A disaggregated fleet's pools and KV link: averaged over replications from each run's
+    meta, kept through the JSON round trip, on the console, in the report and the warehouse."""
+    from sim.outputs.record import summaries_long
+    from sim.report.html import _pool_rows
+    from sim.summary import RunSummary
+    from sim.summary.build import _disaggregation
+
+    def meta(busy, cost, transfers):
+        pool = {"gpu": "h100-sxm", "tp": 4, "replicas_launched": 2, "kv_capacity_tokens": 1e5}
+        return {
+            "pools": {
+                "prefill": {**pool, "gpu_util": busy, "cost_usd": cost},
+                "decode": {**pool, "gpu": "a100-80gb", "gpu_util": 0.99, "cost_usd": 1.0},
+            },
+            "kv_link": {
+                "kind": "infiniband",
+                "gbps": 200.0,
+                "latency_s": 1e-4,
+                "transfers": transfers,
+                "mean_transfer_s": 0.002,
+            },
+        }
+
+    parts = _disaggregation([meta(0.3, 2.0, 100), meta(0.5, 4.0, 300)])
+    prefill = parts["pools"]["prefill"]
+    assert prefill.busy_fraction == pytest.approx(0.4) and prefill.cost_usd.mean == 3.0
+    assert prefill.cost_usd.ci95 is not None and parts["kv_link"].transfers == 200.0
+    assert _disaggregation([{"utilisation": {}}]) == {}  # not disaggregated: nothing
+
+    fleet = {
+        "name": "dis",
+        "kind": "cloud",
+        "total_cost_usd": {"mean": 4.0},
+        "success_rate": {"mean": 1.0},
+        "meets_slo": True,
+        "pools": {k: v.to_json() for k, v in parts["pools"].items()},
+        "kv_link": parts["kv_link"].to_json(),
+    }
+    summary = RunSummary.from_json({"scenario": "s", "slo": {"ttft_p99_s": 2.0}, "fleets": [fleet]})
+    assert summary.fleets[0].pools["prefill"] == prefill
+    assert RunSummary.from_json(summary.to_json()).to_json() == summary.to_json()
+    text = _console_text(summary)
+    assert (
+        "pools: dis: prefill 2 x h100-sxm tp4 busy 40%, $3.00; decode 2 x a100-80gb tp4 busy "
+        "99%, $1.00; KV link infiniband 200 GB/s: 200 transfers, mean 2.00 ms"
+    ) in " ".join(text.split())
+    rows = _pool_rows(summary)
+    assert [r["cells"][0] for r in rows] == ["prefill", "decode"]
+    assert "200 x" in rows[0]["cells"][-1] and rows[1]["cells"][-1] == ""
+    stored = dict(zip(*summaries_long(summary).select("metric", "value"), strict=True))
+    assert stored["pool_prefill_busy_fraction"] == pytest.approx(0.4)
+    assert stored["pool_decode_cost_usd"] == 1.0 and stored["kv_link_transfers"] == 200.0
