@@ -279,6 +279,10 @@ KV_LINK_HELP = (
     "link the KV cache crosses from a prefill to a decode replica; its default bandwidth and "
     "latency come from sim/perf/data/links.toml"
 )
+# The link keys of a disaggregated fleet, the same on cloud and self-hosted fleets.
+KvLinkKind = Annotated[KvLink, Field(description=KV_LINK_HELP)]
+KvLinkGbps = Annotated[Num, Field(gt=0, le=1e6, description="GB/s from one prefill to one decode replica; unset = the kv_link's per-GPU figure x the smaller pool's tp")] | None  # fmt: skip
+KvLinkLatency = Annotated[Num, Field(ge=0, le=60, description="fixed time per KV transfer; unset = the kv_link's")] | None  # fmt: skip
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -426,9 +430,9 @@ class CloudFleetConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     prefill: Annotated[CloudPoolConfig | None, Field(description="disaggregation: the prefill pool (docs/disaggregation.md)")] = None  # fmt: skip
     decode: Annotated[CloudPoolConfig | None, Field(description="disaggregation: the decode pool")] = None  # fmt: skip
-    kv_link: Annotated[KvLink, Field(description=KV_LINK_HELP)] = "infiniband"
-    kv_link_gbps: Annotated[Num, Field(gt=0, le=1e6, description="GB/s from one prefill to one decode replica; unset = the kv_link's per-GPU figure x the smaller pool's tp")] | None = None  # fmt: skip
-    kv_link_latency_s: Annotated[Num, Field(ge=0, le=60, description="fixed time per KV transfer; unset = the kv_link's")] | None = None  # fmt: skip
+    kv_link: KvLinkKind = "infiniband"
+    kv_link_gbps: KvLinkGbps = None
+    kv_link_latency_s: KvLinkLatency = None
 
     _tp = field_validator("tp")(_power_of_two)
     _dists = field_validator("provision_s", mode="before")(_dist)
@@ -494,9 +498,9 @@ class SelfHostedFleetConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     prefill: Annotated[SelfHostedPoolConfig | None, Field(description="disaggregation: the prefill pool (docs/disaggregation.md)")] = None  # fmt: skip
     decode: Annotated[SelfHostedPoolConfig | None, Field(description="disaggregation: the decode pool")] = None  # fmt: skip
-    kv_link: Annotated[KvLink, Field(description=KV_LINK_HELP)] = "infiniband"
-    kv_link_gbps: Annotated[Num, Field(gt=0, le=1e6, description="GB/s from one prefill to one decode replica; unset = the kv_link's per-GPU figure x the smaller pool's tp")] | None = None  # fmt: skip
-    kv_link_latency_s: Annotated[Num, Field(ge=0, le=60, description="fixed time per KV transfer; unset = the kv_link's")] | None = None  # fmt: skip
+    kv_link: KvLinkKind = "infiniband"
+    kv_link_gbps: KvLinkGbps = None
+    kv_link_latency_s: KvLinkLatency = None
 
     _tp = field_validator("tp")(_power_of_two)
 
