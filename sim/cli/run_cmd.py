@@ -345,6 +345,12 @@ def run_command(
     stdout.print(verdict(out.summary))
     for name, note in out.summary.notes():
         stdout.print(f"note: {name}: {note}", markup=False)
+    if out.summary.engine_path == "streaming":
+        stdout.print(
+            "engine path: streaming (aggregated per window as the run went; latency percentiles "
+            "from sketches, within 1%)",
+            markup=False,
+        )
     stdout.print(f"run directory: {out.run_dir} ({_rows_note(requests)})")
     if out.recorded:
         stdout.print(f"recorded as run_id {out.run_id}")

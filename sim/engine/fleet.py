@@ -115,11 +115,7 @@ class GpuFleet:
             if not streamed:
                 table.cached = [0] * table.n
             return
-        if streamed:
-            raise ValueError(
-                f"{self.name}: engine.prefix_cache = true is not supported on the streaming "
-                "path (runs too long to hold every request); shorten the run or unset it"
-            )
+        # (The streaming path refuses engine.prefix_cache = true first: streaming.cannot_stream.)
         ids = table.hash_ids
         if ids is None:
             raise ValueError(

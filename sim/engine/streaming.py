@@ -97,6 +97,39 @@ class StreamResult:
         )
 
 
+# engine_path = "auto" streams a replication above this many requests (sim.run.replications):
+# the exact path keeps about 200 bytes per request and fleet (1M requests x 3 fleets peaked at
+# 569 MB, bench/RESULTS.md), so 2M requests x 3 fleets is about 1.2 GB; the streaming path's
+# memory is flat in the number of requests.
+AUTO_STREAMING_REQUESTS = 2_000_000
+
+
+def cannot_stream(cfg) -> str | None:
+    """Why fleet `cfg` cannot run on the streaming path ("field: reason"), or None if it can."""
+    name = cfg.name
+    if isinstance(cfg, ApiFleetConfig):
+        if cfg.volume_tiers:
+            return (
+                f"volume_tiers: API fleet {name!r} with volume tiers cannot stream yet (a "
+                "request's tier depends on every earlier completion of its month; keep requests "
+                "in memory)"
+            )
+        if cfg.prompt_cache == "provider":
+            return f'prompt_cache: API fleet {name!r} with "provider" caching cannot stream yet (keep requests in memory)'  # fmt: skip
+        return None
+    if isinstance(cfg, SelfHostedFleetConfig) and cfg.overflow is not None:
+        return f"overflow: hybrid fleet {name!r} cannot stream yet (keep requests in memory)"
+    if getattr(cfg, "decode", None) is not None:
+        return f"prefill: disaggregated fleet {name!r} cannot stream yet (keep requests in memory)"
+    engine = getattr(cfg, "engine", None)
+    if engine is not None and engine.prefix_cache is True:
+        return (
+            f"{name}: engine.prefix_cache = true is not supported on the streaming path (runs "
+            "too long to hold every request); shorten the run or unset it"
+        )
+    return None
+
+
 def simulate_fleet_streaming(
     cfg: ApiFleetConfig | CloudFleetConfig | SelfHostedFleetConfig,
     chunks: Iterable[Workload],
@@ -127,18 +160,13 @@ def simulate_fleet_streaming(
         if on_batch is not None:
             on_batch(batch)
 
+    if not isinstance(cfg, ApiFleetConfig | CloudFleetConfig | SelfHostedFleetConfig):
+        raise ValueError(f"kind: unknown fleet config {type(cfg).__name__}")
+    reason = cannot_stream(cfg)
+    if reason is not None:
+        raise ValueError(reason)
     if isinstance(cfg, ApiFleetConfig):
         return _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush)
-    if not isinstance(cfg, CloudFleetConfig | SelfHostedFleetConfig):
-        raise ValueError(f"kind: unknown fleet config {type(cfg).__name__}")
-    if isinstance(cfg, SelfHostedFleetConfig) and cfg.overflow is not None:
-        raise ValueError(
-            f"overflow: hybrid fleet {cfg.name!r} cannot stream yet (keep requests in memory)"
-        )
-    if getattr(cfg, "decode", None) is not None:
-        raise ValueError(
-            f"prefill: disaggregated fleet {cfg.name!r} cannot stream yet (keep requests in memory)"
-        )
     profile = fleet_profile(cfg, profile_factory)
 
     env = simpy.Environment()
@@ -228,15 +256,7 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
     piece to the next (`TokenBuckets`), so every request is sent, retried and throttled exactly
     as on the exact path; a piece is priced and flushed once none of its requests waits to
     retry. Latencies are sampled piece by piece (the exact path draws them for the whole
-    workload at once: the same distribution, other draws)."""
-    if cfg.volume_tiers:
-        raise ValueError(
-            f"volume_tiers: API fleet {cfg.name!r} with volume tiers cannot stream yet (a "
-            "request's tier depends on every earlier completion of its month; keep requests in "
-            "memory)"
-        )
-    if cfg.prompt_cache == "provider":
-        raise ValueError(f'prompt_cache: API fleet {cfg.name!r} with "provider" caching cannot stream yet (keep requests in memory)')  # fmt: skip
+    workload at once: the same distribution, other draws). `cannot_stream` was checked."""
     api = None
     buckets = None
     base = 0

@@ -241,6 +241,19 @@ def stream_one_fleet(
     return result, seen
 
 
+def _choose_path(scenario: Scenario, seqs, backend: Backend):
+    """`engine_path = "auto"`: the scenario on the streaming path when its first replication has
+    more than AUTO_STREAMING_REQUESTS requests and every fleet can stream (its workload is then
+    dropped: each task draws it again piece by piece, the same draws), else on the exact path
+    with that workload kept. Returns (scenario, first replication's workload or None)."""
+    from sim.engine.streaming import AUTO_STREAMING_REQUESTS, cannot_stream
+
+    first = build_replication_workload(scenario, seqs[0], backend)
+    if len(first) > AUTO_STREAMING_REQUESTS and not any(map(cannot_stream, scenario.fleets)):
+        return dataclasses.replace(scenario, engine_path="streaming"), None
+    return dataclasses.replace(scenario, engine_path="exact"), first
+
+
 def _check_run(scenario: Scenario, n: int, seed: int) -> None:
     if n < 1:
         raise InputError(str(scenario.path), "scenario.replications", f"must be >= 1, got {n}")
@@ -283,13 +296,20 @@ def simulate_batch(
     seqs = tuple(
         tuple(np.random.SeedSequence(sd).spawn(k)) for sd, k in zip(seeds, ns, strict=True)
     )
-    workloads = tuple(
-        None
-        if sc.engine_path == "streaming"  # each task draws its workload piece by piece
-        else tuple(build_replication_workload(sc, seq, backend) for seq in seqs[s])
+    resolved = [
+        _choose_path(sc, seqs[s], backend) if sc.engine_path == "auto" else (sc, None)
         for s, sc in enumerate(scenarios)
-    )
-    job = _Job(tuple(scenarios), seqs, workloads, backend, common_stream, requests)
+    ]
+    scenarios = [sc for sc, _ in resolved]  # "auto" resolved to "exact" or "streaming"
+    workloads = []
+    for s, (sc, first) in enumerate(resolved):
+        if sc.engine_path == "streaming":  # each task draws its workload piece by piece
+            workloads.append(None)
+            continue
+        drawn = () if first is None else (first,)
+        rest = seqs[s][len(drawn) :]
+        workloads.append(drawn + tuple(build_replication_workload(sc, q, backend) for q in rest))
+    job = _Job(tuple(scenarios), seqs, tuple(workloads), backend, common_stream, requests)
 
     def chosen(sc: Scenario) -> list[int]:
         return list(range(len(sc.fleets))) if only_fleets is None else list(only_fleets)

@@ -58,7 +58,7 @@ class Scenario:
     price_max_age_days: float = 30.0
     price_source_priority: tuple[str, ...] | None = None
     advise: AdviseConstraints = field(default_factory=AdviseConstraints)
-    engine_path: str = "exact"  # or "streaming": bounded memory (docs/scale.md)
+    engine_path: str = "auto"  # "exact", "streaming" (bounded memory) or "auto" (docs/scale.md)
 
     @property
     def base_dir(self) -> Path:

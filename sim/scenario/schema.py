@@ -59,7 +59,7 @@ class ScenarioHead:
     window_s: Annotated[Num, Field(ge=0.001, le=MAX_SECONDS, description="width of the time-series windows")] = 60.0  # fmt: skip
     horizon_s: Annotated[Num, Field(gt=0, le=MAX_SECONDS, description="stop the simulation here (default: when all work is done)")] | None = None  # fmt: skip
     description: Annotated[Str, Field(max_length=10_000, description="what the scenario tests")] = ""  # fmt: skip
-    engine_path: Annotated[Literal["exact", "streaming"], Field(description='"exact": every request kept in memory, exact percentiles; "streaming": the workload read in chunks and aggregated per window as the run goes, memory flat in the number of requests, latency percentiles from sketches within 1% (docs/scale.md)')] = "exact"  # fmt: skip
+    engine_path: Annotated[Literal["auto", "exact", "streaming"], Field(description='"exact": every request kept in memory, exact percentiles; "streaming": the workload read in chunks and aggregated per window as the run goes, memory flat in the number of requests, latency percentiles from sketches within 1% (docs/scale.md); "auto": streaming when a replication has over 2,000,000 requests and every fleet can stream, else exact')] = "auto"  # fmt: skip
 
     @field_validator("price_as_of", mode="after")
     @classmethod

@@ -250,6 +250,8 @@ def summarize(scenario, reps, *, seed: int | None = None, warnings=()) -> RunSum
             [rep.workload.get("cached_prompt_tokens", math.nan) for rep in reps]
         ),
     )
+    streamed = any(hasattr(fr, "aggregate") for rep in reps for fr in rep.fleets)
+    warnings = (*warnings, *_memory_warning(scenario, streamed, workload.requests.mean))
     return RunSummary(
         scenario=scenario.name,
         description=scenario.description,
@@ -261,4 +263,20 @@ def summarize(scenario, reps, *, seed: int | None = None, warnings=()) -> RunSum
         fleets=fleets,
         cheapest_meeting_slo=cheapest(fleets),
         warnings=tuple(warnings),
+        engine_path="streaming" if streamed else "exact",
     )
+
+
+def _memory_warning(scenario, streamed: bool, requests: float | None) -> list[str]:
+    """A run above the `engine_path = "auto"` threshold that kept every request in memory: say
+    why (a fleet that cannot stream, or engine_path = "exact" asked for)."""
+    from sim.engine.streaming import AUTO_STREAMING_REQUESTS, cannot_stream
+
+    if streamed or requests is None or not requests > AUTO_STREAMING_REQUESTS:
+        return []
+    reasons = [r for r in map(cannot_stream, scenario.fleets) if r is not None]
+    why = reasons[0] if reasons else 'engine_path = "exact" asked for'
+    return [
+        f"warning: {requests:,.0f} requests per replication ran with every request in memory "
+        f"(about {200 * requests * len(scenario.fleets) / 1e9:.1f} GB); not streamed: {why}"
+    ]

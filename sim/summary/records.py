@@ -474,6 +474,9 @@ class RunSummary:
     cheapest_meeting_slo: str | None = None
     warnings: tuple[str, ...] = ()
     step_time_band: tuple[float, float] | None = None  # the error band slo_robust was judged on
+    # "exact" (every request in memory) or "streaming" (per-window aggregates, latency
+    # percentiles from sketches within 1%): the path the run took (`engine_path = "auto"` picks)
+    engine_path: str = "exact"
 
     def notes(self) -> list[tuple[str, str]]:
         """(fleet, note) of the price notes that matter to this run: a note about cached-input
@@ -511,6 +514,7 @@ class RunSummary:
             out["warnings"] = list(self.warnings)
         if self.step_time_band is not None:
             out["step_time_band"] = list(self.step_time_band)
+        out["engine_path"] = self.engine_path
         return out
 
     @classmethod
@@ -530,6 +534,7 @@ class RunSummary:
             cheapest_meeting_slo=verdict,
             warnings=tuple(data.get("warnings") or ()),
             step_time_band=tuple(data["step_time_band"]) if data.get("step_time_band") else None,
+            engine_path=str(data.get("engine_path", "exact")),
         )
 
 

@@ -132,3 +132,38 @@ def test_rate_limited_api_streams_through_the_run():
     assert b.requests == a.requests
     assert b.success_rate.mean == a.success_rate.mean
     assert b.total_cost_usd.mean == pytest.approx(a.total_cost_usd.mean, rel=1e-9)
+
+
+PEAK_CUT = [
+    "workload.max_requests=3000",
+    "fleet.api-together.price_usd_per_mtok_input=0.88",
+    "fleet.api-together.price_usd_per_mtok_output=0.88",
+    "fleet.cloud-8xh100.price_usd_per_hour=23.92",
+    "fleet.cloud-8xh100.gpus_per_instance=8",
+]
+
+
+def test_auto_streams_a_large_run_and_says_why_when_it_cannot(monkeypatch):
+    """engine_path = "auto" (the default): streaming above AUTO_STREAMING_REQUESTS requests per
+    replication when every fleet can stream (the same figures as engine_path = "streaming"),
+    exact below it; above it with a fleet that cannot stream, exact and a warning naming why."""
+    import sim.engine.streaming as streaming
+
+    def run(extra):
+        sc = load_scenario(ROOT / "scenarios" / "peak.toml", [*PEAK_CUT, *extra])
+        return summarize(sc, run_replications(sc, n=1, seed=2, requests="none"), seed=2)
+
+    small = run([])
+    assert small.engine_path == "exact" and not small.warnings  # 3,000 <= 2,000,000
+    monkeypatch.setattr(streaming, "AUTO_STREAMING_REQUESTS", 1000)
+    auto, asked = run([]), run(['scenario.engine_path="streaming"'])
+    assert auto.engine_path == asked.engine_path == "streaming"
+    assert auto.to_json() == asked.to_json()
+    tiers = ["fleet.api-together.volume_tiers=[{above_mtok=1.0, factor=0.9}]"]
+    tiered = run(tiers)
+    assert tiered.engine_path == "exact"
+    assert len(tiered.warnings) == 1
+    assert "3,000 requests per replication" in tiered.warnings[0]
+    assert "volume_tiers: API fleet 'api-together'" in tiered.warnings[0]
+    exact = run(['scenario.engine_path="exact"'])
+    assert 'engine_path = "exact" asked for' in exact.warnings[0]
