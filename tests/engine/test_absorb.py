@@ -8,8 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from engine_helpers import FakeProfile, factory_for, poisson_workload
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sim.engine.fleet as fleet_mod
+import sim.engine.replica as replica_mod
 from sim.engine import simulate_fleet
 from sim.engine.config import CloudFleetConfig, EngineConfig, SelfHostedFleetConfig
 from sim.engine.fleet import GpuFleet
@@ -93,3 +96,92 @@ def test_merged_prefill_steps_change_no_request(name, horizon, monkeypatch):
     np.testing.assert_allclose(merged.cost_usd, plain.cost_usd, rtol=1e-9, atol=1e-15)
     for col in ("busy_fraction", "cost_usd", "queue_len"):
         np.testing.assert_allclose(merged.timeseries[col], plain.timeseries[col], rtol=1e-9)
+
+
+PREPLAN = {
+    **SETUPS,
+    "own_round_robin": SelfHostedFleetConfig(
+        name="own", servers=2, tp=2, gpu_price_usd=1e4, engine=replace(ENG, router="round_robin")
+    ),
+    "own_nochunk": SelfHostedFleetConfig(
+        name="own", servers=2, tp=2, gpu_price_usd=1e4, engine=replace(ENG, chunked_prefill=False)
+    ),
+    "cloud_inflight": CloudFleetConfig(
+        name="cloud",
+        price_usd_per_hour=5.0,
+        gpus_per_instance=8,
+        max_replicas=5,
+        target=6,
+        upscale_delay_s=10,
+        downscale_delay_s=30,
+        decision_interval_s=5,
+        engine=ENG,
+    ),
+}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(sorted(PREPLAN)),
+    rate=st.sampled_from([3.0, 12.0, 40.0]),
+    seed=st.integers(0, 2**16),
+    horizon=st.sampled_from([None, 45.0]),
+)
+def test_a_cut_planned_when_made_changes_no_request(name, rate, seed, horizon):
+    """The step after a jump's cut planned when the cut is made (Replica._preplanned): every
+    request's times, status and attempts are those of planning it at the cut's own event; the
+    time series only differ where GPU busy time is summed in another order (last bits)."""
+    w = poisson_workload(np.random.default_rng(seed), 600, rate)
+    factory = factory_for(FakeProfile(kv_capacity_tokens=20_000))
+
+    def run(preplan: bool):
+        new_replica = GpuFleet.new_replica
+
+        def patched(self):
+            rep = new_replica(self)
+            rep.preplan = rep.preplan and preplan
+            return rep
+
+        GpuFleet.new_replica = patched
+        try:
+            return simulate_fleet(
+                PREPLAN[name], w, profile_factory=factory, rng=np.random.default_rng(seed + 1),
+                horizon_s=horizon,
+            )  # fmt: skip
+        finally:
+            GpuFleet.new_replica = new_replica
+
+    planned, plain = run(True), run(False)
+    for field in ("start_s", "first_token_s", "finish_s", "status", "attempts"):
+        np.testing.assert_array_equal(getattr(planned, field), getattr(plain, field), field)
+    np.testing.assert_allclose(planned.cost_usd, plain.cost_usd, rtol=1e-12, atol=1e-15)
+    for col in ("busy_fraction", "cost_usd", "queue_len", "replicas"):
+        np.testing.assert_allclose(planned.timeseries[col], plain.timeseries[col], rtol=1e-12)
+
+
+def test_cuts_are_planned_ahead_where_allowed():
+    """The planned cut is used (fewer events) on the set-ups that allow it, and never where a
+    router reads the queue (jsq) or spot kills may land mid-step."""
+    w = poisson_workload(np.random.default_rng(3), 1500, 12.0)
+    factory = factory_for(FakeProfile(kv_capacity_tokens=20_000))
+    seen = []
+    preplanned = replica_mod.Replica._preplanned
+
+    def counting(self, cut, next_arrival_s):
+        done = preplanned(self, cut, next_arrival_s)
+        seen.append(done)
+        return done
+
+    for cfg, allowed in (
+        (PREPLAN["own"], True),
+        (PREPLAN["cloud_inflight"], True),
+        (replace(PREPLAN["own"], engine=replace(ENG, router="jsq")), False),
+        (replace(PREPLAN["cloud_inflight"], term="spot", spot_preemptions_per_hour=2.0), False),
+    ):
+        seen.clear()
+        replica_mod.Replica._preplanned = counting
+        try:
+            simulate_fleet(cfg, w, profile_factory=factory, rng=np.random.default_rng(2))
+        finally:
+            replica_mod.Replica._preplanned = preplanned
+        assert (sum(seen) > 100) == allowed, (cfg.name, sum(seen))
