@@ -106,17 +106,8 @@ PREPLAN = {
     "own_nochunk": SelfHostedFleetConfig(
         name="own", servers=2, tp=2, gpu_price_usd=1e4, engine=replace(ENG, chunked_prefill=False)
     ),
-    "cloud_inflight": CloudFleetConfig(
-        name="cloud",
-        price_usd_per_hour=5.0,
-        gpus_per_instance=8,
-        max_replicas=5,
-        target=6,
-        upscale_delay_s=10,
-        downscale_delay_s=30,
-        decision_interval_s=5,
-        engine=ENG,
-    ),
+    # least_outstanding, and autoscaler decisions often enough to stop some planned cuts
+    "cloud_inflight": replace(SETUPS["cloud"], engine=ENG, decision_interval_s=5),
 }
 
 
