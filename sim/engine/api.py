@@ -142,10 +142,12 @@ class ApiFleet:
         cfg = self.cfg
         return not cfg.batch and (cfg.rpm_limit is not None or cfg.tpm_limit is not None)
 
-    def settle(self, idx, send, attempts, failed) -> None:
+    def settle(self, idx, send, attempts, failed, *, defer_price: bool = False) -> None:
         """Requests `idx` (in submission order) were sent for the last time at `send` after
         `attempts` attempts (`failed`: given up): sample their latency, write their times and
-        status to the table and price them (`self.idx`, `self.cost_usd`)."""
+        status to the table and price them (`self.idx`, `self.cost_usd`). defer_price: leave
+        `cost_usd` None and keep what pricing needs in `price_parts` (the streaming path prices
+        volume tiers in completion order across chunks)."""
         cfg, table = self.cfg, self.table
         n = len(idx)
         prompt = table.prompt_tokens[idx]
@@ -182,9 +184,9 @@ class ApiFleet:
         cached[by_send], written[by_send] = c, w
         self.cached_input_tokens = int(cached[ok].sum())
         self.cache_write_tokens = int(written[ok].sum())
-        cost = self._token_cost(prompt - cached - written, cached, output, finish, ok, written)
         self.idx = idx
-        self.cost_usd = cost
+        self.price_parts = (prompt - cached - written, cached, output, finish, ok, written)
+        self.cost_usd = None if defer_price else self._token_cost(*self.price_parts)
 
     def _rate_limit(self, t_sub: np.ndarray, tokens: np.ndarray):
         """The whole workload through the fleet's `TokenBuckets`."""
@@ -195,7 +197,11 @@ class ApiFleet:
         self.retries = buckets.retried
         return out.send, out.attempts, out.failed, buckets.throttles
 
-    def _token_cost(self, uncached, cached, output, finish, ok, written=0) -> np.ndarray:
+    def _token_cost(
+        self, uncached, cached, output, finish, ok, written=0, factor=None
+    ) -> np.ndarray:
+        """Each request's price; `factor`: its volume-tier factor, if already known (else the
+        tiers are applied over these requests in completion order, from a fresh month)."""
         cfg = self.cfg
         token_usd = (
             uncached * self.price_in
@@ -203,19 +209,14 @@ class ApiFleet:
             + written * self.price_write
             + output * self.price_out
         ) / 1e6
-        if self.tiers:
+        if self.tiers and factor is None:
             # Tier by tokens already billed this month, in order of completion.
             factor = np.ones(len(token_usd))
             ok_pos = np.flatnonzero(ok)
             by_time = ok_pos[np.argsort(finish[ok_pos], kind="stable")]
-            tok = (uncached + cached + written + output)[by_time].astype(np.float64)
-            month = np.floor(finish[by_time] / MONTH_S)
-            cum = np.cumsum(tok)
-            month_start = np.searchsorted(month, month, side="left")
-            before = cum - tok - np.where(month_start > 0, cum[month_start - 1], 0.0)
-            above = np.array([tier.above_mtok for tier in self.tiers]) * 1e6
-            factors = np.concatenate([[1.0], [tier.factor for tier in self.tiers]])
-            factor[by_time] = factors[np.searchsorted(above, before, side="right")]
+            tok = (uncached + cached + written + output)[by_time]
+            factor[by_time] = TierLedger(self.tiers).factors(finish[by_time], tok)
+        if factor is not None:
             token_usd = token_usd * factor
         if cfg.batch:
             token_usd = token_usd * cfg.batch_discount
@@ -317,3 +318,35 @@ class TokenBuckets:
     def pending_positions(self) -> list[int]:
         """Positions of the requests waiting to retry."""
         return [entry[1] for entry in self.retries]
+
+
+class TierLedger:
+    """Volume tiers: a completed request's token price times its tier's factor, the tier chosen
+    by the tokens already billed that month (months of MONTH_S from t = 0), in order of
+    completion. Fed completions in that order, all at once or in pieces (the month's running
+    total carries over): the same factors either way, as token counts add exactly in float64."""
+
+    def __init__(self, tiers):
+        self.above = np.array([tier.above_mtok for tier in tiers]) * 1e6
+        self.table = np.concatenate([[1.0], [tier.factor for tier in tiers]])
+        self.month = -1.0  # the month of the last completion fed
+        self.billed = 0.0  # tokens billed in that month so far
+
+    def factors(self, finish: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Factors of completions at `finish` (in completion order, after every earlier one
+        fed) of `tokens` tokens each."""
+        if not len(finish):
+            return np.ones(0)
+        tok = np.asarray(tokens, dtype=np.float64)
+        month = np.floor(finish / MONTH_S)
+        cum = np.cumsum(tok)
+        month_start = np.searchsorted(month, month, side="left")
+        before = cum - tok - np.where(month_start > 0, cum[month_start - 1], 0.0)
+        carried = month == self.month  # the leading completions of the month fed last
+        before = np.where(carried, before + self.billed, before)
+        last = month[-1]
+        start = int(month_start[-1])
+        billed = cum[-1] - (cum[start - 1] if start > 0 else 0.0)
+        self.billed = billed + (self.billed if last == self.month else 0.0)
+        self.month = float(last)
+        return self.table[np.searchsorted(self.above, before, side="right")]

@@ -23,7 +23,7 @@ import simpy
 
 from sim.engine import billing
 from sim.engine.accounting import timeseries_frame, window_edges
-from sim.engine.api import ApiFleet, Attempts, TokenBuckets
+from sim.engine.api import ApiFleet, Attempts, TierLedger, TokenBuckets
 from sim.engine.cloud import CloudFleet
 from sim.engine.config import ApiFleetConfig, CloudFleetConfig, SelfHostedFleetConfig
 from sim.engine.events import (
@@ -108,12 +108,6 @@ def cannot_stream(cfg) -> str | None:
     """Why fleet `cfg` cannot run on the streaming path ("field: reason"), or None if it can."""
     name = cfg.name
     if isinstance(cfg, ApiFleetConfig):
-        if cfg.volume_tiers:
-            return (
-                f"volume_tiers: API fleet {name!r} with volume tiers cannot stream yet (a "
-                "request's tier depends on every earlier completion of its month; keep requests "
-                "in memory)"
-            )
         if cfg.prompt_cache == "provider":
             return f'prompt_cache: API fleet {name!r} with "provider" caching cannot stream yet (keep requests in memory)'  # fmt: skip
         return None
@@ -254,36 +248,47 @@ def simulate_fleet_streaming(
 def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResult:
     """An API fleet piece by piece. With rate limits the token buckets carry over from one
     piece to the next (`TokenBuckets`), so every request is sent, retried and throttled exactly
-    as on the exact path; a piece is priced and flushed once none of its requests waits to
-    retry. Latencies are sampled piece by piece (the exact path draws them for the whole
-    workload at once: the same distribution, other draws). `cannot_stream` was checked."""
+    as on the exact path; a piece is flushed once none of its requests waits to retry. With
+    volume tiers a completion is priced once every earlier completion is known (no later
+    submission or pending retry can finish before it), in completion order, the month's running
+    total carried over (`TierLedger`). Latencies are sampled piece by piece (the exact path draws
+    them for the whole workload at once: the same distribution, other draws).
+    `cannot_stream` was checked."""
     api = None
     buckets = None
+    ledger = TierLedger(cfg.volume_tiers) if cfg.volume_tiers else None
     base = 0
     state = {"end": 0.0, "cost_by_window": np.zeros(0), "throttled": np.zeros(0, np.int64)}
     # Pieces fed to the token buckets and not flushed yet: (table, kept, Attempts)
     open_pieces: list[tuple[RequestTable, np.ndarray, Attempts]] = []
+    # Volume tiers: completions not priced yet, per piece: (position, price parts, status, end)
+    unpriced: list[tuple] = []
+
+    def book(ends: np.ndarray, cost: np.ndarray) -> None:
+        paid = (cost != 0) & ~np.isnan(ends)
+        state["cost_by_window"] = _add_by_window(
+            state["cost_by_window"], ends[paid], window_s, cost[paid]
+        )
 
     def finish(table: RequestTable, keep: np.ndarray, out: Attempts | None) -> None:
-        """Price piece `table` (requests `keep` submitted) and flush it."""
+        """Settle piece `table` (requests `keep` submitted), price it (or leave its completions
+        to `price_due`) and flush it."""
         api.table = table
-        if out is None:
-            api._idx = keep.tolist()
-            api._t = table.arrival_s[keep].tolist()
-            api.run()
-        else:
-            api.settle(keep, out.send, out.attempts, out.failed)
+        if out is None:  # no rate limit: every request is sent once, at its arrival
+            out = Attempts(0, len(keep))
+            out.send, out.attempts[:] = table.arrival_s[keep].copy(), 1
+        api.settle(keep, out.send, out.attempts, out.failed, defer_price=ledger is not None)
         if horizon_s is not None:
             _cut_at_horizon(table, api.idx, float(horizon_s))
-        cost = np.zeros(table.n)
-        cost[api.idx] = np.where(table.status[api.idx] == OK, api.cost_usd, 0.0)
-        ends = table.end_s[api.idx]
+        status, ends = table.status[api.idx], table.end_s[api.idx]
+        if ledger is None:
+            book(ends, np.where(status == OK, api.cost_usd, 0.0))
+        else:
+            done = api.price_parts[4]  # completed before any horizon cut (as on the exact path)
+            parts = tuple(np.asarray(x)[done] for x in api.price_parts)
+            unpriced.append((out_base[id(table)] + keep[done], parts, status[done], ends[done]))
         if len(ends) and np.isfinite(ends).any():
             state["end"] = max(state["end"], float(np.nanmax(ends)))
-        paid = (cost != 0) & ~np.isnan(table.end_s)
-        state["cost_by_window"] = _add_by_window(
-            state["cost_by_window"], table.end_s[paid], window_s, cost[paid]
-        )
         flush(
             RequestBatch(
                 request=out_base[id(table)] + np.arange(table.n, dtype=np.int64),
@@ -299,17 +304,36 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
             )
         )
 
+    def price_due(frontier: float) -> None:
+        """Price the completions before `frontier` (no later one can come before them), in
+        completion order (ties in submission order), through the tier ledger."""
+        if ledger is None or not unpriced:
+            return
+        pos = np.concatenate([u[0] for u in unpriced])
+        parts = [np.concatenate([u[1][k] for u in unpriced]) for k in range(6)]
+        status = np.concatenate([u[2] for u in unpriced])
+        ends = np.concatenate([u[3] for u in unpriced])
+        finish_s = parts[3]
+        due = np.flatnonzero(finish_s < frontier)
+        if not len(due):
+            return
+        order = due[np.lexsort((pos[due], finish_s[due]))]
+        uncached, cached, output, fin, ok, written = (x[order] for x in parts)
+        factor = ledger.factors(fin, uncached + cached + written + output)
+        cost = api._token_cost(uncached, cached, output, fin, ok, written, factor=factor)
+        book(ends[order], np.where(status[order] == OK, cost, 0.0))
+        rest = np.setdiff1d(np.arange(len(pos)), due, assume_unique=True)
+        unpriced[:] = [(pos[rest], tuple(x[rest] for x in parts), status[rest], ends[rest])]
+
     def feed(piece, until: float) -> None:
         """Send the piece's requests through the buckets, with the retries due before `until`;
-        then flush every open piece none of whose requests waits to retry."""
-        if piece is not None:
-            table, keep, out = piece
-            t_sub = table.arrival_s[keep]
-            tokens = table.prompt_tokens[keep] + table.output_tokens[keep]
-            open_pieces.append(piece)
-            buckets.feed(t_sub.tolist(), tokens.tolist(), [o for _, _, o in open_pieces], until)
-        else:
-            buckets.feed([], [], [o for _, _, o in open_pieces] or [Attempts(base, 0)], until)
+        then flush every open piece none of whose requests waits to retry, and price what no
+        later completion can precede."""
+        table, keep, out = piece
+        t_sub = table.arrival_s[keep]
+        tokens = table.prompt_tokens[keep] + table.output_tokens[keep]
+        open_pieces.append(piece)
+        buckets.feed(t_sub.tolist(), tokens.tolist(), [o for _, _, o in open_pieces], until)
         times = np.asarray(buckets.throttles, dtype=np.float64)
         buckets.throttles.clear()
         if horizon_s is not None:
@@ -324,6 +348,7 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
             else:
                 finish(table, keep, out)
         open_pieces[:] = still
+        price_due(min([until, *(entry[0] for entry in buckets.retries)]))
 
     out_base: dict[int, int] = {}
     pending = None  # the previous piece, fed once the next one's first submission is known
@@ -339,19 +364,20 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
             if horizon_s is None
             else np.flatnonzero(table.arrival_s <= horizon_s)
         )
+        first_submission = float(table.arrival_s[keep[0]]) if len(keep) else math.inf
         if buckets is None:
+            price_due(first_submission)
             finish(table, keep, None)
         else:
             if pending is not None:
-                feed(pending, float(table.arrival_s[keep[0]]) if len(keep) else math.inf)
+                feed(pending, first_submission)
             pending = (table, keep, Attempts(base, len(keep)))
         base += table.n
     if buckets is not None:
         if pending is not None:
-            feed(pending, math.inf)
-        if open_pieces:
-            feed(None, math.inf)
+            feed(pending, math.inf)  # every retry comes due: every piece settles
         api.retries = buckets.retried
+    price_due(math.inf)
     end = float(horizon_s) if horizon_s is not None else state["end"]
     edges = window_edges(end, window_s)
     n_w = len(edges) - 1

@@ -52,9 +52,9 @@ def test_prefix_cache_without_prefix_identity_is_one_line(tmp_path):
     assert str(path) in line and "fleet.own" in line and "prefix identity" in line
 
 
-TIERED = f"""
+CACHED = f"""
 [scenario]
-name = "tiered"
+name = "cached"
 engine_path = "streaming"
 [workload]
 trace = "{TRACE.as_posix()}"
@@ -65,12 +65,14 @@ ttft_p99_s = 2.0
 [[fleet]]
 name = "api"
 kind = "api"
-price_usd_per_mtok_input = 0.2
-price_usd_per_mtok_output = 0.2
-volume_tiers = [{{ above_mtok = 1.0, factor = 0.9 }}]
+provider = "anthropic"
+model = "claude-haiku-4-5"
+price_usd_per_mtok_input = 1.0
+price_usd_per_mtok_output = 5.0
+prompt_cache = "provider"
 """
 
 
 def test_what_cannot_stream_is_one_line(tmp_path):
-    line, path = _refusal(tmp_path, TIERED)
-    assert str(path) in line and "fleet.api" in line and "volume tiers" in line
+    line, path = _refusal(tmp_path, CACHED)
+    assert str(path) in line and "fleet.api" in line and '"provider" caching cannot stream' in line

@@ -159,11 +159,13 @@ def test_auto_streams_a_large_run_and_says_why_when_it_cannot(monkeypatch):
     auto, asked = run([]), run(['scenario.engine_path="streaming"'])
     assert auto.engine_path == asked.engine_path == "streaming"
     assert auto.to_json() == asked.to_json()
-    tiers = ["fleet.api-together.volume_tiers=[{above_mtok=1.0, factor=0.9}]"]
-    tiered = run(tiers)
-    assert tiered.engine_path == "exact"
-    assert len(tiered.warnings) == 1
-    assert "3,000 requests per replication" in tiered.warnings[0]
-    assert "volume_tiers: API fleet 'api-together'" in tiered.warnings[0]
     exact = run(['scenario.engine_path="exact"'])
+    assert exact.engine_path == "exact" and len(exact.warnings) == 1
+    assert "3,000 requests per replication" in exact.warnings[0]
     assert 'engine_path = "exact" asked for' in exact.warnings[0]
+    from tests.scenario.test_scenario_golden import CASES  # the golden case: cut, prices pinned
+
+    sc = load_scenario(ROOT / "scenarios" / "disaggregated.toml", CASES["disaggregated"])
+    dis = summarize(sc, run_replications(sc, n=1, seed=2, requests="none"), seed=2)
+    assert dis.engine_path == "exact"  # a disaggregated fleet cannot stream
+    assert "prefill: disaggregated fleet 'disagg-h100-a100' cannot stream" in dis.warnings[0]

@@ -157,12 +157,48 @@ def test_rate_limited_api_streams_like_the_exact_path(parts, horizon):
         assert got.total_cost_usd == pytest.approx(exact.total_cost_usd, rel=1e-9)
 
 
+@pytest.mark.parametrize("limited", [False, True])
+@pytest.mark.parametrize("parts", [1, 9])
+def test_volume_tiers_stream_in_completion_order(parts, limited, monkeypatch):
+    """Volume tiers on the streaming path: each completion priced once no later one can precede
+    it, in completion order, the month's total carried across pieces. One piece: the exact
+    path's costs. Nine pieces (other latency draws): the costs the exact rule gives for the
+    streamed completion times, recomputed here from the flushed requests."""
+    import sim.engine.api as api_mod
+    from sim.engine.api import ApiFleet
+    from sim.engine.requests import RequestTable
+    from sim.engine.result import OK
+
+    monkeypatch.setattr(api_mod, "MONTH_S", 97.0)  # months of 97 s: tiers reset inside the run
+    w = poisson_workload(np.random.default_rng(12), 3000, 12.0)
+    tiers = [{"above_mtok": 0.2, "factor": 0.8}, {"above_mtok": 0.6, "factor": 0.5}]
+    cfg = replace(API, volume_tiers=tiers, price_usd_per_request=1e-4)
+    if limited:
+        cfg = replace(cfg, rpm_limit=600, max_retries=2, backoff_max_s=30.0)
+    exact, got, cols = _both(cfg, w, parts, None, None)
+    if parts == 1:
+        _compare(exact, got)
+        return
+    # The exact rule (all completions at once, in completion order) over the streamed ones.
+    table = RequestTable(w)
+    for name, col in cols.items():
+        getattr(table, name)[:] = col
+    done = np.flatnonzero(table.status == OK)
+    prompt, output = table.prompt_tokens[done], table.output_tokens[done]
+    cached = np.minimum(table.cached_prompt_tokens[done], prompt)
+    fleet = ApiFleet(cfg, table, np.random.default_rng(0))
+    ok = np.ones(len(done), dtype=bool)
+    want = fleet._token_cost(prompt - cached, cached, output, table.finish_s[done], ok)
+    assert got.total_cost_usd == pytest.approx(float(want.sum()), rel=1e-12)
+    flat = fleet._token_cost(prompt - cached, cached, output, table.finish_s[done], ok, factor=1.0)
+    assert want.sum() < 0.9 * flat.sum()  # the tiers bound
+
+
 def test_unsupported_set_ups_say_so():
     w = poisson_workload(np.random.default_rng(1), 10, 1.0)
-    tiers = [{"above_mtok": 1.0, "factor": 0.9}]
-    with pytest.raises(ValueError, match="volume_tiers"):
+    with pytest.raises(ValueError, match="prompt_cache"):
         simulate_fleet_streaming(
-            replace(API, volume_tiers=tiers),
+            replace(API, prompt_cache="provider"),
             [w],
             profile_factory=None,
             rng=np.random.default_rng(0),
