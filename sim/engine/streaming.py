@@ -259,6 +259,7 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
     ledger = TierLedger(cfg.volume_tiers) if cfg.volume_tiers else None
     base = 0
     state = {"end": 0.0, "cost_by_window": np.zeros(0), "throttled": np.zeros(0, np.int64)}
+    cache_tokens = [0, 0]  # cached input and cache-write tokens of the served requests so far
     # Pieces fed to the token buckets and not flushed yet: (table, kept, Attempts)
     open_pieces: list[tuple[RequestTable, np.ndarray, Attempts]] = []
     # Volume tiers: completions not priced yet, per piece: (position, price parts, status, end)
@@ -278,6 +279,8 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
             out = Attempts(0, len(keep))
             out.send, out.attempts[:] = table.arrival_s[keep].copy(), 1
         api.settle(keep, out.send, out.attempts, out.failed, defer_price=ledger is not None)
+        cache_tokens[0] += api.cached_input_tokens
+        cache_tokens[1] += api.cache_write_tokens
         if horizon_s is not None:
             _cut_at_horizon(table, api.idx, float(horizon_s))
         status, ends = table.status[api.idx], table.end_s[api.idx]
@@ -393,6 +396,8 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
             price_usd_per_mtok_output=api.price_out,
             price_usd_per_mtok_cached_input=api.price_cached,
         )
+        api.cached_input_tokens, api.cache_write_tokens = cache_tokens
+        meta.update(api.cache_meta())
     zeros = np.zeros(n_w)
     return StreamResult(
         cfg.name,

@@ -182,7 +182,7 @@ def _prefix_figures(fr: FleetResult) -> dict:
 
 def _cache_part(cls, figs: list[dict]):
     """`cls` (a summary of cache figures) over the replications' `figs`, or None if one lacks
-    them (the fleet has no such cache, or a streamed run did not count it)."""
+    them (the fleet has no such cache: a GPU fleet without engine.prefix_cache = true)."""
     names = list(cls.__dataclass_fields__)
     if not figs or any(name not in f for f in figs for name in names):
         return None

@@ -62,6 +62,9 @@ def test_streaming_run_matches_the_exact_run(both):
             for key, x in a.utilisation.to_json().items():
                 y = getattr(b.utilisation, key)
                 assert (y is None) if x is None else y == pytest.approx(x, rel=1e-9), key
+        # Prompt-cache tokens billed by the API fleet: counted on both paths alike.
+        assert b.api_cache == a.api_cache
+        assert (a.api_cache is not None) == (a.kind == "api")
         # Per-window percentiles come from sketches: a window at the limit may flip.
         assert b.slo_windows.judged == a.slo_windows.judged
         assert abs(b.slo_windows.missed - a.slo_windows.missed) <= 1
