@@ -104,6 +104,11 @@ class ApiFleet:
             return np.zeros(len(idx), dtype=np.int64), written
         if self.cache_mode == "trace":
             return np.minimum(table.cached_prompt_tokens[idx], prompt), written
+        return warm_prefixes(self.cache_rules, self.prefix_keys(), idx, send, first, prompt, ok)
+
+    def prefix_keys(self) -> PrefixKeys:
+        """The prefix keys of the table's requests (prompt_cache = "provider")."""
+        table = self.table
         ids = getattr(table, "hash_ids", None)
         if ids is None:
             raise ValueError(
@@ -112,8 +117,7 @@ class ApiFleet:
                 "trace's conversation column); docs/prefix_cache.md"
             )
         block = table.hash_block_tokens
-        keys = PrefixKeys(ids[0], ids[1], block, block, table.prompt_tokens)
-        return warm_prefixes(self.cache_rules, keys, idx, send, first, prompt, ok)
+        return PrefixKeys(ids[0], ids[1], block, block, table.prompt_tokens)
 
     def submit(self, i: int, t: float) -> None:
         self._idx.append(i)
@@ -176,6 +180,13 @@ class ApiFleet:
         table.end_s[bad_idx] = send[failed]  # for failures `send` holds the time of giving up
         table.status[bad_idx] = FAILED
 
+        self.idx = idx
+        if defer_price and self.cache_mode == "provider":
+            # The provider's cache follows every request in send order: decided by the caller.
+            self.cache_inputs = (send, first, prompt, output, finish, ok)
+            self.cached_input_tokens = self.cache_write_tokens = 0
+            self.price_parts = self.cost_usd = None
+            return
         # By send time: the order the provider sees the prompts in (send is sorted already
         # but for retries, which move a request later).
         by_send = np.argsort(send, kind="stable")
@@ -184,7 +195,6 @@ class ApiFleet:
         cached[by_send], written[by_send] = c, w
         self.cached_input_tokens = int(cached[ok].sum())
         self.cache_write_tokens = int(written[ok].sum())
-        self.idx = idx
         self.price_parts = (prompt - cached - written, cached, output, finish, ok, written)
         self.cost_usd = None if defer_price else self._token_cost(*self.price_parts)
 

@@ -99,7 +99,16 @@ def warm_prefixes(
     prompt: np.ndarray,
     ok: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cached and cache-write prompt tokens of requests `idx` (sorted by `send_s`).
+    """Cached and cache-write prompt tokens of requests `idx` (sorted by `send_s`), from a cold
+    provider cache: `WarmPrefixes.read` over their prefix keys."""
+    return WarmPrefixes(rules, keys.unit_tokens).read(
+        keys.lookup, idx, send_s, first_token_s, prompt, ok
+    )
+
+
+class WarmPrefixes:
+    """A provider's prompt cache, fed requests in the order they are sent (all at once, or piece
+    by piece on the streaming path: the state carries over).
 
     Each prefix block key has a time it became warm (the first token of the request that wrote
     it: the provider has computed it by then) and an expiry (last use + ttl). A request sent at
@@ -108,47 +117,64 @@ def warm_prefixes(
     refreshes its expiry. A prompt at or above the minimum writes the blocks it did not read
     (warm from its first token); with explicit caching it is billed for them as cache writes
     (the prompt tokens it did not read). Failed requests read and write nothing."""
-    n = len(idx)
-    cached = np.zeros(n, dtype=np.int64)
-    written = np.zeros(n, dtype=np.int64)
-    warm_from: dict[int, float] = {}
-    expiry: dict[int, float] = {}
-    ttl, unit = rules.ttl_s, keys.unit_tokens
-    minimum, step = rules.min_prefix_tokens, rules.increment_tokens
-    explicit = rules.mode == "explicit"
-    for k, (i, t, first, p, good) in enumerate(
-        zip(
-            idx.tolist(),
-            send_s.tolist(),
-            first_token_s.tolist(),
-            prompt.tolist(),
-            ok.tolist(),
-            strict=True,
-        )  # fmt: skip
-    ):
-        if not good or p < minimum:
-            continue
-        lookup = keys.lookup(i)
-        hits = 0
-        for key in lookup:
-            if warm_from.get(key, np.inf) <= t <= expiry[key]:
-                hits += 1
-            else:
-                break
-        tokens = hit_tokens(hits, unit, p)
-        tokens = tokens // step * step if tokens >= minimum else 0
-        used = -(-tokens // unit)  # blocks read (the last may be partly read)
-        for key in lookup[:used]:
-            expiry[key] = max(expiry[key], t + ttl)
-        for key in lookup[used:]:
-            old = warm_from.get(key)
-            if old is None or expiry[key] < t:  # never written, or expired: written anew
-                warm_from[key] = first
-                expiry[key] = first + ttl
-            else:  # being written by another request in flight, or warm past a gap
-                warm_from[key] = min(old, first)
-                expiry[key] = max(expiry[key], first + ttl)
-        cached[k] = tokens
-        if explicit:
-            written[k] = p - tokens
-    return cached, written
+
+    def __init__(self, rules: CacheRules, unit_tokens: int):
+        self.rules = rules
+        self.unit = unit_tokens
+        self.warm_from: dict[int, float] = {}
+        self.expiry: dict[int, float] = {}
+
+    def read(self, lookup, idx, send_s, first_token_s, prompt, ok) -> tuple[np.ndarray, np.ndarray]:
+        """Cached and cache-write prompt tokens of requests `idx` (sent at `send_s`, in send
+        order, after every request fed before); `lookup(i)` gives request i's prefix keys."""
+        n = len(idx)
+        cached = np.zeros(n, dtype=np.int64)
+        written = np.zeros(n, dtype=np.int64)
+        warm_from, expiry = self.warm_from, self.expiry
+        rules, unit = self.rules, self.unit
+        ttl, minimum, step = rules.ttl_s, rules.min_prefix_tokens, rules.increment_tokens
+        explicit = rules.mode == "explicit"
+        for k, (i, t, first, p, good) in enumerate(
+            zip(
+                np.asarray(idx).tolist(),
+                np.asarray(send_s).tolist(),
+                np.asarray(first_token_s).tolist(),
+                np.asarray(prompt).tolist(),
+                np.asarray(ok).tolist(),
+                strict=True,
+            )  # fmt: skip
+        ):
+            if not good or p < minimum:
+                continue
+            keys = lookup(i)
+            hits = 0
+            for key in keys:
+                if warm_from.get(key, np.inf) <= t <= expiry[key]:
+                    hits += 1
+                else:
+                    break
+            tokens = hit_tokens(hits, unit, p)
+            tokens = tokens // step * step if tokens >= minimum else 0
+            used = -(-tokens // unit)  # blocks read (the last may be partly read)
+            for key in keys[:used]:
+                expiry[key] = max(expiry[key], t + ttl)
+            for key in keys[used:]:
+                old = warm_from.get(key)
+                if old is None or expiry[key] < t:  # never written, or expired: written anew
+                    warm_from[key] = first
+                    expiry[key] = first + ttl
+                else:  # being written by another request in flight, or warm past a gap
+                    warm_from[key] = min(old, first)
+                    expiry[key] = max(expiry[key], first + ttl)
+            cached[k] = tokens
+            if explicit:
+                written[k] = p - tokens
+        return cached, written
+
+    def forget_expired(self, before_s: float) -> None:
+        """Drop keys expired before `before_s`, when no request is sent before it any more: a
+        key expired at a request's send is treated exactly as one never written (`read`)."""
+        gone = [key for key, end in self.expiry.items() if end < before_s]
+        for key in gone:
+            del self.expiry[key]
+            self.warm_from.pop(key, None)

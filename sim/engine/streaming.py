@@ -24,6 +24,7 @@ import simpy
 from sim.engine import billing
 from sim.engine.accounting import timeseries_frame, window_edges
 from sim.engine.api import ApiFleet, Attempts, TierLedger, TokenBuckets
+from sim.engine.api_cache import WarmPrefixes
 from sim.engine.cloud import CloudFleet
 from sim.engine.config import ApiFleetConfig, CloudFleetConfig, SelfHostedFleetConfig
 from sim.engine.events import (
@@ -108,8 +109,6 @@ def cannot_stream(cfg) -> str | None:
     """Why fleet `cfg` cannot run on the streaming path ("field: reason"), or None if it can."""
     name = cfg.name
     if isinstance(cfg, ApiFleetConfig):
-        if cfg.prompt_cache == "provider":
-            return f'prompt_cache: API fleet {name!r} with "provider" caching cannot stream yet (keep requests in memory)'  # fmt: skip
         return None
     if isinstance(cfg, SelfHostedFleetConfig) and cfg.overflow is not None:
         return f"overflow: hybrid fleet {name!r} cannot stream yet (keep requests in memory)"
@@ -257,6 +256,11 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
     api = None
     buckets = None
     ledger = TierLedger(cfg.volume_tiers) if cfg.volume_tiers else None
+    warm = None  # prompt_cache = "provider": the provider's cache (WarmPrefixes), carried over
+    # Provider caching: requests whose cached tokens are not decided yet, per piece:
+    # (send, position, prefix keys, index in its piece, first token, prompt, output, finish, ok,
+    #  status, end)
+    unread: list[tuple] = []
     base = 0
     state = {"end": 0.0, "cost_by_window": np.zeros(0), "throttled": np.zeros(0, np.int64)}
     cache_tokens = [0, 0]  # cached input and cache-write tokens of the served requests so far
@@ -278,18 +282,24 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
         if out is None:  # no rate limit: every request is sent once, at its arrival
             out = Attempts(0, len(keep))
             out.send, out.attempts[:] = table.arrival_s[keep].copy(), 1
-        api.settle(keep, out.send, out.attempts, out.failed, defer_price=ledger is not None)
+        defer = ledger is not None or warm is not None
+        api.settle(keep, out.send, out.attempts, out.failed, defer_price=defer)
         cache_tokens[0] += api.cached_input_tokens
         cache_tokens[1] += api.cache_write_tokens
         if horizon_s is not None:
             _cut_at_horizon(table, api.idx, float(horizon_s))
         status, ends = table.status[api.idx], table.end_s[api.idx]
-        if ledger is None:
+        pos = out_base[id(table)] + keep
+        if warm is not None:
+            send, first, prompt, output, fin, ok = api.cache_inputs
+            keys = api.prefix_keys()
+            unread.append(
+                (send, pos, [keys] * len(keep), keep, first, prompt, output, fin, ok, status, ends)
+            )
+        elif ledger is None:
             book(ends, np.where(status == OK, api.cost_usd, 0.0))
         else:
-            done = api.price_parts[4]  # completed before any horizon cut (as on the exact path)
-            parts = tuple(np.asarray(x)[done] for x in api.price_parts)
-            unpriced.append((out_base[id(table)] + keep[done], parts, status[done], ends[done]))
+            queue_pricing(pos, api.price_parts, status, ends)
         if len(ends) and np.isfinite(ends).any():
             state["end"] = max(state["end"], float(np.nanmax(ends)))
         flush(
@@ -306,6 +316,51 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
                 attempts=table.attempts,
             )
         )
+
+    def queue_pricing(pos, parts, status, ends) -> None:
+        """Completed requests (before any horizon cut, as on the exact path) wait for
+        `price_due`; the others pay nothing."""
+        done = np.asarray(parts[4], dtype=bool)
+        parts = tuple(np.asarray(x)[done] for x in parts)
+        unpriced.append((pos[done], parts, status[done], ends[done]))
+
+    def read_due(frontier: float) -> None:
+        """Provider caching: decide the cached and cache-write tokens of the requests sent
+        before `frontier` (no later request is sent before them), in send order (ties in
+        submission order), through the provider's cache; then price them."""
+        if warm is None or not unread:
+            return
+        send = np.concatenate([u[0] for u in unread])
+        due = np.flatnonzero(send < frontier)
+        if len(due):
+            pos = np.concatenate([u[1] for u in unread])
+            order = due[np.lexsort((pos[due], send[due]))]
+            keys = [k for u in unread for k in u[2]]
+            cols = [np.concatenate([u[j] for u in unread]) for j in range(3, 11)]
+            local, first, prompt, output, fin, ok, status, ends = (c[order] for c in cols)
+            handles = [(keys[j], i) for j, i in zip(order.tolist(), local.tolist(), strict=True)]
+            cached, written = warm.read(
+                lambda k: handles[k][0].lookup(handles[k][1]),
+                np.arange(len(order)), send[order], first, prompt, ok,
+            )  # fmt: skip
+            cache_tokens[0] += int(cached[ok].sum())
+            cache_tokens[1] += int(written[ok].sum())
+            parts = (prompt - cached - written, cached, output, fin, ok, written)
+            if ledger is None:
+                book(ends, np.where(status == OK, api._token_cost(*parts), 0.0))
+            else:
+                queue_pricing(pos[order], parts, status, ends)
+            rest = np.setdiff1d(np.arange(len(send)), due, assume_unique=True)
+            unread[:] = [
+                (send[rest], pos[rest], [keys[j] for j in rest.tolist()])
+                + tuple(c[rest] for c in cols)
+            ]
+        if frontier < math.inf:
+            warm.forget_expired(frontier)
+
+    def settle_due(frontier: float) -> None:
+        read_due(frontier)
+        price_due(frontier)
 
     def price_due(frontier: float) -> None:
         """Price the completions before `frontier` (no later one can come before them), in
@@ -351,7 +406,7 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
             else:
                 finish(table, keep, out)
         open_pieces[:] = still
-        price_due(min([until, *(entry[0] for entry in buckets.retries)]))
+        settle_due(min([until, *(entry[0] for entry in buckets.retries)]))
 
     out_base: dict[int, int] = {}
     pending = None  # the previous piece, fed once the next one's first submission is known
@@ -361,6 +416,8 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
             api = ApiFleet(cfg, table, rng)
             if api.limited:
                 buckets = TokenBuckets(cfg, api._jitter_rng)
+            if api.cache_mode == "provider":
+                warm = WarmPrefixes(api.cache_rules, api.prefix_keys().unit_tokens)
         out_base[id(table)] = base
         keep = (
             np.arange(table.n)
@@ -369,7 +426,7 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
         )
         first_submission = float(table.arrival_s[keep[0]]) if len(keep) else math.inf
         if buckets is None:
-            price_due(first_submission)
+            settle_due(first_submission)
             finish(table, keep, None)
         else:
             if pending is not None:
@@ -380,7 +437,7 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
         if pending is not None:
             feed(pending, math.inf)  # every retry comes due: every piece settles
         api.retries = buckets.retried
-    price_due(math.inf)
+    settle_due(math.inf)
     end = float(horizon_s) if horizon_s is not None else state["end"]
     edges = window_edges(end, window_s)
     n_w = len(edges) - 1

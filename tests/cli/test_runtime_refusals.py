@@ -52,27 +52,8 @@ def test_prefix_cache_without_prefix_identity_is_one_line(tmp_path):
     assert str(path) in line and "fleet.own" in line and "prefix identity" in line
 
 
-CACHED = f"""
-[scenario]
-name = "cached"
-engine_path = "streaming"
-[workload]
-trace = "{TRACE.as_posix()}"
-[model]
-name = "llama-3.1-8b"
-[slo]
-ttft_p99_s = 2.0
-[[fleet]]
-name = "api"
-kind = "api"
-provider = "anthropic"
-model = "claude-haiku-4-5"
-price_usd_per_mtok_input = 1.0
-price_usd_per_mtok_output = 5.0
-prompt_cache = "provider"
-"""
-
-
 def test_what_cannot_stream_is_one_line(tmp_path):
-    line, path = _refusal(tmp_path, CACHED)
-    assert str(path) in line and "fleet.api" in line and '"provider" caching cannot stream' in line
+    streamed = SCENARIO.replace('name = "noid"', 'name = "noid"\nengine_path = "streaming"')
+    line, path = _refusal(tmp_path, streamed)
+    assert str(path) in line and "fleet.own" in line
+    assert "engine.prefix_cache = true is not supported on the streaming path" in line

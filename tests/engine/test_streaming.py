@@ -35,10 +35,11 @@ TARGETS = {"ttft_p99": 1.0, "e2e_p90": 10.0}
 
 
 def _chunks(w: Workload, parts: int) -> list[Workload]:
-    out = []
-    for idx in np.array_split(np.arange(len(w)), parts):
-        out.append(Workload(w.arrival_s[idx], w.prompt_tokens[idx], w.output_tokens[idx]))
-    return out
+    """`w` in `parts` consecutive pieces (prefix identity kept, as the streaming run's are)."""
+    from sim.traffic.config import _slice
+
+    bounds = [int(b[0]) for b in np.array_split(np.arange(len(w)), parts) if len(b)] + [len(w)]
+    return [_slice(w, lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
 
 
 def _both(cfg, w, parts, factory, horizon, capacity=1 << 16):
@@ -194,15 +195,67 @@ def test_volume_tiers_stream_in_completion_order(parts, limited, monkeypatch):
     assert want.sum() < 0.9 * flat.sum()  # the tiers bound
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("limited", [False, True])
+@pytest.mark.parametrize("parts", [1, 9])
+def test_provider_prompt_caching_streams_in_send_order(parts, limited, provider):
+    """prompt_cache = "provider" on the streaming path: the provider's cache carried across
+    pieces, each request read once no later one can be sent before it, in send order. One
+    piece: the exact path's figures and cached / cache-write tokens. Nine pieces (other latency
+    draws): what the exact rule gives for the streamed send and first-token times."""
+    from sim.engine.api import ApiFleet
+    from sim.engine.api_cache import warm_prefixes
+    from sim.engine.requests import RequestTable
+    from sim.engine.result import OK
+    from tests.engine.test_prefix_engine import _with_ids
+
+    rng = np.random.default_rng(21)
+    n = 2000
+    times = np.sort(rng.uniform(0.0, 1200.0, n))
+    convo = rng.integers(0, 30, n)  # 30 shared 80-block (1,280-token) prefixes
+    rows = [
+        list(range(100 * c, 100 * c + 80)) + [10**6 + 10 * i + k for k in range(4)]
+        for i, c in enumerate(convo.tolist())
+    ]
+    w = _with_ids(times, 84 * 16, 20, rows)
+    model = "gpt-4o" if provider == "openai" else "claude-sonnet-4-5"
+    cfg = replace(
+        API, provider=provider, model=model, prompt_cache="provider",
+        price_usd_per_mtok_cached_input=0.1, price_usd_per_mtok_cache_write=1.25,
+    )  # fmt: skip
+    if limited:
+        cfg = replace(cfg, rpm_limit=120, max_retries=2, backoff_max_s=40.0)
+    exact, got, cols = _both(cfg, w, parts, None, None)
+    assert exact.meta["cached_input_tokens"] > 0
+    if parts == 1:
+        _compare(exact, got)
+        for key in ("cached_input_tokens", "cache_write_tokens"):
+            assert got.meta[key] == exact.meta[key], key
+        return
+    # The exact rule over the streamed requests: every one in send order through one cache.
+    table = RequestTable(w)
+    for name, col in cols.items():
+        getattr(table, name)[:] = col
+    fleet = ApiFleet(cfg, table, np.random.default_rng(0))
+    ok = table.status == OK
+    send = np.where(ok, table.start_s, table.end_s)  # a failure's end is its last attempt
+    by_send = np.lexsort((np.arange(n), send))
+    prompt, output = table.prompt_tokens[by_send], table.output_tokens[by_send]
+    cached, written = warm_prefixes(
+        fleet.cache_rules, fleet.prefix_keys(), by_send, send[by_send],
+        table.first_token_s[by_send], prompt, ok[by_send],
+    )  # fmt: skip
+    good = ok[by_send]
+    assert got.meta["cached_input_tokens"] == int(cached[good].sum())
+    assert got.meta["cache_write_tokens"] == int(written[good].sum())
+    want = fleet._token_cost(
+        prompt - cached - written, cached, output, table.finish_s[by_send], good, written
+    )
+    assert got.total_cost_usd == pytest.approx(float(want.sum()), rel=1e-12)
+
+
 def test_unsupported_set_ups_say_so():
     w = poisson_workload(np.random.default_rng(1), 10, 1.0)
-    with pytest.raises(ValueError, match="prompt_cache"):
-        simulate_fleet_streaming(
-            replace(API, prompt_cache="provider"),
-            [w],
-            profile_factory=None,
-            rng=np.random.default_rng(0),
-        )
     with pytest.raises(ValueError, match="overflow"):
         simulate_fleet_streaming(
             replace(OWN, overflow=API), [w], profile_factory=None, rng=np.random.default_rng(0)
