@@ -19,7 +19,7 @@ from simpy.events import NORMAL, URGENT
 
 from sim.engine.accounting import WindowSums
 from sim.engine.events import EventLog
-from sim.engine.prefix import CacheStats, PrefixCache, PrefixKeys, prefill_saved_s
+from sim.engine.prefix import CacheStats, PrefixCache, PrefixKeys, SlotPrefixKeys, prefill_saved_s
 from sim.engine.replica import Due, ExpReplica, Replica, land_at, schedule_at
 from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import DROPPED, OK
@@ -115,7 +115,12 @@ class GpuFleet:
             if not streamed:
                 table.cached = [0] * table.n
             return
-        # (The streaming path refuses engine.prefix_cache = true first: streaming.cannot_stream.)
+        self.prefix_stats = CacheStats()
+        if streamed:
+            # Each request's keys come with its chunk (`_next_chunk`), bound to its slot on
+            # arrival; the block size is the workload's (`SlotTable.hash_block_tokens`).
+            self.prefix_keys = SlotPrefixKeys(table.hash_block_tokens, engine.block_tokens)
+            return
         ids = table.hash_ids
         if ids is None:
             raise ValueError(
@@ -126,8 +131,19 @@ class GpuFleet:
         self.prefix_keys = PrefixKeys(
             ids[0], ids[1], table.hash_block_tokens, engine.block_tokens, table.prompt_tokens
         )
-        self.prefix_stats = CacheStats()
         table.cached = [0] * table.n  # each replica writes its own hits at admission
+
+    def _keys_of(self, w) -> PrefixKeys:
+        """A streamed chunk's prefix keys (engine.prefix_cache = true)."""
+        ids = w.meta.get("hash_ids")
+        if ids is None:
+            raise ValueError(
+                f"{self.name}: engine.prefix_cache = true needs prefix identity in the workload "
+                "(a Mooncake trace's hash_ids, generator = \"conversations\", or a trace's "
+                "conversation column); docs/prefix_cache.md"
+            )
+        source = int(w.meta.get("hash_block_tokens", self.table.hash_block_tokens))
+        return PrefixKeys(ids[0], ids[1], source, self.engine.block_tokens, w.prompt_tokens)
 
     def new_prefix_cache(self) -> PrefixCache | None:
         keys = self.prefix_keys
@@ -138,15 +154,18 @@ class GpuFleet:
     def prefix_cache_meta(self) -> dict | None:
         """The fleet's prefix-cache figures (CacheStats.to_meta): its replicas' own caches
         ("per_replica"), or what the workload's cached counts ("trace": one infinite shared
-        cache) or no reuse ("off") gave the requests admitted. None in exponential mode and on
-        the streaming path (settled requests are gone by the end)."""
+        cache) or no reuse ("off") gave the requests admitted. None in exponential mode, and on
+        the streaming path unless the replicas have their own caches (the trace and off modes
+        count over every request, gone by the end)."""
         table = self.table
-        if self.exp or isinstance(table, SlotTable):
+        if self.exp:
             return None
         if self.prefix_stats is not None:
             evicted = sum(r.pcache.evicted_blocks for r in self.replicas if r.pcache is not None)
             meta = self.prefix_stats.to_meta(evicted, self.gpus_per_replica)
             return {"mode": "per_replica", **meta}
+        if isinstance(table, SlotTable):
+            return None
         stats = CacheStats()
         admitted = np.frombuffer(table._has_start, dtype=np.uint8).astype(bool)
         cached = np.asarray(table.cached, dtype=np.int64)
@@ -234,6 +253,7 @@ class GpuFleet:
 
     def _start(self, chunks, on_exhausted) -> None:
         self._chunks = chunks  # None: the whole workload is in the table
+        self._chunk_keys = None  # a streamed chunk's prefix keys (engine.prefix_cache = true)
         self._on_exhausted = on_exhausted
         self._chunk_base = 0  # workload index of the current chunk's first request
         self._arrival_t: list[float] = []
@@ -261,8 +281,13 @@ class GpuFleet:
             self._chunk_base += len(self._arrival_t)
             self._recent_t = np.asarray(self._arrival_t)
             self._arrival_t = w.arrival_s.tolist()
-            cached = w.cached_prompt_tokens.tolist() if not self._no_reuse else [0] * len(w)
+            own = self.prefix_stats is not None  # per-replica caches write hits at admission
+            if self._no_reuse or own:
+                cached = [0] * len(w)
+            else:
+                cached = w.cached_prompt_tokens.tolist()
             self._chunk = (w.prompt_tokens.tolist(), w.output_tokens.tolist(), cached)
+            self._chunk_keys = self._keys_of(w) if own else None
             self._arrival_next = 0
             return True
         return False
@@ -306,6 +331,8 @@ class GpuFleet:
                 j = self.table.assign(
                     self._chunk_base + i, times[i], prompt[i], output[i], cached[i]
                 )
+                if self._chunk_keys is not None:
+                    self.prefix_keys.bind(j, self._chunk_keys, i)
             else:
                 j = i
             if plain and not never_fits[j]:

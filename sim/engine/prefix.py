@@ -112,6 +112,7 @@ class PrefixKeys:
     def __init__(self, offsets, values, source_tokens: int, block_tokens: int, prompt_tokens):
         offsets = np.asarray(offsets, dtype=np.int64)
         values = np.asarray(values, dtype=np.int64)
+        self.unit_tokens, self.blocks_per_unit = cache_units(source_tokens, block_tokens)
         if block_tokens % source_tokens == 0:
             m = block_tokens // source_tokens
             if m > 1:
@@ -122,15 +123,6 @@ class PrefixKeys:
                 )
                 values = values[starts + (rank + 1) * m - 1]
                 offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-            self.unit_tokens, self.blocks_per_unit = block_tokens, 1
-        elif source_tokens % block_tokens == 0:
-            self.unit_tokens = source_tokens
-            self.blocks_per_unit = source_tokens // block_tokens
-        else:
-            raise ValueError(
-                f"engine.block_tokens = {block_tokens} and the workload's prefix blocks of "
-                f"{source_tokens} tokens: one must be a multiple of the other"
-            )
         self.offsets = offsets.tolist()
         self.values = values
         prompt = np.asarray(prompt_tokens, dtype=np.int64)
@@ -143,6 +135,39 @@ class PrefixKeys:
     def lookup(self, i: int) -> list[int]:
         start = self.offsets[i]
         return self.values[start : start + self.n_lookup[i]].tolist()
+
+
+def cache_units(source_tokens: int, block_tokens: int) -> tuple[int, int]:
+    """(tokens per cache unit, engine blocks per unit) for a workload's prefix blocks of
+    `source_tokens` and engine blocks of `block_tokens` (see `PrefixKeys`)."""
+    if block_tokens % source_tokens == 0:
+        return block_tokens, 1
+    if source_tokens % block_tokens == 0:
+        return source_tokens, source_tokens // block_tokens
+    raise ValueError(
+        f"engine.block_tokens = {block_tokens} and the workload's prefix blocks of "
+        f"{source_tokens} tokens: one must be a multiple of the other"
+    )
+
+
+class SlotPrefixKeys:
+    """`PrefixKeys` for the streaming path, whose request ids are reused slots: each slot is
+    bound, when a request takes it, to the request's keys in its chunk's `PrefixKeys`."""
+
+    def __init__(self, source_tokens: int, block_tokens: int):
+        self.unit_tokens, self.blocks_per_unit = cache_units(source_tokens, block_tokens)
+        self._bound: dict[int, tuple[PrefixKeys, int]] = {}
+
+    def bind(self, slot: int, keys: PrefixKeys, i: int) -> None:
+        self._bound[slot] = (keys, i)
+
+    def keys(self, slot: int) -> list[int]:
+        keys, i = self._bound[slot]
+        return keys.keys(i)
+
+    def lookup(self, slot: int) -> list[int]:
+        keys, i = self._bound[slot]
+        return keys.lookup(i)
 
 
 def hit_tokens(hits: int, unit_tokens: int, prompt: int) -> int:

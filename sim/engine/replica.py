@@ -662,6 +662,8 @@ class Replica:
         pc = self.pcache
         if pc is not None:  # before any KV is freed (the frees land after the loop)
             pc.trim(self.kv_cap - self.kv_used)
+            self._pop_finished_cached()
+            return
         freed = 0
         while heap and heap[0][0] <= steps:
             finish_step, i = heappop(heap)
@@ -669,12 +671,35 @@ class Replica:
             if d is None or d[3] != finish_step:
                 continue
             del dec[i]
-            if pc is not None:
-                self._cache_release(i, True, trim=False)
             freed += d[2] + steps - d[0]
             del running[i]
             self.load -= 1
             complete(i)
+        self.dec_ctx -= freed
+        self.kv_used -= freed
+
+    def _pop_finished_cached(self) -> None:
+        """`_pop_finished` with a prefix cache: the blocks of requests finishing at the same
+        step turn idle in request order (the cache's LRU order depends on it), whatever their
+        ids; on the streaming path ids are reused slots, so they are ordered by request."""
+        heap, dec, steps, running = self.heap, self.dec, self.steps, self.running
+        due = []
+        while heap and heap[0][0] <= steps:
+            finish_step, i = heappop(heap)
+            d = dec.get(i)
+            if d is not None and d[3] == finish_step:
+                due.append((finish_step, i, d))
+        request = getattr(self.table, "request", None)
+        if request is not None:  # a SlotTable: slot -> request
+            due.sort(key=lambda e: (e[0], int(request[e[1]])))
+        freed = 0
+        for _, i, d in due:
+            del dec[i]
+            self._cache_release(i, True, trim=False)
+            freed += d[2] + steps - d[0]
+            del running[i]
+            self.load -= 1
+            self.complete(i)
         self.dec_ctx -= freed
         self.kv_used -= freed
 

@@ -105,6 +105,8 @@ class SlotTable(RequestTable):
         self.free: list[int] = []
         self.finished: list[int] = []  # settled slots not yet flushed
         self.resume_gen: dict[int, int] | None = None  # the fleet's, cleared for reused slots
+        # tokens per prefix id of the workload (set from its first chunk by the runner)
+        self.hash_block_tokens = MOONCAKE_BLOCK_TOKENS
         self.attempts_flushed = 0
         self._grow(capacity)
 

@@ -13,6 +13,7 @@ chunks (these need the whole submission sequence: use `simulate_fleet`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
@@ -114,12 +115,6 @@ def cannot_stream(cfg) -> str | None:
         return f"overflow: hybrid fleet {name!r} cannot stream yet (keep requests in memory)"
     if getattr(cfg, "decode", None) is not None:
         return f"prefill: disaggregated fleet {name!r} cannot stream yet (keep requests in memory)"
-    engine = getattr(cfg, "engine", None)
-    if engine is not None and engine.prefix_cache is True:
-        return (
-            f"{name}: engine.prefix_cache = true is not supported on the streaming path (runs "
-            "too long to hold every request); shorten the run or unset it"
-        )
     return None
 
 
@@ -164,6 +159,11 @@ def simulate_fleet_streaming(
 
     env = simpy.Environment()
     table = SlotTable(flush, None, capacity)
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is not None:  # the workload's prefix block size, for per-replica caches
+        table.hash_block_tokens = int(first.meta.get("hash_block_tokens", table.hash_block_tokens))
+        chunks = itertools.chain([first], chunks)
     fleet_cls = CloudFleet if isinstance(cfg, CloudFleetConfig) else SelfHostedFleet
     fleet = fleet_cls(env, table, cfg, profile=profile, rng=rng, window_s=window_s)
     stop = env.event()
@@ -222,6 +222,9 @@ def simulate_fleet_streaming(
     meta["preemptions"] = table.attempts_flushed
     meta["request_slots"] = table.capacity
     meta["event_counts"] = event_counts(fleet)
+    prefix = fleet.prefix_cache_meta()
+    if prefix is not None:
+        meta["prefix_cache"] = prefix
     ok = int(agg.status_counts[OK])
     meta["utilisation"] = utilisation(
         fleet,

@@ -254,6 +254,37 @@ def test_provider_prompt_caching_streams_in_send_order(parts, limited, provider)
     assert got.total_cost_usd == pytest.approx(float(want.sum()), rel=1e-12)
 
 
+@pytest.mark.parametrize("router", ["least_outstanding", "prefix_affinity"])
+@pytest.mark.parametrize("parts,capacity", [(1, 1 << 16), (5, 16)])
+def test_per_replica_prefix_caches_stream_like_the_exact_path(router, parts, capacity):
+    """engine.prefix_cache = true on the streaming path: each slot bound to its request's
+    prefix keys, blocks of requests finishing in the same step turned idle in request order.
+    Every request's times, status and attempts and the cache figures are the exact path's,
+    however the slots are reused."""
+    from tests.engine.test_prefix_engine import _with_ids
+
+    rng = np.random.default_rng(5)
+    n = 1500
+    times = np.sort(rng.uniform(0.0, 300.0, n))
+    convo = rng.integers(0, 12, n)  # 12 shared 40-block prefixes, then 6 blocks of its own
+    rows = [
+        list(range(100 * c, 100 * c + 40)) + [10**6 + 10 * i + k for k in range(6)]
+        for i, c in enumerate(convo.tolist())
+    ]
+    w = _with_ids(times, 46 * 16, 30, rows)
+    eng = replace(ENG, prefix_cache=True, block_tokens=16, router=router, max_queue=None)
+    cfg = replace(OWN, engine=eng)
+    factory = factory_for(FakeProfile(kv_capacity_tokens=40_000))
+    exact, got, cols = _both(cfg, w, parts, factory, None, capacity)
+    for name, col in cols.items():
+        np.testing.assert_array_equal(col, getattr(exact, name), err_msg=name)
+    want = exact.meta["prefix_cache"]
+    assert want["hit_tokens"] > 0 and want["evicted_blocks"] > 0  # hits and evictions happened
+    assert got.meta["prefix_cache"] == want
+    if capacity == 16:
+        assert got.meta["request_slots"] < n  # slots were reused
+
+
 def test_unsupported_set_ups_say_so():
     w = poisson_workload(np.random.default_rng(1), 10, 1.0)
     with pytest.raises(ValueError, match="overflow"):
