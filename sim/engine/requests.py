@@ -149,6 +149,23 @@ class SlotTable(RequestTable):
             self.never_fits[s] = 1
         return s
 
+    def hand_over(self, s: int) -> tuple:
+        """Slot `s`'s request leaves this table unsettled (a hybrid fleet's overflow, settled
+        by its API after the run): its (request, arrival, prompt, output, cached); the slot is
+        free again."""
+        out = (
+            int(self.request[s]),
+            float(self.arrival_s[s]),
+            self.prompt[s],
+            self.output[s],
+            self.cached[s],
+        )
+        self.request[s] = -1
+        self.arrival_s[s] = np.nan
+        self.never_fits[s] = 0
+        self.free.append(s)
+        return out
+
     def batch(self, slots) -> RequestBatch:
         idx = np.asarray(slots, dtype=np.int64)
         get = idx.tolist()

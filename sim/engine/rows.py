@@ -72,7 +72,11 @@ def rows_metadata(mode: str, n: int | None, seed: int) -> dict[bytes, bytes]:
 
 
 def _table(replication: int, fleet: str, b: RequestBatch, cost: np.ndarray | None) -> pa.Table:
+    """`b`'s rows; cost_usd: a request's own price where the batch has it, else `cost`."""
     n = len(b)
+    if b.cost_usd is not None:
+        own = np.asarray(b.cost_usd, dtype=np.float64)
+        cost = np.where(np.isnan(own), np.nan if cost is None else cost, own)
     served = b.served_by if b.served_by is not None else np.zeros(n, dtype=np.int8)
     return pa.table(
         {
@@ -183,6 +187,8 @@ class RequestRowWriter:
 
 
 def _with_cost(table: pa.Table, costs: dict) -> pa.Table:
+    """Fill the rows' cost_usd still NaN (requests without a price of their own)."""
+    own = table["cost_usd"].to_numpy(zero_copy_only=False)
     cost = np.full(table.num_rows, np.nan)
     reps = table["replication"].to_numpy()
     fleets = table["fleet"].cast(pa.string()).to_numpy(zero_copy_only=False)
@@ -205,6 +211,7 @@ def _with_cost(table: pa.Table, costs: dict) -> pa.Table:
             attempts=np.zeros(len(sel), dtype=np.int16),
         )
         cost[sel] = rates.request_cost(b)
+    cost = np.where(np.isnan(own), cost, own)
     return table.set_column(table.schema.get_field_index("cost_usd"), "cost_usd", pa.array(cost))
 
 
@@ -228,8 +235,20 @@ def _concat(a: RequestBatch, b: RequestBatch) -> RequestBatch:
     fields = {}
     for k, v in a.__dict__.items():
         w = b.__dict__[k]
-        fields[k] = None if v is None or w is None else np.concatenate([v, w])
+        if v is None and w is None:
+            fields[k] = None
+        elif k in _FILL and (v is None or w is None):  # one batch lacks the optional column
+            v = np.full(len(a), _FILL[k]) if v is None else v
+            w = np.full(len(b), _FILL[k]) if w is None else w
+            fields[k] = np.concatenate([v.astype(w.dtype), w])
+        else:
+            fields[k] = None if v is None or w is None else np.concatenate([v, w])
     return RequestBatch(**fields)
+
+
+# Optional RequestBatch columns and what a batch without them means: served by the fleet itself,
+# no price of its own.
+_FILL = {"served_by": 0, "cost_usd": np.nan}
 
 
 def _request_keys(seed: int, replication: int, fleet: str, request: np.ndarray) -> np.ndarray:

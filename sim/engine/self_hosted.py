@@ -11,6 +11,7 @@ import numpy as np
 from sim.engine.api import ApiFleet
 from sim.engine.config import MONTH_S, YEAR_S, SelfHostedFleetConfig
 from sim.engine.fleet import GpuFleet
+from sim.engine.requests import SlotTable
 
 
 def capex_usd(cfg: SelfHostedFleetConfig) -> float:
@@ -79,6 +80,9 @@ class SelfHostedFleet(GpuFleet):
         )
         self.colo_usd_per_s = cfg.colo_usd_per_month * cfg.servers / MONTH_S
         self.overflow = ApiFleet(cfg.overflow, table, overflow_rng) if cfg.overflow else None
+        # Streaming: the overflowed requests (request, arrival, prompt, output, cached), for
+        # the overflow API to settle after the run, as on the exact path
+        self.handed_over: list[tuple] = []
         self.n_replicas = n_replicas
         for _ in range(n_replicas):
             self.warm(self.new_replica())
@@ -88,8 +92,11 @@ class SelfHostedFleet(GpuFleet):
             return False
         if self.queued() / self.n_replicas <= self.cfg.overflow_queue_threshold:
             return False
-        self.overflow.submit(i, self.env.now)
-        self.table.served_by[i] = 1
+        if isinstance(self.table, SlotTable):  # streaming: the request leaves its slot
+            self.handed_over.append(self.table.hand_over(i))
+        else:
+            self.overflow.submit(i, self.env.now)
+            self.table.served_by[i] = 1
         # Handed over: the API decides its fate after the run, so it counts as settled here.
         self.table.n_terminal += 1
         if self.table.n_terminal >= self.table.n and not self.done.triggered:

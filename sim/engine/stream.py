@@ -45,6 +45,9 @@ class RequestBatch:
     status: np.ndarray  # int8: OK, FAILED, DROPPED, UNFINISHED
     attempts: np.ndarray  # int16
     served_by: np.ndarray | None = None  # int8 for hybrids
+    # Each request's own price where it is known when it settles (API requests, NaN for the
+    # others); None: none is (a GPU fleet's cost is split over its requests at the end).
+    cost_usd: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.request)
@@ -153,8 +156,10 @@ class FleetAggregate:
         self._count(self._arrivals, w_arr)
         self._count(self._completions, w_ok)
         self._count(self._failed, w_bad)
-        tokens = (b.prompt_tokens[ok] + b.output_tokens[ok]).astype(np.float64)
-        self._count(self._ok_tokens, w_ok, tokens)
+        # Tokens that share the window's cost: those of requests without a price of their own.
+        shared = ok if b.cost_usd is None else ok & np.isnan(b.cost_usd)
+        tokens = (b.prompt_tokens[shared] + b.output_tokens[shared]).astype(np.float64)
+        self._count(self._ok_tokens, self._window(b.end_s[shared]), tokens)
         self.status_counts += np.bincount(status.astype(np.int64), minlength=4)[:4]
         self.ok_output_tokens += int(b.output_tokens[ok].sum())
         self.ok_prompt_tokens += int(b.prompt_tokens[ok].sum())

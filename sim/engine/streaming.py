@@ -80,7 +80,10 @@ class StreamResult:
         return self.aggregate.figures(self.total_cost_usd, span_s)
 
     def cost_rates(self) -> CostRates:
-        return self.aggregate.cost_rates(self.edges, self.window_cost)
+        """How the cost splits over the requests without a price of their own (a hybrid's
+        overflow requests pay their API price: its part is left out)."""
+        shared = self.window_cost - self.parts.get("api_overflow", 0.0)
+        return self.aggregate.cost_rates(self.edges, shared)
 
     @property
     def timeseries(self):
@@ -112,7 +115,12 @@ def cannot_stream(cfg) -> str | None:
     if isinstance(cfg, ApiFleetConfig):
         return None
     if isinstance(cfg, SelfHostedFleetConfig) and cfg.overflow is not None:
-        return f"overflow: hybrid fleet {name!r} cannot stream yet (keep requests in memory)"
+        api = cfg.overflow
+        if api.volume_tiers or api.prompt_cache == "provider":
+            return (
+                f"overflow: hybrid fleet {name!r} whose overflow API has volume tiers or "
+                '"provider" caching cannot stream yet (keep requests in memory)'
+            )
     if getattr(cfg, "decode", None) is not None:
         return f"prefill: disaggregated fleet {name!r} cannot stream yet (keep requests in memory)"
     return None
@@ -209,8 +217,17 @@ def simulate_fleet_streaming(
     unarrived += [np.asarray(w.arrival_s, dtype=np.float64) for w in fleet._chunks]
     agg.add_unarrived(np.concatenate(unarrived), end)
 
+    api_part = None
+    if getattr(fleet, "overflow", None) is not None:
+        # The overflow API settles the handed-over requests after the run, as on the exact path.
+        api_part, own = _overflow_stream(fleet, window_s, horizon_s, agg, flush)
+        if horizon_s is None:  # the run lasts until the API's last request settles
+            end = max(end, api_part.meta["end_s"])
+            work_end = max(work_end, api_part.meta["end_s"])
     edges = window_edges(end, window_s)
     parts = fleet_cost_parts(fleet, cfg, edges)
+    if api_part is not None:
+        parts["api_overflow"] = _fit_windows(api_part.window_cost, len(edges) - 1)
     parts, overrun = billing.apply_cost_horizon(parts, edges, span_s)
     window_cost = np.sum(list(parts.values()), axis=0)
     billed = fleet.billed_gpu_s(edges)
@@ -226,12 +243,14 @@ def simulate_fleet_streaming(
     if prefix is not None:
         meta["prefix_cache"] = prefix
     ok = int(agg.status_counts[OK])
-    meta["utilisation"] = utilisation(
-        fleet,
-        edges,
-        float(agg.ok_output_tokens),
-        mean_context(float(agg.ok_prompt_tokens), float(agg.ok_output_tokens), ok),
-    )
+    out_tok, prompt_tok = float(agg.ok_output_tokens), float(agg.ok_prompt_tokens)
+    throttled = np.zeros(len(edges) - 1, dtype=np.int64)
+    if api_part is not None:  # the fleet's own requests only, as on the exact path
+        meta["overflowed"] = len(fleet.handed_over)
+        meta["event_counts"]["throttled"] = api_part.meta["event_counts"]["throttled"]
+        throttled = _fit_windows(api_part.throttled, len(edges) - 1).astype(np.int64)
+        ok, out_tok, prompt_tok = ok - own[0], out_tok - own[1], prompt_tok - own[2]
+    meta["utilisation"] = utilisation(fleet, edges, out_tok, mean_context(prompt_tok, out_tok, ok))
     return StreamResult(
         cfg.name,
         cfg.kind,
@@ -241,13 +260,48 @@ def simulate_fleet_streaming(
         parts,
         fleet.replicas_in(edges),
         fleet.gpu_util(edges, billed),
-        np.zeros(len(edges) - 1, dtype=np.int64),
+        throttled,
         meta,
         fleet.events.per_window(edges),
     )
 
 
-def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResult:
+def _overflow_stream(fleet, window_s, horizon_s, agg, flush):
+    """A hybrid fleet's overflow: its API settles the requests handed over during the run, in
+    pieces, with the fleet's own ApiFleet (its random streams), as `_stream_api`; their rows
+    keep their request ids and say served_by = 1. Returns the API's StreamResult and the
+    overflow's (completed requests, output tokens, prompt tokens)."""
+    rows = fleet.handed_over
+    request = np.array([r[0] for r in rows], dtype=np.int64)
+    own = [0, 0, 0]
+
+    def pieces():
+        for lo in range(0, len(rows), 1 << 20):
+            part = rows[lo : lo + (1 << 20)]
+            yield Workload(
+                np.array([r[1] for r in part], dtype=np.float64),
+                np.array([r[2] for r in part], dtype=np.int64),
+                np.array([r[3] for r in part], dtype=np.int64),
+                np.array([r[4] for r in part], dtype=np.int64),
+            )
+
+    def relabel(b: RequestBatch) -> None:
+        b.request = request[b.request]  # piece positions -> the workload's request ids
+        b.served_by = np.ones(len(b), dtype=np.int8)
+        done = b.status == OK
+        own[0] += int(done.sum())
+        own[1] += int(b.output_tokens[done].sum())
+        own[2] += int(b.prompt_tokens[done].sum())
+        flush(b)
+
+    api = fleet.overflow
+    result = _stream_api(api.cfg, pieces(), None, window_s, horizon_s, agg, relabel, api=api)
+    if not rows:
+        result.meta["end_s"] = 0.0
+    return result, own
+
+
+def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> StreamResult:
     """An API fleet piece by piece. With rate limits the token buckets carry over from one
     piece to the next (`TokenBuckets`), so every request is sent, retried and throttled exactly
     as on the exact path; a piece is flushed once none of its requests waits to retry. With
@@ -255,8 +309,9 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
     submission or pending retry can finish before it), in completion order, the month's running
     total carried over (`TierLedger`). Latencies are sampled piece by piece (the exact path draws
     them for the whole workload at once: the same distribution, other draws).
-    `cannot_stream` was checked."""
-    api = None
+    `cannot_stream` was checked. api: an ApiFleet to use (a hybrid fleet's overflow, whose
+    random streams it keeps), else one is made with `rng`."""
+    ready = False
     buckets = None
     ledger = TierLedger(cfg.volume_tiers) if cfg.volume_tiers else None
     warm = None  # prompt_cache = "provider": the provider's cache (WarmPrefixes), carried over
@@ -299,9 +354,13 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
             unread.append(
                 (send, pos, [keys] * len(keep), keep, first, prompt, output, fin, ok, status, ends)
             )
-        elif ledger is None:
-            book(ends, np.where(status == OK, api.cost_usd, 0.0))
-        else:
+        own_cost = None  # each request's price, when known now (not deferred)
+        if warm is None and ledger is None:
+            paid = np.where(status == OK, api.cost_usd, 0.0)
+            book(ends, paid)
+            own_cost = np.zeros(table.n)
+            own_cost[keep] = paid
+        elif warm is None:
             queue_pricing(pos, api.price_parts, status, ends)
         if len(ends) and np.isfinite(ends).any():
             state["end"] = max(state["end"], float(np.nanmax(ends)))
@@ -317,6 +376,7 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
                 output_tokens=table.output_tokens,
                 status=table.status,
                 attempts=table.attempts,
+                cost_usd=own_cost,
             )
         )
 
@@ -415,8 +475,10 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush) -> StreamResu
     pending = None  # the previous piece, fed once the next one's first submission is known
     for w in chunks:
         table = RequestTable(w)
-        if api is None:
-            api = ApiFleet(cfg, table, rng)
+        if not ready:
+            ready = True
+            api = api or ApiFleet(cfg, table, rng)
+            api.table = table
             if api.limited:
                 buckets = TokenBuckets(cfg, api._jitter_rng)
             if api.cache_mode == "provider":

@@ -285,11 +285,53 @@ def test_per_replica_prefix_caches_stream_like_the_exact_path(router, parts, cap
         assert got.meta["request_slots"] < n  # slots were reused
 
 
+@pytest.mark.parametrize("limited", [False, True])
+@pytest.mark.parametrize(
+    "parts,capacity,horizon", [(1, 1 << 16, None), (5, 16, None), (5, 16, 150.0)]
+)
+def test_hybrid_overflow_streams_like_the_exact_path(parts, capacity, horizon, limited):
+    """A hybrid fleet on the streaming path: overflowed requests leave their slots and the
+    fleet's own overflow API settles them after the run (its random streams, as on the exact
+    path). Every request's times, status and attempts, the figures, time series, events and
+    utilisation are the exact path's; overflow rows say served_by = 1 and pay their API price."""
+    w = poisson_workload(np.random.default_rng(8), 2500, 40.0)
+    api = replace(API, rpm_limit=300, max_retries=2) if limited else API
+    cfg = replace(OWN, overflow=api, overflow_queue_threshold=0)
+    factory = factory_for(FakeProfile())
+    batches = []
+    exact = simulate_fleet(
+        cfg, w, profile_factory=factory, rng=np.random.default_rng(4), horizon_s=horizon
+    )
+    got = simulate_fleet_streaming(
+        cfg, _chunks(w, parts), profile_factory=factory, rng=np.random.default_rng(4),
+        horizon_s=horizon, slo_targets_s=TARGETS, on_batch=batches.append, capacity=capacity,
+    )  # fmt: skip
+    assert exact.meta["overflowed"] > 100 and got.meta["overflowed"] == exact.meta["overflowed"]
+    _compare(exact, got)
+    req = np.concatenate([b.request for b in batches])
+    order = np.argsort(req)
+    assert np.array_equal(req[order], np.arange(len(w)))
+    for name in ("finish_s", "first_token_s", "start_s", "status", "attempts", "served_by"):
+        col = np.concatenate([getattr(b, name) for b in batches])[order]
+        np.testing.assert_array_equal(col, getattr(exact, name), err_msg=name)
+    # Overflow rows carry their own price; the exact path's cost shares give them the same.
+    from sim.engine.rows import _concat
+
+    merged = batches[0]
+    for b in batches[1:]:
+        merged = _concat(merged, b)
+    own = merged.cost_usd[order]
+    api_rows = exact.served_by == 1
+    np.testing.assert_allclose(own[api_rows], exact.cost_usd[api_rows], rtol=1e-12)
+    assert np.isnan(own[~api_rows]).all()
+
+
 def test_unsupported_set_ups_say_so():
     w = poisson_workload(np.random.default_rng(1), 10, 1.0)
+    tiered = replace(API, volume_tiers=[{"above_mtok": 1.0, "factor": 0.9}])
     with pytest.raises(ValueError, match="overflow"):
         simulate_fleet_streaming(
-            replace(OWN, overflow=API), [w], profile_factory=None, rng=np.random.default_rng(0)
+            replace(OWN, overflow=tiered), [w], profile_factory=None, rng=np.random.default_rng(0)
         )
 
 
