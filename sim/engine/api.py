@@ -17,7 +17,7 @@ import numpy as np
 from sim.engine.api_cache import rules_for, warm_prefixes
 from sim.engine.config import MONTH_S, ApiFleetConfig
 from sim.engine.dists import from_spec
-from sim.engine.prefix import PrefixKeys
+from sim.engine.prefix import PrefixKeys, prefix_keys_of
 from sim.engine.requests import RequestTable
 from sim.engine.result import FAILED, OK
 
@@ -109,15 +109,14 @@ class ApiFleet:
     def prefix_keys(self) -> PrefixKeys:
         """The prefix keys of the table's requests (prompt_cache = "provider")."""
         table = self.table
-        ids = getattr(table, "hash_ids", None)
-        if ids is None:
-            raise ValueError(
-                f'{self.cfg.name}: prompt_cache = "provider" needs prefix identity in the '
-                'workload (a Mooncake trace\'s hash_ids, generator = "conversations", or a '
-                "trace's conversation column); docs/prefix_cache.md"
-            )
         block = table.hash_block_tokens
-        return PrefixKeys(ids[0], ids[1], block, block, table.prompt_tokens)
+        return prefix_keys_of(
+            getattr(table, "hash_ids", None),
+            block,
+            block,
+            table.prompt_tokens,
+            f'{self.cfg.name}: prompt_cache = "provider"',
+        )
 
     def submit(self, i: int, t: float) -> None:
         self._idx.append(i)

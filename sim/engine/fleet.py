@@ -19,7 +19,14 @@ from simpy.events import NORMAL, URGENT
 
 from sim.engine.accounting import WindowSums
 from sim.engine.events import EventLog
-from sim.engine.prefix import CacheStats, PrefixCache, PrefixKeys, SlotPrefixKeys, prefill_saved_s
+from sim.engine.prefix import (
+    CacheStats,
+    PrefixCache,
+    PrefixKeys,
+    SlotPrefixKeys,
+    prefill_saved_s,
+    prefix_keys_of,
+)
 from sim.engine.replica import Due, ExpReplica, Replica, land_at, schedule_at
 from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import DROPPED, OK
@@ -121,29 +128,24 @@ class GpuFleet:
             # arrival; the block size is the workload's (`SlotTable.hash_block_tokens`).
             self.prefix_keys = SlotPrefixKeys(table.hash_block_tokens, engine.block_tokens)
             return
-        ids = table.hash_ids
-        if ids is None:
-            raise ValueError(
-                f"{self.name}: engine.prefix_cache = true needs prefix identity in the workload "
-                "(a Mooncake trace's hash_ids, generator = \"conversations\", or a trace's "
-                "conversation column); docs/prefix_cache.md"
-            )
-        self.prefix_keys = PrefixKeys(
-            ids[0], ids[1], table.hash_block_tokens, engine.block_tokens, table.prompt_tokens
+        self.prefix_keys = prefix_keys_of(
+            table.hash_ids,
+            table.hash_block_tokens,
+            engine.block_tokens,
+            table.prompt_tokens,
+            f"{self.name}: engine.prefix_cache = true",
         )
         table.cached = [0] * table.n  # each replica writes its own hits at admission
 
     def _keys_of(self, w) -> PrefixKeys:
         """A streamed chunk's prefix keys (engine.prefix_cache = true)."""
-        ids = w.meta.get("hash_ids")
-        if ids is None:
-            raise ValueError(
-                f"{self.name}: engine.prefix_cache = true needs prefix identity in the workload "
-                "(a Mooncake trace's hash_ids, generator = \"conversations\", or a trace's "
-                "conversation column); docs/prefix_cache.md"
-            )
-        source = int(w.meta.get("hash_block_tokens", self.table.hash_block_tokens))
-        return PrefixKeys(ids[0], ids[1], source, self.engine.block_tokens, w.prompt_tokens)
+        return prefix_keys_of(
+            w.meta.get("hash_ids"),
+            int(w.meta.get("hash_block_tokens", self.table.hash_block_tokens)),
+            self.engine.block_tokens,
+            w.prompt_tokens,
+            f"{self.name}: engine.prefix_cache = true",
+        )
 
     def new_prefix_cache(self) -> PrefixCache | None:
         keys = self.prefix_keys

@@ -137,6 +137,20 @@ class PrefixKeys:
         return self.values[start : start + self.n_lookup[i]].tolist()
 
 
+def prefix_keys_of(
+    hash_ids, source_tokens: int, block_tokens: int, prompt_tokens, who: str
+) -> PrefixKeys:
+    """`PrefixKeys` of a workload (or chunk) with `hash_ids`; a ValueError naming `who` (the
+    fleet and option that need them) when the workload has no prefix identity."""
+    if hash_ids is None:
+        raise ValueError(
+            f"{who} needs prefix identity in the workload (a Mooncake trace's hash_ids, "
+            'generator = "conversations", or a trace\'s conversation column); '
+            "docs/prefix_cache.md"
+        )
+    return PrefixKeys(hash_ids[0], hash_ids[1], source_tokens, block_tokens, prompt_tokens)
+
+
 def cache_units(source_tokens: int, block_tokens: int) -> tuple[int, int]:
     """(tokens per cache unit, engine blocks per unit) for a workload's prefix blocks of
     `source_tokens` and engine blocks of `block_tokens` (see `PrefixKeys`)."""
