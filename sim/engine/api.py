@@ -278,7 +278,7 @@ class TokenBuckets:
         retries, throttles, uniform = self.retries, self.throttles, self.uniform
         base, cap_backoff, max_retries = self.backoff
         cur = outs[-1]
-        first, send, attempts, failed = cur.first, cur.send, cur.attempts, cur.failed
+        first = cur.first
         firsts = [o.first for o in outs]
         n = len(t_list)
         nxt = 0
@@ -309,20 +309,17 @@ class TokenBuckets:
             else:
                 level_r -= 1
                 level_t -= need
-            if j >= first:
-                p = j - first
-                send[p] = t
-                attempts[p] = k + 1
-                if not ok:
-                    failed[p] = True
-            else:  # a retry of an earlier piece's request
-                o = outs[bisect_right(firsts, j) - 1]
-                p = j - o.first
-                o.send[p] = t
-                o.attempts[p] = k + 1
-                if not ok:
-                    o.failed[p] = True
+            o = cur if j >= first else outs[bisect_right(firsts, j) - 1]  # an earlier piece's
+            p = j - o.first
+            o.send[p] = t
+            o.attempts[p] = k + 1
+            if not ok:
+                o.failed[p] = True
         self.level_r, self.level_t, self.last = level_r, level_t, last
+
+    def next_retry_s(self) -> float:
+        """When the earliest retry not yet sent is due (inf: none)."""
+        return self.retries[0][0] if self.retries else math.inf
 
     def pending_positions(self) -> list[int]:
         """Positions of the requests waiting to retry."""

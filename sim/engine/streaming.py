@@ -315,17 +315,13 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> 
     buckets = None
     ledger = TierLedger(cfg.volume_tiers) if cfg.volume_tiers else None
     warm = None  # prompt_cache = "provider": the provider's cache (WarmPrefixes), carried over
-    # Provider caching: requests whose cached tokens are not decided yet, per piece:
-    # (send, position, prefix keys, index in its piece, first token, prompt, output, finish, ok,
-    #  status, end)
-    unread: list[tuple] = []
+    unread = _Waiting()  # provider caching: requests whose cached tokens are not decided yet
     base = 0
     state = {"end": 0.0, "cost_by_window": np.zeros(0), "throttled": np.zeros(0, np.int64)}
     cache_tokens = [0, 0]  # cached input and cache-write tokens of the served requests so far
     # Pieces fed to the token buckets and not flushed yet: (table, kept, Attempts)
     open_pieces: list[tuple[RequestTable, np.ndarray, Attempts]] = []
-    # Volume tiers: completions not priced yet, per piece: (position, price parts, status, end)
-    unpriced: list[tuple] = []
+    unpriced = _Waiting()  # volume tiers: completions not priced yet
 
     def book(ends: np.ndarray, cost: np.ndarray) -> None:
         paid = (cost != 0) & ~np.isnan(ends)
@@ -350,10 +346,12 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> 
         pos = out_base[id(table)] + keep
         if warm is not None:
             send, first, prompt, output, fin, ok = api.cache_inputs
-            keys = api.prefix_keys()
-            unread.append(
-                (send, pos, [keys] * len(keep), keep, first, prompt, output, fin, ok, status, ends)
-            )
+            keys = np.empty(len(keep), dtype=object)
+            keys[:] = [api.prefix_keys()] * len(keep)
+            unread.add(
+                send=send, pos=pos, keys=keys, local=keep, first=first, prompt=prompt,
+                output=output, finish=fin, ok=ok, status=status, end=ends,
+            )  # fmt: skip
         own_cost = None  # each request's price, when known now (not deferred)
         if warm is None and ledger is None:
             paid = np.where(status == OK, api.cost_usd, 0.0)
@@ -383,41 +381,33 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> 
     def queue_pricing(pos, parts, status, ends) -> None:
         """Completed requests (before any horizon cut, as on the exact path) wait for
         `price_due`; the others pay nothing."""
-        done = np.asarray(parts[4], dtype=bool)
-        parts = tuple(np.asarray(x)[done] for x in parts)
-        unpriced.append((pos[done], parts, status[done], ends[done]))
+        uncached, cached, output, fin, ok, written = (np.asarray(x) for x in parts)
+        ok = ok.astype(bool)
+        unpriced.add(
+            pos=pos[ok], uncached=uncached[ok], cached=cached[ok], output=output[ok],
+            finish=fin[ok], ok=ok[ok], written=written[ok], status=status[ok], end=ends[ok],
+        )  # fmt: skip
 
     def read_due(frontier: float) -> None:
         """Provider caching: decide the cached and cache-write tokens of the requests sent
         before `frontier` (no later request is sent before them), in send order (ties in
         submission order), through the provider's cache; then price them."""
-        if warm is None or not unread:
+        if warm is None:
             return
-        send = np.concatenate([u[0] for u in unread])
-        due = np.flatnonzero(send < frontier)
-        if len(due):
-            pos = np.concatenate([u[1] for u in unread])
-            order = due[np.lexsort((pos[due], send[due]))]
-            keys = [k for u in unread for k in u[2]]
-            cols = [np.concatenate([u[j] for u in unread]) for j in range(3, 11)]
-            local, first, prompt, output, fin, ok, status, ends = (c[order] for c in cols)
-            handles = [(keys[j], i) for j, i in zip(order.tolist(), local.tolist(), strict=True)]
+        r = unread.take("send", frontier)
+        if r is not None:
+            keys, local, ok = r["keys"], r["local"], r["ok"]
             cached, written = warm.read(
-                lambda k: handles[k][0].lookup(handles[k][1]),
-                np.arange(len(order)), send[order], first, prompt, ok,
+                lambda k: keys[k].lookup(local[k]),
+                np.arange(len(ok)), r["send"], r["first"], r["prompt"], ok,
             )  # fmt: skip
             cache_tokens[0] += int(cached[ok].sum())
             cache_tokens[1] += int(written[ok].sum())
-            parts = (prompt - cached - written, cached, output, fin, ok, written)
+            parts = (r["prompt"] - cached - written, cached, r["output"], r["finish"], ok, written)
             if ledger is None:
-                book(ends, np.where(status == OK, api._token_cost(*parts), 0.0))
+                book(r["end"], np.where(r["status"] == OK, api._token_cost(*parts), 0.0))
             else:
-                queue_pricing(pos[order], parts, status, ends)
-            rest = np.setdiff1d(np.arange(len(send)), due, assume_unique=True)
-            unread[:] = [
-                (send[rest], pos[rest], [keys[j] for j in rest.tolist()])
-                + tuple(c[rest] for c in cols)
-            ]
+                queue_pricing(r["pos"], parts, r["status"], r["end"])
         if frontier < math.inf:
             warm.forget_expired(frontier)
 
@@ -428,23 +418,17 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> 
     def price_due(frontier: float) -> None:
         """Price the completions before `frontier` (no later one can come before them), in
         completion order (ties in submission order), through the tier ledger."""
-        if ledger is None or not unpriced:
+        if ledger is None:
             return
-        pos = np.concatenate([u[0] for u in unpriced])
-        parts = [np.concatenate([u[1][k] for u in unpriced]) for k in range(6)]
-        status = np.concatenate([u[2] for u in unpriced])
-        ends = np.concatenate([u[3] for u in unpriced])
-        finish_s = parts[3]
-        due = np.flatnonzero(finish_s < frontier)
-        if not len(due):
+        r = unpriced.take("finish", frontier)
+        if r is None:
             return
-        order = due[np.lexsort((pos[due], finish_s[due]))]
-        uncached, cached, output, fin, ok, written = (x[order] for x in parts)
-        factor = ledger.factors(fin, uncached + cached + written + output)
-        cost = api._token_cost(uncached, cached, output, fin, ok, written, factor=factor)
-        book(ends[order], np.where(status[order] == OK, cost, 0.0))
-        rest = np.setdiff1d(np.arange(len(pos)), due, assume_unique=True)
-        unpriced[:] = [(pos[rest], tuple(x[rest] for x in parts), status[rest], ends[rest])]
+        parts = [r[k] for k in ("uncached", "cached", "output", "finish", "ok", "written")]
+        factor = ledger.factors(
+            r["finish"], r["uncached"] + r["cached"] + r["written"] + r["output"]
+        )
+        cost = api._token_cost(*parts, factor=factor)
+        book(r["end"], np.where(r["status"] == OK, cost, 0.0))
 
     def feed(piece, until: float) -> None:
         """Send the piece's requests through the buckets, with the retries due before `until`;
@@ -469,7 +453,7 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> 
             else:
                 finish(table, keep, out)
         open_pieces[:] = still
-        settle_due(min([until, *(entry[0] for entry in buckets.retries)]))
+        settle_due(min(until, buckets.next_retry_s()))
 
     out_base: dict[int, int] = {}
     pending = None  # the previous piece, fed once the next one's first submission is known
@@ -533,6 +517,31 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> 
         throttled,
         meta,
     )
+
+
+class _Waiting:
+    """Requests of an API stream waiting until no later request can precede them: named columns
+    per piece. `take(key, frontier)` hands out those whose `key` is before `frontier`, in
+    (`key`, position) order, and keeps the rest."""
+
+    def __init__(self):
+        self._pieces: list[dict[str, np.ndarray]] = []
+
+    def add(self, **columns) -> None:
+        self._pieces.append(columns)
+
+    def take(self, key: str, frontier: float) -> dict[str, np.ndarray] | None:
+        if not self._pieces:
+            return None
+        names = self._pieces[0]
+        cols = {n: np.concatenate([p[n] for p in self._pieces]) for n in names}
+        due = np.flatnonzero(cols[key] < frontier)
+        if not len(due):
+            return None
+        order = due[np.lexsort((cols["pos"][due], cols[key][due]))]
+        rest = np.setdiff1d(np.arange(len(cols[key])), due, assume_unique=True)
+        self._pieces = [{n: c[rest] for n, c in cols.items()}]
+        return {n: c[order] for n, c in cols.items()}
 
 
 def _add_by_window(acc: np.ndarray, t: np.ndarray, window_s: float, weights) -> np.ndarray:
