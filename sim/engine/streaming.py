@@ -106,6 +106,7 @@ class StreamResult:
 # the exact path keeps about 200 bytes per request and fleet (1M requests x 3 fleets peaked at
 # 569 MB, bench/RESULTS.md), so 2M requests x 3 fleets is about 1.2 GB; the streaming path's
 # memory is flat in the number of requests.
+EXACT_BYTES_PER_REQUEST = 200  # per request and fleet on the exact path (measured, above)
 AUTO_STREAMING_REQUESTS = 2_000_000
 
 

@@ -270,7 +270,11 @@ def summarize(scenario, reps, *, seed: int | None = None, warnings=()) -> RunSum
 def _memory_warning(scenario, streamed: bool, requests: float | None) -> list[str]:
     """A run above the `engine_path = "auto"` threshold that kept every request in memory: say
     why (a fleet that cannot stream, or engine_path = "exact" asked for)."""
-    from sim.engine.streaming import AUTO_STREAMING_REQUESTS, cannot_stream
+    from sim.engine.streaming import (
+        AUTO_STREAMING_REQUESTS,
+        EXACT_BYTES_PER_REQUEST,
+        cannot_stream,
+    )
 
     if streamed or requests is None or not requests > AUTO_STREAMING_REQUESTS:
         return []
@@ -278,5 +282,5 @@ def _memory_warning(scenario, streamed: bool, requests: float | None) -> list[st
     why = reasons[0] if reasons else 'engine_path = "exact" asked for'
     return [
         f"warning: {requests:,.0f} requests per replication ran with every request in memory "
-        f"(about {200 * requests * len(scenario.fleets) / 1e9:.1f} GB); not streamed: {why}"
+        f"(about {EXACT_BYTES_PER_REQUEST * requests * len(scenario.fleets) / 1e9:.1f} GB); not streamed: {why}"
     ]
