@@ -27,7 +27,7 @@ from simpy.events import NORMAL, URGENT
 from sim.engine.cloud import CloudFleet
 from sim.engine.config import pool_config
 from sim.engine.fleet import GpuFleet
-from sim.engine.replica import Due, schedule_at
+from sim.engine.native import Due, schedule_at
 from sim.engine.requests import RequestTable
 from sim.engine.result import DROPPED
 from sim.engine.self_hosted import SelfHostedFleet

@@ -17,8 +17,10 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL, URGENT
 
+from sim.engine import native
 from sim.engine.accounting import WindowSums
 from sim.engine.events import EventLog
+from sim.engine.native import Due, land_at, schedule_at
 from sim.engine.prefix import (
     CacheStats,
     PrefixCache,
@@ -27,7 +29,6 @@ from sim.engine.prefix import (
     prefill_saved_s,
     prefix_keys_of,
 )
-from sim.engine.replica import Due, ExpReplica, Replica, land_at, schedule_at
 from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import DROPPED, OK
 
@@ -61,6 +62,7 @@ class GpuFleet:
         self.gpus_per_replica = gpus_per_replica
         self.rng = rng
         self.jump = jump
+        self.replica_impl = native.impl()  # the compiled build of replica.py, or replica.py
         # Choices and bounds of `engine` are the schema's (EngineConfig); the fit of the model is
         # known only once the profile is built.
         if engine.service == "exponential":
@@ -186,11 +188,13 @@ class GpuFleet:
     def new_replica(self):
         rid = len(self.replicas)
         if self.exp:
-            rep = ExpReplica(
+            rep = self.replica_impl.ExpReplica(
                 self, rid, self.gpus_per_replica, self.engine.service_mean_s, self._service_rng
             )
         else:
-            rep = Replica(self, rid, self.profile, self.gpus_per_replica, jump=self.jump)
+            rep = self.replica_impl.Replica(
+                self, rid, self.profile, self.gpus_per_replica, jump=self.jump
+            )
         self.replicas.append(rep)
         return rep
 

@@ -1,5 +1,8 @@
 """Arrivals absorbed between events (one SimPy event fewer each) change no result: the same
-requests, times, statuses and costs as with one timeout per arrival."""
+requests, times, statuses and costs as with one timeout per arrival.
+
+These tests count and switch the engine's internals, so they run replica.py itself; the compiled
+build gives the same results (tests/engine/test_native.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from hypothesis import strategies as st
 
 import sim.engine.fleet as fleet_mod
 import sim.engine.replica as replica_mod
-from sim.engine import simulate_fleet
+from sim.engine import native, simulate_fleet
 from sim.engine.config import CloudFleetConfig, EngineConfig, SelfHostedFleetConfig
 from sim.engine.fleet import GpuFleet
 
@@ -34,6 +37,12 @@ SETUPS = {
         engine=replace(ENG, router="round_robin"),
     ),
 }
+
+
+@pytest.fixture(autouse=True)
+def python_replica():
+    with native.use(native.python_replica):
+        yield
 
 
 def _run(cfg, absorb: bool, monkeypatch, counter: list):

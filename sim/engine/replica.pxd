@@ -1,0 +1,70 @@
+# C types for the compiled build of replica.py (Cython's "augmenting .pxd"; docs/engine.md,
+# "The compiled replica"). replica.py stays the one source: setup.py compiles it with these
+# declarations as `sim.engine._replica_native`, and `sim.engine.native` uses that build only when
+# it was built from this very source. Annotations in replica.py are ignored by the build
+# (annotation_typing=False): the types below are the only ones the compiler uses.
+#
+# Exactness: every integer here is a Python int in replica.py and a C long long here (token and
+# step counts stay far below 2**63); every float is a C double, with the operations in the same
+# order (floor division keeps Python's semantics: cdivision is off). The build passes
+# -ffp-contract=off so that no a * b + c becomes a fused multiply-add. Tests compare both builds
+# request by request (tests/engine/test_native.py).
+cimport cython
+
+
+cdef class Due:
+    cdef public list callbacks
+    cdef public bint _ok
+
+
+cdef class Replica:
+    cdef dict __dict__
+    cdef public object env, fleet, table, step_time, decode_step_time
+    cdef public object prompt, cached, output, resume_gen, complete
+    cdef public object _busy_t0, _busy_t1, _busy_spread, _busy_t1_add
+    cdef public Py_ssize_t _busy_chunk
+    cdef public long long rid, gpus, kv_cap, max_seqs, max_tokens
+    cdef public bint chunked, jump_enabled, merge, preplan
+    cdef public bint interruptible, idle, _head_open
+    cdef public object waiting, state, _ev, pcache
+    cdef public dict running, todo, ctx, dec, pinned
+    cdef public list prefilling, heap
+    cdef public long long load, steps, kv_used, dec_ctx, _done
+    cdef public tuple _step, _jump, _looked_up
+    cdef public double seq_s, kv_s
+
+    cpdef enqueue(self, object i, double now, double next_arrival_s=*)
+    @cython.locals(start=cython.double, t0=cython.double, delta=cython.double,
+                   k=cython.longlong, elapsed=cython.double, done=cython.longlong,
+                   rest=cython.double, delay=cython.double)
+    cpdef _interrupt(self, double now, double next_arrival_s=*)
+    cpdef bint _preplanned(self, double cut, double next_arrival_s)
+    @cython.locals(n=cython.Py_ssize_t, k=cython.longlong, k_kv=cython.longlong,
+                   finish_step=cython.longlong, t0=cython.double, t_last=cython.double,
+                   delta=cython.double, dt=cython.double)
+    cpdef _run(self, double now)
+    @cython.locals(steps=cython.longlong, n=cython.Py_ssize_t, kv_used=cython.longlong,
+                   k=cython.longlong, head=cython.double, t1=cython.double,
+                   dec_ctx=cython.longlong, t0=cython.double, delta=cython.double,
+                   generated=cython.longlong, finish_step=cython.longlong)
+    cpdef bint _merge_head(self, list chunks, long long n_dec, double dt, double now)
+    @cython.locals(start=cython.double, n=cython.longlong, done=cython.longlong,
+                   took=cython.double, steps=cython.longlong)
+    cpdef _end_jump(self, double now)
+    @cython.locals(c=cython.longlong, left=cython.longlong, generated=cython.longlong,
+                   kv=cython.longlong, out=cython.longlong, finish_step=cython.longlong)
+    cpdef _apply_step(self, list chunks, long long n_dec, double now)
+    @cython.locals(free=cython.longlong, base=cython.longlong)
+    cpdef bint _admissible(self, long long n_dec, object kv_used=*)
+    @cython.locals(n=cython.Py_ssize_t, attn=cython.double, prefill=cython.longlong,
+                   free=cython.longlong, budget=cython.longlong, c=cython.longlong,
+                   base=cython.longlong, need=cython.longlong)
+    cpdef tuple _plan_step(self, double now)
+    @cython.locals(freed=cython.longlong, steps=cython.longlong, finish_step=cython.longlong)
+    cpdef _pop_finished(self)
+
+
+cpdef double landing_time(double now, double at)
+cpdef double _delay_to(double now, double at)
+@cython.locals(a=cython.double, b=cython.double, disc=cython.double, m=cython.longlong)
+cpdef long long _steps_reached(double elapsed, double t0, double delta, long long k)
