@@ -63,6 +63,7 @@ class GpuFleet:
         self.rng = rng
         self.jump = jump
         self.replica_impl = native.impl()  # the compiled build of replica.py, or replica.py
+        self._step_times: tuple | None = None  # (step, decode), once the profile is known
         # Choices and bounds of `engine` are the schema's (EngineConfig); the fit of the model is
         # known only once the profile is built.
         if engine.service == "exponential":
@@ -192,8 +193,10 @@ class GpuFleet:
                 self, rid, self.gpus_per_replica, self.engine.service_mean_s, self._service_rng
             )
         else:
+            if self._step_times is None:
+                self._step_times = native.step_times(self.profile)
             rep = self.replica_impl.Replica(
-                self, rid, self.profile, self.gpus_per_replica, jump=self.jump
+                self, rid, self.profile, self.gpus_per_replica, self._step_times, jump=self.jump
             )
         self.replicas.append(rep)
         return rep

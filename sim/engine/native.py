@@ -1,61 +1,72 @@
-"""Which build of the replica runs: the compiled one, or replica.py itself.
+"""Which build of the engine's hot modules runs: the compiled one, or the Python source itself.
 
-setup.py compiles replica.py with Cython (typed by replica.pxd) as `sim.engine._replica_native`,
-where a C compiler is present at install. It is the same source, so it gives the same results
-(tests/engine/test_native.py compares both request by request); it is 1.5-2x faster
-(docs/engine.md, "The compiled replica"). It is used only when it was built from the replica.py
-and replica.pxd installed beside it: an editable install whose replica.py changed since the build
-warns and runs replica.py until it is rebuilt (`pip install -e .`). INFERCOST_NATIVE=0 runs
-replica.py.
+setup.py compiles replica.py and steptime.py with Cython (typed by replica.pxd and steptime.pxd) as
+`sim.engine._replica_native` and `sim.engine._steptime_native`, where a C compiler is present at
+install. It is the same source, so it gives the same results (tests/engine/test_native.py
+compares both request by request); it is about 2x faster (docs/engine.md, "The compiled
+replica"). A build is used only when it was made from the very source files installed beside it:
+an editable install whose replica.py changed since the build warns and runs the Python source
+until it is rebuilt (`pip install -e .`). INFERCOST_NATIVE=0 runs the Python source.
 
-`impl()` is read when a fleet is built; `use(module)` swaps it (tests). The helpers the fleets
-schedule with (`Due`, `land_at`, `schedule_at`) come from the build chosen at import.
+Fleets read `impl()` and `step_times()` when they build replicas; `use("python")` switches both
+for a block (tests). The helpers the fleets schedule with (`Due`, `land_at`, `schedule_at`) come
+from the build chosen at import.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import os
 import warnings
 from importlib import resources
 from types import ModuleType
 
 from sim.engine import replica as python_replica
+from sim.engine import steptime as python_steptime
 
-SOURCES = ("replica.py", "replica.pxd")  # what the compiled build is made from (setup.py)
+# module -> the files its compiled build is made from (setup.py reads the same table)
+NATIVE = {"replica": ("replica.py", "replica.pxd"), "steptime": ("steptime.py", "steptime.pxd")}
 
 
-def source_sha() -> str:
-    """sha256 over replica.py then replica.pxd, as setup.py stamps the build with."""
+def source_sha(name: str) -> str:
+    """sha256 over the module's source files in order, as setup.py stamps its build with."""
     h = hashlib.sha256()
-    for name in SOURCES:
-        h.update(resources.files("sim.engine").joinpath(name).read_bytes())
+    for file in NATIVE[name]:
+        h.update(resources.files("sim.engine").joinpath(file).read_bytes())
     return h.hexdigest()
 
 
-def _load() -> tuple[ModuleType | None, str]:
-    """The compiled module, or None and why it is not used."""
+def _load(name: str) -> tuple[ModuleType | None, str]:
+    """The compiled build of module `name`, or None and why it is not used."""
     if os.environ.get("INFERCOST_NATIVE", "") == "0":
         return None, "INFERCOST_NATIVE=0"
     try:
-        from sim.engine import _replica_native as mod
+        mod = importlib.import_module(f"sim.engine._{name}_native")
     except ImportError:
         return None, "not built (no C compiler or no Cython when the package was installed)"
-    if getattr(mod, "SOURCE_SHA", None) != source_sha():
+    if getattr(mod, "SOURCE_SHA", None) != source_sha(name):
         warnings.warn(
-            "infercost: the compiled replica was built from another replica.py; running "
-            "replica.py (about half the speed) until it is rebuilt: pip install -e .",
+            f"infercost: the compiled {name} was built from another {name}.py; running the "
+            f"Python source (about half the speed) until it is rebuilt: pip install -e .",
             RuntimeWarning,
             stacklevel=2,
         )
-        return None, "built from another replica.py (rebuild: pip install -e .)"
+        return None, f"built from another {name}.py (rebuild: pip install -e .)"
     return mod, ""
 
 
-compiled_replica, why_not_compiled = _load()
-_impl: ModuleType = compiled_replica or python_replica
+compiled_replica, why_not_compiled = _load("replica")
+compiled_steptime, _why_not_steptime = _load("steptime")
+if compiled_replica is not None and compiled_steptime is None:
+    why_not_compiled = f"steptime: {_why_not_steptime}"
+    compiled_replica = None  # both or neither: a half-compiled engine is not what was tested
+if compiled_replica is None:
+    compiled_steptime = None
 
+_build = "compiled" if compiled_replica is not None else "python"
+_impl = compiled_replica or python_replica
 Due = _impl.Due
 land_at = _impl.land_at
 schedule_at = _impl.schedule_at
@@ -63,24 +74,35 @@ schedule_at = _impl.schedule_at
 
 def impl() -> ModuleType:
     """The replica module fleets are built with now."""
-    return _impl
+    return compiled_replica if _build == "compiled" else python_replica
+
+
+def step_times(profile) -> tuple:
+    """(step, decode) step-time functions for `profile` from the build in use
+    (sim/engine/steptime.py)."""
+    mirror = (compiled_steptime if _build == "compiled" else python_steptime).StepTimes
+    return python_steptime.step_times(profile, mirror=mirror)
 
 
 def describe() -> str:
-    """One line for logs and `--version`-like output: which replica build runs."""
-    if _impl is compiled_replica:
-        return "compiled (Cython build of sim/engine/replica.py)"
-    if _impl is python_replica and compiled_replica is not None:
-        return "replica.py (chosen by use())"
-    return f"replica.py ({why_not_compiled})"
+    """Which build runs, in one line."""
+    if _build == "compiled":
+        return "compiled (Cython build of sim/engine/replica.py and steptime.py)"
+    if compiled_replica is not None:
+        return "Python source (chosen by use())"
+    return f"Python source ({why_not_compiled})"
 
 
 @contextlib.contextmanager
-def use(module: ModuleType):
-    """Build fleets with `module` (python_replica or compiled_replica) inside the block."""
-    global _impl
-    before, _impl = _impl, module
+def use(build: str):
+    """Build fleets with `build` ("python" or "compiled") inside the block."""
+    global _build
+    if build not in ("python", "compiled"):
+        raise ValueError(f"build must be 'python' or 'compiled', not {build!r}")
+    if build == "compiled" and compiled_replica is None:
+        raise RuntimeError(f"no compiled build: {why_not_compiled}")
+    before, _build = _build, build
     try:
-        yield module
+        yield
     finally:
-        _impl = before
+        _build = before

@@ -25,7 +25,6 @@ import simpy
 from simpy.events import NORMAL, URGENT
 
 from sim.engine.prefix import hit_tokens, prefill_saved_s
-from sim.engine.steptime import decode_step_time
 
 
 class Due:
@@ -58,14 +57,15 @@ class Replica:
     SimPy itself does for an interrupted process.
     """
 
-    def __init__(self, fleet, rid: int, profile, gpus: int, jump: bool = True):
+    def __init__(self, fleet, rid: int, profile, gpus: int, step_times: tuple, jump: bool = True):
         self.env = fleet.env
         self.fleet = fleet
         self.table = fleet.table
         self.rid = rid
         self.gpus = gpus
-        self.step_time = profile.step_time_s  # called positionally: the hot path
-        self.decode_step_time = decode_step_time(profile)
+        # profile.step_time_s and its decode-only form, the same floats (sim/engine/steptime.py);
+        # called positionally: the hot path.
+        self.step_time, self.decode_step_time = step_times
         self.prompt, self.cached, self.output = (
             fleet.table.prompt,
             fleet.table.cached,

@@ -1,9 +1,11 @@
-"""A faster decode-only step time for jumps: the same floats as `profile.step_time_s` for a batch
-of decoding sequences, with the per-batch-size parts of the formula cached.
+"""The replica's step times: the same floats as `profile.step_time_s`, faster.
 
-It mirrors `sim.perf.ServingProfile.step_time_s` term by term, and is used only when it reproduces
-that method exactly on a set of sample points; any other profile (or a changed formula) gets the
-profile's own method.
+`StepTimes` mirrors `sim.perf.ServingProfile.step_time_s` term by term with the profile's
+coefficients copied into it: `step` for any step, `decode` for a decode-only step of n sequences
+(its per-batch-size parts cached, for jumps). `step_times(profile)` uses it only where it
+reproduces the profile's method exactly on a grid of sample points; any other profile (a test's
+stand-in, a wrapper, a changed formula) gets the profile's own method. Like replica.py, this file
+is also compiled (setup.py, typed by steptime.pxd; sim/engine/native.py picks the build).
 """
 
 from __future__ import annotations
@@ -12,40 +14,108 @@ from collections.abc import Callable
 
 _CHECK_BATCHES = (1, 2, 3, 7, 31, 64, 255, 256, 1000)
 _CHECK_CTX = (0, 1, 999, 4096, 123_457, 2_000_000, 50_000_000)
+_CHECK_PREFILL = (1, 17, 512, 2048, 8192, 20_000)
+_CHECK_PAIRS = (0.0, 1.0, 1.5e5, 3.3e7, 2.1e9)
 
 
-def decode_step_time(profile) -> Callable[[int, int], float]:
-    """f(decode_seqs, decode_ctx_tokens) == profile.step_time_s(0, 0.0, decode_seqs, ctx)."""
+class StepTimes:
+    """`profile.step_time_s` (ServingProfile's formula, docs/calibration.md) as plain arithmetic
+    on copied coefficients."""
+
+    def __init__(self, p):
+        self.dense_read_bytes = p._dense_read_bytes
+        self.routed_read_bytes = p._routed_read_bytes
+        self.moe_miss = p._moe_miss
+        self.inv_gemm_bw = p._inv_gemm_bw
+        self.linear_flops_per_token = p._linear_flops_per_token
+        self.lm_head_flops = p._lm_head_flops
+        self.inv_gemm_flops = p._inv_gemm_flops
+        self.kv_read_per_token = p._kv_read_per_token
+        self.kv_pad_tokens = p._kv_pad_tokens
+        self.inv_attn_bw = p._inv_attn_bw
+        self.attn_s_per_pair = p._attn_s_per_pair
+        self.allreduces = p._allreduces
+        self.ar_bytes_per_token = p._ar_bytes_per_token
+        self.ar_small_max_bytes = p._ar_small_max_bytes
+        self.ar_small_s = p._ar_small_s
+        self.ar_large_s = p._ar_large_s
+        self.ar_s_per_byte = p._ar_s_per_byte
+        self.graph_max_tokens = p._graph_max_tokens
+        self.graph_decode_only = p._graph_decode_only
+        self.eager_launch_s = p._eager_launch_s
+        self.step_overhead_s = p._step_overhead_s
+        self.per_seq_overhead_s = p._per_seq_overhead_s
+        self.cpu_overlap = p._cpu_overlap
+        self.decode_cache = {}  # n -> (fixed GPU s, KV padding tokens, CPU s) of n decoders
+
+    def fixed_gpu_s(self, tokens, logit_rows):
+        weight_bytes = self.dense_read_bytes
+        if self.routed_read_bytes:
+            weight_bytes += self.routed_read_bytes * (1.0 - self.moe_miss**tokens)
+        read_s = weight_bytes * self.inv_gemm_bw
+        flop_s = (
+            self.linear_flops_per_token * tokens + self.lm_head_flops * logit_rows
+        ) * self.inv_gemm_flops
+        gpu_s = read_s if read_s > flop_s else flop_s
+        if self.allreduces:
+            msg = self.ar_bytes_per_token * tokens
+            latency = self.ar_small_s if msg <= self.ar_small_max_bytes else self.ar_large_s
+            gpu_s += self.allreduces * (latency + msg * self.ar_s_per_byte)
+        if tokens > self.graph_max_tokens:
+            gpu_s += self.eager_launch_s
+        return gpu_s
+
+    def step(self, prefill_tokens, prefill_attn_pairs, decode_seqs, decode_ctx_tokens):
+        tokens = prefill_tokens + decode_seqs
+        if tokens <= 0:
+            return 0.0
+        gpu_s = self.fixed_gpu_s(tokens, decode_seqs + (1 if prefill_tokens > 0 else 0))
+        if prefill_tokens > 0 and self.graph_decode_only:
+            gpu_s += self.eager_launch_s if tokens <= self.graph_max_tokens else 0.0
+        gpu_s += (
+            self.kv_read_per_token * (decode_ctx_tokens + self.kv_pad_tokens * decode_seqs)
+        ) * self.inv_attn_bw
+        if prefill_attn_pairs > 0.0:
+            gpu_s += self.attn_s_per_pair * prefill_attn_pairs
+        cpu_s = self.step_overhead_s + self.per_seq_overhead_s * decode_seqs
+        return gpu_s + cpu_s - self.cpu_overlap * (gpu_s if gpu_s < cpu_s else cpu_s)
+
+    def decode(self, n, ctx):
+        c = self.decode_cache.get(n)
+        if c is None:
+            # A decode-only step of n sequences: n tokens and n logit rows.
+            c = (self.fixed_gpu_s(n, n), self.kv_pad_tokens * n, self.step_overhead_s + self.per_seq_overhead_s * n)  # fmt: skip
+            self.decode_cache[n] = c
+        gpu_s = c[0] + (self.kv_read_per_token * (ctx + c[1])) * self.inv_attn_bw
+        cpu_s = c[2]
+        return gpu_s + cpu_s - self.cpu_overlap * (gpu_s if gpu_s < cpu_s else cpu_s)
+
+
+def step_times(profile, mirror: type = StepTimes) -> tuple[Callable, Callable[[int, int], float]]:
+    """(step, decode): step(prefill_tokens, prefill_attn_pairs, decode_seqs, decode_ctx_tokens)
+    == profile.step_time_s(...) and decode(n, ctx) == profile.step_time_s(0, 0.0, n, ctx), from
+    `mirror` (this module's StepTimes or its compiled build) where it is exact."""
     step_time = profile.step_time_s
 
-    def generic(n: int, ctx: int) -> float:
+    def generic_decode(n: int, ctx: int) -> float:
         return step_time(0, 0.0, n, ctx)
 
     try:
-        fast = _mirror(profile)
+        fast = mirror(profile)
         same = all(
-            fast(n, ctx) == step_time(0, 0.0, n, ctx) for n in _CHECK_BATCHES for ctx in _CHECK_CTX
+            fast.decode(n, ctx) == step_time(0, 0.0, n, ctx)
+            for n in _CHECK_BATCHES
+            for ctx in _CHECK_CTX
+        ) and all(
+            fast.step(p, pairs, n, ctx) == step_time(p, pairs, n, ctx)
+            for p in _CHECK_PREFILL
+            for pairs in _CHECK_PAIRS
+            for n in (0, *_CHECK_BATCHES[:6])
+            for ctx in _CHECK_CTX[:5]
         )
-    except (AttributeError, TypeError, ArithmeticError):
-        return generic
-    return fast if same else generic
-
-
-def _mirror(p) -> Callable[[int, int], float]:
-    fixed_gpu_s = p._fixed_gpu_s
-    kv_read, kv_pad, inv_attn_bw = p._kv_read_per_token, p._kv_pad_tokens, p._inv_attn_bw
-    overhead, per_seq, overlap = p._step_overhead_s, p._per_seq_overhead_s, p._cpu_overlap
-    cache: dict[int, tuple[float, float, float]] = {}
-
-    def per_batch(n: int) -> tuple[float, float, float]:
-        # A decode-only step of n sequences: n tokens and n logit rows.
-        cache[n] = c = (fixed_gpu_s(n, n), kv_pad * n, overhead + per_seq * n)
-        return c
-
-    def fast(n: int, ctx: int) -> float:
-        c = cache.get(n) or per_batch(n)
-        gpu_s = c[0] + (kv_read * (ctx + c[1])) * inv_attn_bw
-        cpu_s = c[2]
-        return gpu_s + cpu_s - overlap * (gpu_s if gpu_s < cpu_s else cpu_s)
-
-    return fast
+    except (AttributeError, TypeError, ArithmeticError, OverflowError):
+        return step_time, generic_decode
+    if not same:
+        return step_time, generic_decode
+    fast.decode_cache.clear()
+    return fast.step, fast.decode

@@ -41,7 +41,7 @@ SETUPS = {
 
 @pytest.fixture(autouse=True)
 def python_replica():
-    with native.use(native.python_replica):
+    with native.use("python"):
         yield
 
 

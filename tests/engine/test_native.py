@@ -71,8 +71,8 @@ REAL = {  # real step-time models (roofline, all-reduces, MoE)
 
 def _both(cfg, w, factory, seed: int = 5, horizon: float | None = None):
     out = []
-    for module in (native.python_replica, native.compiled_replica):
-        with native.use(module):
+    for build in ("python", "compiled"):
+        with native.use(build):
             r = simulate_fleet(
                 cfg, w, profile_factory=factory, rng=np.random.default_rng(seed), horizon_s=horizon
             )
@@ -182,23 +182,25 @@ def test_a_whole_run_is_identical_with_either_build(tmp_path, engine_path):
 # -- which build runs ------------------------------------------------------------------------------
 def test_setup_stamps_the_build_with_the_hash_native_checks():
     setup = runpy.run_path(str(ROOT / "setup.py"), run_name="not_main")
-    assert setup["SOURCES"] == native.SOURCES
-    assert setup["source_sha"]() == native.source_sha()
+    assert setup["NATIVE"] == native.NATIVE
+    for name in native.NATIVE:
+        assert setup["source_sha"](name) == native.source_sha(name)
 
 
 @compiled
-def test_a_build_from_another_source_is_not_used(monkeypatch):
-    monkeypatch.setattr(native, "source_sha", lambda: "0" * 64)
-    with pytest.warns(RuntimeWarning, match="built from another replica.py"):
-        module, why = native._load()
+@pytest.mark.parametrize("name", sorted(native.NATIVE))
+def test_a_build_from_another_source_is_not_used(monkeypatch, name):
+    monkeypatch.setattr(native, "source_sha", lambda _name: "0" * 64)
+    with pytest.warns(RuntimeWarning, match=f"built from another {name}.py"):
+        module, why = native._load(name)
     assert module is None and "rebuild" in why
     monkeypatch.undo()
-    assert native._load()[0] is native.compiled_replica
+    assert native._load(name)[0] is getattr(native, f"compiled_{name}")
 
 
-def test_infercost_native_0_runs_replica_py(monkeypatch):
+def test_infercost_native_0_runs_the_python_source(monkeypatch):
     monkeypatch.setenv("INFERCOST_NATIVE", "0")
-    assert native._load() == (None, "INFERCOST_NATIVE=0")
+    assert native._load("replica") == (None, "INFERCOST_NATIVE=0")
     done = subprocess.run(
         [sys.executable, "-c", "from sim.engine import native; print(native.describe())"],
         capture_output=True,
@@ -206,7 +208,7 @@ def test_infercost_native_0_runs_replica_py(monkeypatch):
         env={**os.environ, "INFERCOST_NATIVE": "0"},
         check=True,
     )
-    assert done.stdout.strip() == "replica.py (INFERCOST_NATIVE=0)"
+    assert done.stdout.strip() == "Python source (INFERCOST_NATIVE=0)"
 
 
 def test_fleets_are_built_with_the_chosen_build(monkeypatch):
@@ -221,8 +223,14 @@ def test_fleets_are_built_with_the_chosen_build(monkeypatch):
 
     monkeypatch.setattr(GpuFleet, "__init__", spy)
     w = poisson_workload(np.random.default_rng(0), 50, 5.0)
-    for module in filter(None, (native.python_replica, native.compiled_replica)):
-        with native.use(module):
-            simulate_fleet(OWN, w, profile_factory=factory_for(FakeProfile()), rng=np.random.default_rng(0))  # fmt: skip
+    builds = {"python": (native.python_replica, native.python_steptime)}
+    if native.compiled_replica is not None:
+        builds["compiled"] = (native.compiled_replica, native.compiled_steptime)
+    factory = factory_for(build_profile("llama-3.1-8b", "h100-sxm", tp=1))
+    for build, (replica, steptime) in builds.items():
+        with native.use(build):
+            simulate_fleet(OWN, w, profile_factory=factory, rng=np.random.default_rng(0))
         assert fleets[-1].replicas
-        assert all(type(r) is module.Replica for r in fleets[-1].replicas)
+        assert all(type(r) is replica.Replica for r in fleets[-1].replicas)
+        step = fleets[-1].replicas[0].step_time
+        assert type(step.__self__) is steptime.StepTimes  # the mirror, not the generic method

@@ -1,4 +1,5 @@
-"""The jump's fast decode-only step time must give exactly the perf model's floats."""
+"""The replica's step times (sim/engine/steptime.py) must give exactly the perf model's floats,
+in the Python source and in its compiled build alike."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 from engine_helpers import FakeProfile
 
-from sim.engine.steptime import decode_step_time
+from sim.engine import native
+from sim.engine.steptime import StepTimes, step_times
 from sim.perf import build_profile
 
 # A dense model, a big dense model at TP 8 (all-reduces), and two MoE models (expert reads
@@ -18,33 +20,45 @@ CASES = [
     ("mixtral-8x7b", "a100-80gb", 2, "bf16"),
     ("deepseek-v3", "h200", 8, "fp8"),
 ]
+MIRRORS = [StepTimes] + ([native.compiled_steptime.StepTimes] if native.compiled_steptime else [])
 
 
+@pytest.mark.parametrize("mirror", MIRRORS, ids=lambda m: m.__module__)
 @pytest.mark.parametrize(("model", "gpu", "tp", "precision"), CASES)
-def test_fast_decode_step_time_is_bitwise_the_profiles(model, gpu, tp, precision):
+def test_step_times_are_bitwise_the_profiles(model, gpu, tp, precision, mirror):
     profile = build_profile(model, gpu, tp=tp, precision=precision, mem_util=0.9)
-    fast = decode_step_time(profile)
-    assert fast.__name__ == "fast"  # the mirror of ServingProfile.step_time_s was accepted
+    step, decode = step_times(profile, mirror=mirror)
+    assert type(step.__self__) is mirror  # the mirror of ServingProfile.step_time_s was accepted
     rng = np.random.default_rng(5)
-    for n, ctx in zip(
-        rng.integers(1, 1025, 2000).tolist(), rng.integers(0, 5_000_000, 2000).tolist(), strict=True
-    ):
-        assert fast(n, ctx) == profile.step_time_s(decode_seqs=n, decode_ctx_tokens=ctx)
+    n = 3000
+    seqs = rng.integers(1, 1025, n).tolist()
+    ctx = rng.integers(0, 5_000_000, n).tolist()
+    prefill = rng.choice([0, 1, 7, 300, 2048, 8192, 16_384, 40_000], n).tolist()
+    pairs = (rng.random(n) * rng.choice([0.0, 1e3, 1e7, 3e9], n)).tolist()
+    decoders = (rng.integers(0, 2, n) * rng.integers(0, 257, n)).tolist()
+    want = profile.step_time_s
+    for a, b in zip(seqs, ctx, strict=True):
+        assert decode(a, b) == want(decode_seqs=a, decode_ctx_tokens=b)
+    for p, q, d, c in zip(prefill, pairs, decoders, ctx, strict=True):
+        assert step(p, q, d, c) == want(p, q, d, c)
 
 
 def test_other_profiles_use_their_own_step_time():
     profile = FakeProfile()
-    f = decode_step_time(profile)
-    assert f.__name__ == "generic"
-    assert f(3, 900) == profile.step_time_s(decode_seqs=3, decode_ctx_tokens=900)
+    step, decode = step_times(profile)
+    assert step == profile.step_time_s
+    assert decode(3, 900) == profile.step_time_s(decode_seqs=3, decode_ctx_tokens=900)
 
 
-def test_a_profile_whose_formula_differs_is_not_mirrored():
+@pytest.mark.parametrize("mirror", MIRRORS, ids=lambda m: m.__module__)
+def test_a_profile_whose_formula_differs_is_not_mirrored(mirror):
     real = build_profile("llama-3.1-8b", "h100-sxm", tp=1, precision="bf16", mem_util=0.9)
 
     class Drifted(type(real)):
-        def step_time_s(self, *args, **kwargs):  # e.g. P changed the formula
+        def step_time_s(self, *args, **kwargs):  # e.g. someone changed the formula
             return 1.01 * super().step_time_s(*args, **kwargs)
 
     drifted = Drifted(**{f: getattr(real, f) for f in real.__dataclass_fields__})
-    assert decode_step_time(drifted).__name__ == "generic"
+    step, decode = step_times(drifted, mirror=mirror)
+    assert step == drifted.step_time_s
+    assert decode(4, 1000) == drifted.step_time_s(0, 0.0, 4, 1000)
