@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import deque
-from operator import attrgetter
 
 import numpy as np
 import simpy
@@ -63,6 +62,7 @@ class GpuFleet:
         self.rng = rng
         self.jump = jump
         self.replica_impl = native.impl()  # the compiled build of replica.py, or replica.py
+        self._least_loaded = self.replica_impl.least_loaded
         self._step_times: tuple | None = None  # (step, decode), once the profile is known
         # Choices and bounds of `engine` are the schema's (EngineConfig); the fit of the model is
         # known only once the profile is built.
@@ -439,7 +439,7 @@ class GpuFleet:
             self._rr += 1
         elif router == "least_outstanding":
             # The first replica with the fewest running + waiting (`min` keeps the first).
-            rep = reps[0] if len(reps) == 1 else min(reps, key=_load)
+            rep = reps[0] if len(reps) == 1 else self._least_loaded(reps)
         elif router == "jsq":
             rep = min(reps, key=_queue_then_outstanding)
         else:
@@ -518,9 +518,6 @@ class GpuFleet:
         with np.errstate(invalid="ignore", divide="ignore"):
             util = np.where(billed_gpu_s > 0, busy / billed_gpu_s, 0.0)
         return np.clip(util, 0.0, 1.0)
-
-
-_load = attrgetter("load")
 
 
 def _queue_then_outstanding(rep) -> tuple[int, int]:

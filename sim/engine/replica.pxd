@@ -64,6 +64,8 @@ cdef class Replica:
     cpdef _pop_finished(self)
 
 
+@cython.locals(best=Replica, r=Replica, low=cython.longlong)
+cpdef object least_loaded(list reps)
 cpdef double landing_time(double now, double at)
 cpdef double _delay_to(double now, double at)
 @cython.locals(a=cython.double, b=cython.double, disc=cython.double, m=cython.longlong)

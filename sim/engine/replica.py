@@ -20,11 +20,19 @@ from __future__ import annotations
 import math
 from collections import deque
 from heapq import heappop, heappush
+from operator import attrgetter
 
 import simpy
 from simpy.events import NORMAL, URGENT
 
 from sim.engine.prefix import hit_tokens, prefill_saved_s
+
+try:  # Cython's pure-Python shim; `cython.compiled` is True only in the compiled build
+    import cython
+
+    COMPILED = bool(cython.compiled)
+except ImportError:
+    COMPILED = False
 
 
 class Due:
@@ -723,6 +731,23 @@ class Replica:
             self.waiting.appendleft(i)
         else:
             self.load -= 1
+
+
+def least_loaded(reps: list):
+    """The first of `reps` with the fewest running + waiting requests: `min(reps, key=load)`,
+    as a loop over typed replicas in the compiled build."""
+    if not COMPILED:
+        return min(reps, key=_load)
+    best = reps[0]
+    low = best.load
+    for r in reps:
+        if r.load < low:
+            best = r
+            low = r.load
+    return best
+
+
+_load = attrgetter("load")
 
 
 def schedule_at(env: simpy.Environment, event, priority, at: float) -> None:

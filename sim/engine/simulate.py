@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import weakref
 from collections.abc import Callable
 
@@ -84,6 +85,19 @@ def fleet_profile(cfg: CloudFleetConfig | SelfHostedFleetConfig, profile_factory
     return None
 
 
+def run_env(env: simpy.Environment, until) -> None:
+    """`env.run(until=until)` with the cyclic garbage collector's youngest generation collected
+    every 100,000 allocations instead of 700: a run allocates millions of short-lived events and
+    tuples that die by reference count, and the default threshold spends about 4% of a run
+    walking them. The thresholds are restored afterwards."""
+    before = gc.get_threshold()
+    gc.set_threshold(100_000, *before[1:])
+    try:
+        env.run(until=until)
+    finally:
+        gc.set_threshold(*before)
+
+
 def simulate_fleet(
     cfg: ApiFleetConfig | CloudFleetConfig | SelfHostedFleetConfig,
     workload: Workload,
@@ -138,12 +152,12 @@ def simulate_fleet(
     if horizon_s is None:
         limit = env.timeout(workload.duration_s + DRAIN_LIMIT_S)
         fleet.stop_at = env.now + (workload.duration_s + DRAIN_LIMIT_S)  # the limit's time
-        env.run(until=env.any_of([fleet.done, limit]))
+        run_env(env, env.any_of([fleet.done, limit]))
         # A fleet that settles early still exists until the span ends (its fixed costs run on).
         end = max(env.now, span_s)
     else:
         fleet.stop_at = horizon_s
-        env.run(until=horizon_s)
+        run_env(env, horizon_s)
         end = float(horizon_s)
     work_end = env.now
     _drop_future_first_tokens(table, end)

@@ -45,6 +45,7 @@ from sim.engine.simulate import (
     fleet_cost_parts,
     fleet_profile,
     mean_context,
+    run_env,
 )
 from sim.engine.stream import CostRates, FleetAggregate, RequestBatch
 from sim.workload import Workload
@@ -195,12 +196,12 @@ def simulate_fleet_streaming(
         fleet.stop_at = horizon_s
     fleet.start_stream_arrivals(chunks, exhausted)
     if horizon_s is None:
-        env.run(until=stop)
+        run_env(env, stop)
         # The cost horizon, as on the exact path: fixed costs run over the span, not the drain.
         span_s = max(seen["last_arrival_s"], 1e-9)
         end = max(env.now, span_s)
     else:
-        env.run(until=horizon_s)
+        run_env(env, horizon_s)
         end = float(horizon_s)
         span_s = end
     work_end = env.now
