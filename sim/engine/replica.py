@@ -696,13 +696,15 @@ class Replica:
             finish_step, i = heappop(heap)
             d = dec.get(i)
             if d is not None and d[3] == finish_step:
+                # Taken off at once: a request preempted and readmitted can sit in the heap twice
+                # with the same finish step (`_pop_finished` skips the second entry the same way).
+                del dec[i]
                 due.append((finish_step, i, d))
         request = getattr(self.table, "request", None)
         if request is not None:  # a SlotTable: slot -> request
             due.sort(key=lambda e: (e[0], int(request[e[1]])))
         freed = 0
         for _, i, d in due:
-            del dec[i]
             self._cache_release(i, True, trim=False)
             freed += d[2] + steps - d[0]
             del running[i]
