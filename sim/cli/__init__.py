@@ -7,6 +7,7 @@ import typing
 
 import click
 
+from sim.cli import _threads  # noqa: F401  (before NumPy loads)
 from sim.errors import InputError
 
 
