@@ -519,19 +519,6 @@ class Replica:
             return self.max_tokens - n_dec > 0 and free >= base + 1
         return free + n_dec >= base + self._need(i)
 
-    def _jump_len(self) -> int:
-        """Steps until the batch changes, or 0 when the next step must be planned on its own
-        (`_run` inlines this)."""
-        n = len(self.dec)
-        if n == 0 or self.prefilling or self._admissible(n):
-            return 0
-        heap, dec = self.heap, self.dec
-        while heap and (heap[0][1] not in dec or dec[heap[0][1]][3] != heap[0][0]):
-            heappop(heap)
-        k = heap[0][0] - self.steps
-        k_kv = (self.kv_cap - self.kv_used) // n
-        return min(k, k_kv)
-
     def _plan_step(self, now: float):
         dec, cached = self.dec, self.cached
         n = len(dec)
