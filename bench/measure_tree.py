@@ -3,8 +3,12 @@
 sample). `/usr/bin/time -v` sees only the command itself and the children it waits for, not the
 workers of a fork-server process pool, hence this.
 
-Run: python bench/measure_tree.py -- sim run scenarios/week_at_scale.toml --no-record -q
+Run: python bench/measure_tree.py [--probe] -- sim run scenarios/week_at_scale.toml --no-record -q
 Linux only (reads /proc).
+
+--probe: also time a plain SimPy M/M/c queue (bench_engine.py's baseline, 200,000 requests, best
+of 3) just before and just after the command. This machine's speed drifts by 30-40% over an
+hour, so a wall time means little without the host's speed at the time it was taken.
 """
 
 from __future__ import annotations
@@ -54,10 +58,27 @@ def _sample(pid: int) -> tuple[int, float] | None:
     return rss_pages * PAGE, (int(fields[11]) + int(fields[12])) / TICK
 
 
+def _host_speed() -> int:
+    """Requests/s of bench_engine.py's plain SimPy M/M/c baseline, best of 3, in a child."""
+    code = (
+        "import sys; sys.argv = ['x']; sys.path.insert(0, 'bench'); import bench_engine as b; "
+        "print(max(b.mmc_baseline(200_000, seed=s) for s in range(3)))"
+    )
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=here, capture_output=True, text=True, check=True
+    )
+    return round(float(done.stdout.split()[-1]))
+
+
 def main() -> None:
     argv = sys.argv[1:]
+    probe = bool(argv) and argv[0] == "--probe"
+    if probe:
+        argv = argv[1:]
     if argv and argv[0] == "--":
         argv = argv[1:]
+    before = _host_speed() if probe else None
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv)
     peak, cpu = 0, {}
@@ -80,6 +101,8 @@ def main() -> None:
         "cpu_s_by_process": sorted((round(v, 1) for v in cpu.values()), reverse=True)[:6],
         "load_end": os.getloadavg(),
     }
+    if probe:
+        out["host_mmc_req_per_s"] = [before, _host_speed()]  # just before, just after
     print(json.dumps(out), file=sys.stderr)
 
 
