@@ -13,6 +13,10 @@ tests/engine/test_jump.py bounds the end-to-end error against the step-by-step l
 
 An arrival that could be admitted interrupts a jump; the replica finishes the step in progress
 and admits it at that step boundary, as vLLM admits new requests every step.
+
+This module is also compiled at install (Cython, typed by replica.pxd; sim/engine/native.py picks
+the build, docs/engine.md "The compiled replica"): both builds must give the same floats, so
+integer and float arithmetic stays in the order written here.
 """
 
 from __future__ import annotations
