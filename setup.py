@@ -50,14 +50,16 @@ def native_extensions() -> list:
                 [str((out / f"{module}.py").relative_to(ROOT))],
                 # No fused multiply-add (the default on aarch64): a * b + c rounds as in Python.
                 extra_compile_args=["-O2", "-ffp-contract=off"],
-                optional=True,
             )
         )
-    return cythonize(
+    built = cythonize(
         exts,
         compiler_directives={"language_level": 3, "annotation_typing": False},
         quiet=True,
     )
+    for ext in built:  # cythonize returns new Extension objects without `optional`
+        ext.optional = True
+    return built
 
 
 if __name__ == "__main__":

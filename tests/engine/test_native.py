@@ -187,6 +187,20 @@ def test_setup_stamps_the_build_with_the_hash_native_checks():
         assert setup["source_sha"](name) == native.source_sha(name)
 
 
+def test_the_compiled_modules_are_optional_at_install():
+    """Without a C compiler `pip install` must still succeed (the engine then runs the Python
+    source): every extension setup.py builds is optional. (cythonize returns new Extension
+    objects and dropped the flag once.)"""
+    pytest.importorskip("Cython", reason="Cython (the test extra) checks setup.py's build")
+    setup = runpy.run_path(str(ROOT / "setup.py"), run_name="not_main")
+    exts = setup["native_extensions"]()
+    assert sorted(e.name for e in exts) == [
+        f"sim.engine._{n}_native" for n in sorted(native.NATIVE)
+    ]
+    assert all(e.optional for e in exts)
+    assert all("-ffp-contract=off" in e.extra_compile_args for e in exts)
+
+
 @compiled
 @pytest.mark.parametrize("name", sorted(native.NATIVE))
 def test_a_build_from_another_source_is_not_used(monkeypatch, name):
