@@ -110,11 +110,8 @@ def fleets(model_tp: int, servers: int, max_cloud: int):
     ]
 
 
-def run_fleets(
-    w: Workload, model: str, tp: int, servers: int, max_cloud: int, repeats: int = 1
-) -> dict:
-    """Wall time per fleet, best of `repeats` (the machine is shared: the best run is the one
-    least disturbed by other processes)."""
+def run_fleets(w: Workload, model: str, tp: int, servers: int, max_cloud: int) -> dict:
+    """Wall time of each fleet, one after the other (main() takes the best over its rounds)."""
 
     def factory(gpu, tp_, precision, mem_util):
         return build_profile(model, gpu, tp=tp_, precision=precision or "bf16", mem_util=mem_util)
@@ -122,11 +119,9 @@ def run_fleets(
     out = {}
     total = 0.0
     for cfg in fleets(tp, servers, max_cloud):
-        dt = float("inf")
-        for _ in range(repeats):
-            t = time.perf_counter()
-            r = simulate_fleet(cfg, w, profile_factory=factory, rng=np.random.default_rng(1))
-            dt = min(dt, time.perf_counter() - t)
+        t = time.perf_counter()
+        r = simulate_fleet(cfg, w, profile_factory=factory, rng=np.random.default_rng(1))
+        dt = time.perf_counter() - t
         total += dt
         ok = float((r.status == 0).mean())
         out[cfg.name] = {"wall_s": dt, "req_per_s": len(w) / dt, "ok_frac": ok}

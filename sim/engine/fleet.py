@@ -63,12 +63,12 @@ class GpuFleet:
         self.jump = jump
         self.replica_impl = native.impl()  # the compiled build of replica.py, or replica.py
         self._least_loaded = self.replica_impl.least_loaded
-        self._step_times: tuple | None = None  # (step, decode), once the profile is known
         # Choices and bounds of `engine` are the schema's (EngineConfig); the fit of the model is
         # known only once the profile is built.
         if engine.service == "exponential":
             self.exp = True
             self.kv_cap = None
+            self._step_times = None
         elif engine.service == "physics":
             self.exp = False
             if not getattr(profile, "fits", True):
@@ -76,6 +76,8 @@ class GpuFleet:
                     f"{name}: the model does not fit on {gpus_per_replica} GPU(s) (tp)"
                 )
             self.kv_cap = int(profile.kv_capacity_tokens)
+            # (step, decode) for every replica: the profile's step times, from the build in use
+            self._step_times = native.step_times(profile)
         self.busy_gpu_s = WindowSums(window_s, gpus_per_replica)  # busy GPU-seconds
         self._router, self._max_queue = engine.router, engine.max_queue  # read once per arrival
         if isinstance(table, SlotTable):
@@ -193,8 +195,6 @@ class GpuFleet:
                 self, rid, self.gpus_per_replica, self.engine.service_mean_s, self._service_rng
             )
         else:
-            if self._step_times is None:
-                self._step_times = native.step_times(self.profile)
             rep = self.replica_impl.Replica(
                 self, rid, self.profile, self.gpus_per_replica, self._step_times, jump=self.jump
             )

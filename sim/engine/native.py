@@ -66,10 +66,10 @@ if compiled_replica is None:
     compiled_steptime = None
 
 _build = "compiled" if compiled_replica is not None else "python"
-_impl = compiled_replica or python_replica
-Due = _impl.Due
-land_at = _impl.land_at
-schedule_at = _impl.schedule_at
+_at_import = compiled_replica or python_replica  # the scheduling helpers' build
+Due = _at_import.Due
+land_at = _at_import.land_at
+schedule_at = _at_import.schedule_at
 
 
 def impl() -> ModuleType:
