@@ -19,7 +19,7 @@ from simpy.events import NORMAL, URGENT
 from sim.engine import native
 from sim.engine.accounting import WindowSums
 from sim.engine.events import EventLog
-from sim.engine.native import Due, land_at, schedule_at
+from sim.engine.native import Due, schedule_at, schedule_from
 from sim.engine.prefix import (
     CacheStats,
     PrefixCache,
@@ -367,10 +367,7 @@ class GpuFleet:
                 now = at
                 continue
             self._arrival_next = i
-            if now == env.now:
-                env.schedule(Due(self._on_arrival_timeout), NORMAL, t - now)
-            else:
-                land_at(env, Due(self._on_arrival_timeout), NORMAL, at, now)
+            schedule_from(env, Due(self._on_arrival_timeout), NORMAL, now, t - now)
             return
 
     def _exhausted(self, now: float) -> None:

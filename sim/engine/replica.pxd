@@ -34,6 +34,7 @@ cdef class Replica:
     cdef public double seq_s, kv_s
 
     cpdef enqueue(self, object i, double now, double next_arrival_s=*)
+    cpdef _wait_at(self, double now, double delay, object callback, object priority)
     @cython.locals(start=cython.double, t0=cython.double, delta=cython.double,
                    k=cython.longlong, elapsed=cython.double, done=cython.longlong,
                    rest=cython.double, delay=cython.double)
@@ -66,6 +67,7 @@ cdef class Replica:
 
 @cython.locals(best=Replica, r=Replica, low=cython.longlong)
 cpdef object least_loaded(list reps)
+cpdef schedule_from(object env, object event, object priority, double now, double delay)
 cpdef double landing_time(double now, double at)
 cpdef double _delay_to(double now, double at)
 @cython.locals(a=cython.double, b=cython.double, disc=cython.double, m=cython.longlong)

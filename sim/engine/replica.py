@@ -220,12 +220,8 @@ class Replica:
     def _wait_at(self, now: float, delay: float, callback, priority) -> None:
         """`_wait` from a clock `now` that may be ahead of SimPy's (an absorbed arrival): the
         event lands at exactly now + delay, the time it would have had."""
-        env = self.env
         ev = Due(callback)
-        if now == env.now:
-            env.schedule(ev, priority, delay)
-        else:
-            land_at(env, ev, priority, now + delay, now)
+        schedule_from(self.env, ev, priority, now, delay)
         self._ev = ev
 
     def _on_wake(self, _ev) -> None:
@@ -335,10 +331,7 @@ class Replica:
             if self.preplan and self._preplanned(landing_time(now, start), next_arrival_s):
                 return
             ev = Due(self._on_jump_end)
-            if now == env.now:
-                schedule_at(env, ev, NORMAL, start)
-            else:
-                land_at(env, ev, NORMAL, start, now)
+            land_at(env, ev, NORMAL, start, now)
             self._ev = ev
             return
         elapsed = now - start
@@ -407,16 +400,10 @@ class Replica:
                     t0 = decode_time(n, dec_ctx)
                     t_last = decode_time(n, dec_ctx + n * (k - 1))
                     delta = (t_last - t0) / (k - 1)
-                    env = self.env
                     self._jump = (now, t0, delta, k, n, None)
                     self._done = k
                     self.interruptible = True
-                    ev = Due(self._on_jump_end)
-                    if now == env.now:
-                        env.schedule(ev, NORMAL, k * t0 + delta * k * (k - 1) / 2)
-                    else:
-                        land_at(env, ev, NORMAL, now + (k * t0 + delta * k * (k - 1) / 2), now)
-                    self._ev = ev
+                    self._wait_at(now, k * t0 + delta * k * (k - 1) / 2, self._on_jump_end, NORMAL)
                     return
             chunks, prefill, n_dec, attn = self._plan_step(now)
             if not chunks and not n_dec:
@@ -430,14 +417,8 @@ class Replica:
             dt = step_time(prefill, attn, n_dec, self.dec_ctx if n_dec else 0)
             if self.merge and chunks and self._merge_head(chunks, n_dec, dt, now):
                 return
-            env = self.env
             self._step = (chunks, n_dec, now)
-            ev = Due(self._on_step_end)
-            if now == env.now:
-                env.schedule(ev, NORMAL, dt)
-            else:
-                land_at(env, ev, NORMAL, now + dt, now)
-            self._ev = ev
+            self._wait_at(now, dt, self._on_step_end, NORMAL)
             return
 
     def _merge_head(self, chunks, n_dec: int, dt: float, now: float) -> bool:
@@ -490,10 +471,7 @@ class Replica:
         self._done = k
         self.interruptible = True
         ev = Due(self._on_jump_end)
-        if now == env.now:
-            schedule_at(env, ev, NORMAL, t1 + (k * t0 + delta * k * (k - 1) / 2))
-        else:
-            land_at(env, ev, NORMAL, t1 + (k * t0 + delta * k * (k - 1) / 2), now)
+        land_at(env, ev, NORMAL, t1 + (k * t0 + delta * k * (k - 1) / 2), now)
         self._ev = ev
         return True
 
@@ -750,6 +728,16 @@ def schedule_at(env: simpy.Environment, event, priority, at: float) -> None:
     clock's last bit halfway between two times of `at`'s binade, possible only when `at` lies in
     a higher power-of-two range than the clock): then the event lands one ulp after `at`."""
     env.schedule(event, priority, _delay_to(env.now, at))
+
+
+def schedule_from(env: simpy.Environment, event, priority, now: float, delay: float) -> None:
+    """`env.schedule(event, priority, delay)` from a clock `now` that may be ahead of SimPy's
+    (an absorbed arrival or a planned cut): the event lands at exactly now + delay, the time it
+    would have had."""
+    if now == env.now:
+        env.schedule(event, priority, delay)
+    else:
+        land_at(env, event, priority, now + delay, now)
 
 
 def land_at(env: simpy.Environment, event, priority, at: float, now: float) -> None:
