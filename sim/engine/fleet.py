@@ -76,7 +76,7 @@ class GpuFleet:
                     f"{name}: the model does not fit on {gpus_per_replica} GPU(s) (tp)"
                 )
             self.kv_cap = int(profile.kv_capacity_tokens)
-            # (step, decode) for every replica: the profile's step times, from the build in use
+            # every replica's step times (`st.step`, `st.decode`), from the build in use
             self._step_times = native.step_times(profile)
         self.busy_gpu_s = WindowSums(window_s, gpus_per_replica)  # busy GPU-seconds
         self._router, self._max_queue = engine.router, engine.max_queue  # read once per arrival
@@ -473,9 +473,9 @@ class GpuFleet:
         table = self.table
         now = self.env.now
         # RequestTable.complete, inlined: once per request.
-        table.finish_s[i] = now
-        table.end_s[i] = now
-        table.status[i] = OK
+        table.w_finish_s[i] = now
+        table.w_end_s[i] = now
+        table.w_status[i] = OK
         table.n_terminal += 1
         table.finished.append(i)
         if table.n_terminal >= table.n and not self.done.triggered:

@@ -77,11 +77,9 @@ def impl() -> ModuleType:
     return compiled_replica if _build == "compiled" else python_replica
 
 
-def step_times(profile) -> tuple:
-    """(step, decode) step-time functions for `profile` from the build in use
-    (sim/engine/steptime.py)."""
-    mirror = (compiled_steptime if _build == "compiled" else python_steptime).StepTimes
-    return python_steptime.step_times(profile, mirror=mirror)
+def step_times(profile):
+    """`profile`'s step times (steptime.StepTimes or ProfileStepTimes) from the build in use."""
+    return (compiled_steptime if _build == "compiled" else python_steptime).step_times(profile)
 
 
 def describe() -> str:

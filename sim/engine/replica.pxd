@@ -10,6 +10,7 @@
 # -ffp-contract=off so that no a * b + c becomes a fused multiply-add. Tests compare both builds
 # request by request (tests/engine/test_native.py).
 cimport cython
+from sim.engine._steptime_native cimport StepTimes  # the compiled steptime.py (setup.py)
 
 
 cdef class Due:
@@ -19,9 +20,11 @@ cdef class Due:
 
 cdef class Replica:
     cdef dict __dict__
-    cdef public object env, fleet, table, step_time, decode_step_time
+    cdef public object env, fleet, table
+    cdef public StepTimes st
     cdef public object prompt, cached, output, resume_gen, complete
-    cdef public object _busy_t0, _busy_t1, _busy_spread, _busy_t1_add
+    cdef public list _busy_t0, _busy_t1
+    cdef public object _busy_spread
     cdef public Py_ssize_t _busy_chunk
     cdef public long long rid, gpus, kv_cap, max_seqs, max_tokens
     cdef public bint chunked, jump_enabled, merge, preplan

@@ -69,15 +69,15 @@ class Replica:
     SimPy itself does for an interrupted process.
     """
 
-    def __init__(self, fleet, rid: int, profile, gpus: int, step_times: tuple, jump: bool = True):
+    def __init__(self, fleet, rid: int, profile, gpus: int, step_times, jump: bool = True):
         self.env = fleet.env
         self.fleet = fleet
         self.table = fleet.table
         self.rid = rid
         self.gpus = gpus
-        # profile.step_time_s and its decode-only form, the same floats (sim/engine/steptime.py);
-        # called positionally: the hot path.
-        self.step_time, self.decode_step_time = step_times
+        # profile.step_time_s as `st.step` and its decode-only form `st.decode`, the same floats
+        # (sim/engine/steptime.py); called positionally: the hot path.
+        self.st = step_times
         self.prompt, self.cached, self.output = (
             fleet.table.prompt,
             fleet.table.cached,
@@ -88,8 +88,8 @@ class Replica:
         # GPU busy intervals go straight into the fleet's `WindowSums` (its `add_interval`,
         # inlined: once per step or jump).
         busy = fleet.busy_gpu_s
-        self._busy_t0, self._busy_t1, self._busy_spread = busy._t0.append, busy._t1, busy._spread
-        self._busy_t1_add, self._busy_chunk = busy._t1.append, busy.CHUNK
+        self._busy_t0, self._busy_t1, self._busy_spread = busy._t0, busy._t1, busy._spread
+        self._busy_chunk = busy.CHUNK
         self.kv_cap = int(profile.kv_capacity_tokens)
         engine = fleet.engine
         self.max_seqs = engine.max_batch_seqs
@@ -231,8 +231,8 @@ class Replica:
         # The step's effects (once per step), then plan the next one.
         chunks, n_dec, start = self._step
         now = self.env.now
-        self._busy_t0(start)
-        self._busy_t1_add(now)
+        self._busy_t0.append(start)
+        self._busy_t1.append(now)
         if len(self._busy_t1) >= self._busy_chunk:
             self._busy_spread()
         self.seq_s += len(self.running) * (now - start)
@@ -254,7 +254,7 @@ class Replica:
             table = self.table
             resume_gen = self.resume_gen
             todo, ctx, output = self.todo, self.ctx, self.output
-            has_first, first_token_s = table._has_first_token, table.first_token_s
+            has_first, first_token_s = table._has_first_token, table.w_first_token_s
             for i, c in chunks:
                 ctx[i] += c
                 left = todo[i] - c
@@ -294,11 +294,11 @@ class Replica:
         done = self._done
         if head is not None:  # a merged prefill step ran from `head` to `start`
             self._head_open = False
-            self._busy_t0(head)
-            self._busy_t1_add(start)
+            self._busy_t0.append(head)
+            self._busy_t1.append(start)
         if head is None or done:
-            self._busy_t0(start)
-            self._busy_t1_add(now)
+            self._busy_t0.append(start)
+            self._busy_t1.append(now)
         if len(self._busy_t1) >= self._busy_chunk:
             self._busy_spread()
         took = now - (start if head is None else head)
@@ -362,7 +362,6 @@ class Replica:
     def _run(self, now: float) -> None:
         """Plan what comes next from `now` (the clock, or a cut's time ahead of it: see
         `_interrupt`) and schedule the event that ends it (or go idle, or retire)."""
-        step_time = self.step_time
         running, waiting, dec = self.running, self.waiting, self.dec
         while True:
             if self.state == "dead":
@@ -396,9 +395,8 @@ class Replica:
                     k = k_kv
                 if k > 1:
                     dec_ctx = self.dec_ctx
-                    decode_time = self.decode_step_time
-                    t0 = decode_time(n, dec_ctx)
-                    t_last = decode_time(n, dec_ctx + n * (k - 1))
+                    t0 = self.st.decode(n, dec_ctx)
+                    t_last = self.st.decode(n, dec_ctx + n * (k - 1))
                     delta = (t_last - t0) / (k - 1)
                     self._jump = (now, t0, delta, k, n, None)
                     self._done = k
@@ -414,7 +412,7 @@ class Replica:
                     self.idle = True
                     return
                 continue
-            dt = step_time(prefill, attn, n_dec, self.dec_ctx if n_dec else 0)
+            dt = self.st.step(prefill, attn, n_dec, self.dec_ctx if n_dec else 0)
             if self.merge and chunks and self._merge_head(chunks, n_dec, dt, now):
                 return
             self._step = (chunks, n_dec, now)
@@ -463,9 +461,8 @@ class Replica:
         t1 = head + dt
         self._apply_step(chunks, n_dec, t1)
         dec_ctx = self.dec_ctx
-        decode_time = self.decode_step_time
-        t0 = decode_time(n, dec_ctx)
-        delta = (decode_time(n, dec_ctx + n * (k - 1)) - t0) / (k - 1)
+        t0 = self.st.decode(n, dec_ctx)
+        delta = (self.st.decode(n, dec_ctx + n * (k - 1)) - t0) / (k - 1)
         self._jump = (t1, t0, delta, k, n, head)
         self._head_open = True
         self._done = k
@@ -480,8 +477,8 @@ class Replica:
         (the plain step's end event would have recorded it)."""
         if self._head_open and self._jump[0] <= end:
             self._head_open = False
-            self._busy_t0(self._jump[5])
-            self._busy_t1_add(self._jump[0])
+            self._busy_t0.append(self._jump[5])
+            self._busy_t1.append(self._jump[0])
 
     # -- scheduling ------------------------------------------------------------------------------
     def _need(self, i: int) -> int:
@@ -516,7 +513,7 @@ class Replica:
             budget = self.max_tokens - n
             prefilling, todo, ctx = self.prefilling, self.todo, self.ctx
             prompt, resume_gen = self.prompt, self.resume_gen
-            has_start, start_s = self.table._has_start, self.table.start_s
+            has_start, start_s = self.table._has_start, self.table.w_start_s
             if prefilling:
                 for i in prefilling:
                     if budget <= 0 or free <= 0:
@@ -591,7 +588,7 @@ class Replica:
         table = self.table
         if not table._has_start[i]:  # RequestTable.started, inlined: once per admission
             table._has_start[i] = 1
-            table.start_s[i] = now
+            table.w_start_s[i] = now
 
     # -- the prefix cache (engine.prefix_cache = true) --------------------------------------
     def _cache_lookup(self, i: int) -> int:
@@ -615,7 +612,10 @@ class Replica:
         self.pinned[i] = keys
         if not self.table._has_start[i]:
             prompt = self.prompt[i]
-            saved = prefill_saved_s(self.step_time, prompt, base)
+            # The profile's own method, the same floats as `st.step`: taken as an attribute of
+            # the typed `st` in the compiled build, `st.step` gave StepTimes's method instead of
+            # ProfileStepTimes's override (test_native's prefix-cache test caught it).
+            saved = prefill_saved_s(self.fleet.profile.step_time_s, prompt, base)
             self.fleet.prefix_stats.admitted(prompt, base, saved)
 
     def _cache_release(self, i: int, finished: bool, trim: bool = True) -> None:

@@ -2,6 +2,10 @@
 
 The engine writes times and statuses here as events happen; `sim.engine.accounting` turns the
 arrays into the time series and the `FleetResult` at the end. No Python object per request.
+
+The hot path writes one element at a time through `w_*` memoryviews of the same arrays (a
+memoryview's item assignment costs a fraction of numpy's); everything else reads and writes the
+numpy arrays themselves.
 """
 
 from __future__ import annotations
@@ -47,30 +51,41 @@ class RequestTable:
         # Set-once flags as bytearrays: a byte test is much cheaper than a NaN test on numpy.
         self._has_start = bytearray(n)
         self._has_first_token = bytearray(n)
+        self._views()
+
+    def _views(self) -> None:
+        """Memoryviews for writing single elements (`w_start_s[i] = now`): the same memory as
+        the numpy columns, renewed whenever a column is replaced (SlotTable._grow)."""
+        self.w_arrival_s = memoryview(self.arrival_s)
+        self.w_start_s = memoryview(self.start_s)
+        self.w_first_token_s = memoryview(self.first_token_s)
+        self.w_finish_s = memoryview(self.finish_s)
+        self.w_end_s = memoryview(self.end_s)
+        self.w_status = memoryview(self.status)
 
     def complete(self, i: int, now: float) -> None:
-        self.finish_s[i] = now
-        self.end_s[i] = now
-        self.status[i] = OK
+        self.w_finish_s[i] = now
+        self.w_end_s[i] = now
+        self.w_status[i] = OK
         self.n_terminal += 1
         self.finished.append(i)
 
     def fail(self, i: int, now: float, status: int = FAILED) -> None:
         assert status in (FAILED, DROPPED)
-        self.end_s[i] = now
-        self.status[i] = status
+        self.w_end_s[i] = now
+        self.w_status[i] = status
         self.n_terminal += 1
         self.finished.append(i)
 
     def first_token(self, i: int, now: float) -> None:
         if not self._has_first_token[i]:  # the first token is only once
             self._has_first_token[i] = 1
-            self.first_token_s[i] = now
+            self.w_first_token_s[i] = now
 
     def started(self, i: int, now: float) -> None:
         if not self._has_start[i]:
             self._has_start[i] = 1
-            self.start_s[i] = now
+            self.w_start_s[i] = now
 
 
 class SlotTable(RequestTable):
@@ -130,6 +145,8 @@ class SlotTable(RequestTable):
         self.status = more(self.status, UNFINISHED)
         self.attempts = more(self.attempts, 0)
         self.served_by = more(self.served_by, 0)
+        self._views()
+        self.w_request = memoryview(self.request)
         self.free.extend(range(self.capacity - 1, old - 1, -1))  # popped lowest first
 
     def assign(self, request: int, arrival: float, prompt: int, output: int, cached: int) -> int:
@@ -143,8 +160,8 @@ class SlotTable(RequestTable):
         self.prompt[s] = prompt
         self.output[s] = output
         self.cached[s] = cached if cached < prompt else prompt
-        self.request[s] = request
-        self.arrival_s[s] = arrival
+        self.w_request[s] = request
+        self.w_arrival_s[s] = arrival
         if self.kv_cap is not None and prompt + output > self.kv_cap:
             self.never_fits[s] = 1
         return s

@@ -4,13 +4,13 @@
 coefficients copied into it: `step` for any step, `decode` for a decode-only step of n sequences
 (its per-batch-size parts cached, for jumps). `step_times(profile)` uses it only where it
 reproduces the profile's method exactly on a grid of sample points; any other profile (a test's
-stand-in, a wrapper, a changed formula) gets the profile's own method. Like replica.py, this file
-is also compiled (setup.py, typed by steptime.pxd; sim/engine/native.py picks the build).
+stand-in, a wrapper, a changed formula) gets `ProfileStepTimes`, the profile's own method behind
+the same two methods. Like replica.py, this file is also compiled (setup.py, typed by
+steptime.pxd; sim/engine/native.py picks the build), and the compiled replica calls `step` and
+`decode` as C functions.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 _CHECK_BATCHES = (1, 2, 3, 7, 31, 64, 255, 256, 1000)
 _CHECK_CTX = (0, 1, 999, 4096, 123_457, 2_000_000, 50_000_000)
@@ -91,17 +91,26 @@ class StepTimes:
         return gpu_s + cpu_s - self.cpu_overlap * (gpu_s if gpu_s < cpu_s else cpu_s)
 
 
-def step_times(profile, mirror: type = StepTimes) -> tuple[Callable, Callable[[int, int], float]]:
-    """(step, decode): step(prefill_tokens, prefill_attn_pairs, decode_seqs, decode_ctx_tokens)
-    == profile.step_time_s(...) and decode(n, ctx) == profile.step_time_s(0, 0.0, n, ctx), from
-    `mirror` (this module's StepTimes or its compiled build) where it is exact."""
+class ProfileStepTimes(StepTimes):
+    """Any other profile's step times: its own `step_time_s`, behind StepTimes's methods."""
+
+    def __init__(self, profile):
+        self.step_time_s = profile.step_time_s
+
+    def step(self, prefill_tokens, prefill_attn_pairs, decode_seqs, decode_ctx_tokens):
+        return self.step_time_s(prefill_tokens, prefill_attn_pairs, decode_seqs, decode_ctx_tokens)
+
+    def decode(self, n, ctx):
+        return self.step_time_s(0, 0.0, n, ctx)
+
+
+def step_times(profile) -> StepTimes:
+    """`profile`'s step times: st.step(prefill_tokens, prefill_attn_pairs, decode_seqs,
+    decode_ctx_tokens) == profile.step_time_s(...) and st.decode(n, ctx) ==
+    profile.step_time_s(0, 0.0, n, ctx); the mirror where it is exact, else the profile's own."""
     step_time = profile.step_time_s
-
-    def generic_decode(n: int, ctx: int) -> float:
-        return step_time(0, 0.0, n, ctx)
-
     try:
-        fast = mirror(profile)
+        fast = StepTimes(profile)
         same = all(
             fast.decode(n, ctx) == step_time(0, 0.0, n, ctx)
             for n in _CHECK_BATCHES
@@ -114,8 +123,8 @@ def step_times(profile, mirror: type = StepTimes) -> tuple[Callable, Callable[[i
             for ctx in _CHECK_CTX[:5]
         )
     except (AttributeError, TypeError, ArithmeticError, OverflowError):
-        return step_time, generic_decode
+        return ProfileStepTimes(profile)
     if not same:
-        return step_time, generic_decode
+        return ProfileStepTimes(profile)
     fast.decode_cache.clear()
-    return fast.step, fast.decode
+    return fast

@@ -246,5 +246,5 @@ def test_fleets_are_built_with_the_chosen_build(monkeypatch):
             simulate_fleet(OWN, w, profile_factory=factory, rng=np.random.default_rng(0))
         assert fleets[-1].replicas
         assert all(type(r) is replica.Replica for r in fleets[-1].replicas)
-        step = fleets[-1].replicas[0].step_time
-        assert type(step.__self__) is steptime.StepTimes  # the mirror, not the generic method
+        st = fleets[-1].replicas[0].st
+        assert type(st) is steptime.StepTimes  # the mirror, not the generic method

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from engine_helpers import FakeProfile
 
-from sim.engine import native
-from sim.engine.steptime import StepTimes, step_times
+from sim.engine import native, steptime
 from sim.perf import build_profile
 
 # A dense model, a big dense model at TP 8 (all-reduces), and two MoE models (expert reads
@@ -20,15 +19,16 @@ CASES = [
     ("mixtral-8x7b", "a100-80gb", 2, "bf16"),
     ("deepseek-v3", "h200", 8, "fp8"),
 ]
-MIRRORS = [StepTimes] + ([native.compiled_steptime.StepTimes] if native.compiled_steptime else [])
+BUILDS = [steptime] + ([native.compiled_steptime] if native.compiled_steptime else [])
 
 
-@pytest.mark.parametrize("mirror", MIRRORS, ids=lambda m: m.__module__)
+@pytest.mark.parametrize("build", BUILDS, ids=lambda m: m.__name__)
 @pytest.mark.parametrize(("model", "gpu", "tp", "precision"), CASES)
-def test_step_times_are_bitwise_the_profiles(model, gpu, tp, precision, mirror):
+def test_step_times_are_bitwise_the_profiles(model, gpu, tp, precision, build):
     profile = build_profile(model, gpu, tp=tp, precision=precision, mem_util=0.9)
-    step, decode = step_times(profile, mirror=mirror)
-    assert type(step.__self__) is mirror  # the mirror of ServingProfile.step_time_s was accepted
+    st = build.step_times(profile)
+    assert type(st) is build.StepTimes  # the mirror of ServingProfile.step_time_s was accepted
+    step, decode = st.step, st.decode
     rng = np.random.default_rng(5)
     n = 3000
     seqs = rng.integers(1, 1025, n).tolist()
@@ -43,15 +43,19 @@ def test_step_times_are_bitwise_the_profiles(model, gpu, tp, precision, mirror):
         assert step(p, q, d, c) == want(p, q, d, c)
 
 
-def test_other_profiles_use_their_own_step_time():
+@pytest.mark.parametrize("build", BUILDS, ids=lambda m: m.__name__)
+def test_other_profiles_use_their_own_step_time(build):
     profile = FakeProfile()
-    step, decode = step_times(profile)
-    assert step == profile.step_time_s
-    assert decode(3, 900) == profile.step_time_s(decode_seqs=3, decode_ctx_tokens=900)
+    st = build.step_times(profile)
+    assert type(st) is build.ProfileStepTimes
+    assert isinstance(st, build.StepTimes)  # what the compiled replica's typed attribute takes
+    for args in [(0, 0.0, 3, 900), (512, 1.5e5, 0, 0), (100, 2e4, 7, 12_000)]:
+        assert st.step(*args) == profile.step_time_s(*args)
+    assert st.decode(3, 900) == profile.step_time_s(decode_seqs=3, decode_ctx_tokens=900)
 
 
-@pytest.mark.parametrize("mirror", MIRRORS, ids=lambda m: m.__module__)
-def test_a_profile_whose_formula_differs_is_not_mirrored(mirror):
+@pytest.mark.parametrize("build", BUILDS, ids=lambda m: m.__name__)
+def test_a_profile_whose_formula_differs_is_not_mirrored(build):
     real = build_profile("llama-3.1-8b", "h100-sxm", tp=1, precision="bf16", mem_util=0.9)
 
     class Drifted(type(real)):
@@ -59,6 +63,7 @@ def test_a_profile_whose_formula_differs_is_not_mirrored(mirror):
             return 1.01 * super().step_time_s(*args, **kwargs)
 
     drifted = Drifted(**{f: getattr(real, f) for f in real.__dataclass_fields__})
-    step, decode = step_times(drifted, mirror=mirror)
-    assert step == drifted.step_time_s
-    assert decode(4, 1000) == drifted.step_time_s(0, 0.0, 4, 1000)
+    st = build.step_times(drifted)
+    assert type(st) is build.ProfileStepTimes
+    assert st.step(300, 4.5e4, 4, 1000) == drifted.step_time_s(300, 4.5e4, 4, 1000)
+    assert st.decode(4, 1000) == drifted.step_time_s(0, 0.0, 4, 1000)
