@@ -198,8 +198,13 @@ class ApiFleet:
         self.cost_usd = None if defer_price else self._token_cost(*self.price_parts)
 
     def _rate_limit(self, t_sub: np.ndarray, tokens: np.ndarray):
-        """The whole workload through the fleet's `TokenBuckets`."""
+        """The whole workload through the fleet's `TokenBuckets`; at once where no limit can
+        bind (`limits_never_bind`): then every request goes through on its first attempt, as the
+        buckets would send it."""
         n = len(t_sub)
+        if limits_never_bind(self.cfg, t_sub, tokens):
+            self.retries = 0
+            return t_sub.copy(), np.ones(n, dtype=np.int64), np.zeros(n, dtype=bool), []
         out = Attempts(0, n)
         buckets = TokenBuckets(self.cfg, self._jitter_rng)
         buckets.feed(t_sub.tolist(), tokens.tolist(), [out], math.inf)
@@ -230,6 +235,42 @@ class ApiFleet:
         if cfg.batch:
             token_usd = token_usd * cfg.batch_discount
         return np.where(ok, token_usd + cfg.price_usd_per_request, 0.0)
+
+
+def limits_never_bind(cfg: ApiFleetConfig, t_sub: np.ndarray, tokens: np.ndarray) -> bool:
+    """True if `TokenBuckets` would send every submission (at sorted times `t_sub` >= 0, needing
+    `tokens`) on its first attempt, shown for all at once with a margin for rounding.
+
+    Without a throttle a bucket's level just before submission i, refilled from full at t = 0,
+    is P_i = min(cap, P_(i-1) - c_(i-1) + rate (t_i - t_(i-1))), which unrolls to
+    P_i = rate t_i - C_(i-1) + min over j <= i of (cap - rate t_j + C_(j-1)), with C the running
+    sum of the costs c (1 per request; prompt + output tokens). No request is throttled if
+    P_i - c_i clears -_EPS everywhere; it is required to clear a margin far above the rounding
+    of either computation (each of the n sequential updates rounds by at most a few ulps of the
+    largest term), so the sequential loop, which rounds differently, sends them all too. False
+    (run the loop) whenever that is not shown, e.g. a limit that binds or comes close."""
+    n = len(t_sub)
+    if n == 0:
+        return True
+    t = np.asarray(t_sub, dtype=np.float64)
+    if not (t[0] >= 0.0 and np.all(np.diff(t) >= 0.0)):
+        return False
+    for cap, cost in (
+        (cfg.rpm_limit, np.ones(n)),
+        (cfg.tpm_limit, np.asarray(tokens, dtype=np.float64)),
+    ):
+        if cap is None:
+            continue
+        cap = float(cap)
+        rate = cap / 60.0
+        after = np.cumsum(cost)  # C_i
+        before = after - cost  # C_(i-1)
+        level = rate * t - before + np.minimum.accumulate(cap - rate * t + before)
+        largest = cap + rate * float(t[-1]) + float(after[-1])
+        margin = 16.0 * (n + 16) * np.finfo(np.float64).eps * largest + 1e-6
+        if not float(np.min(level - cost)) > margin:
+            return False
+    return True
 
 
 class Attempts:
