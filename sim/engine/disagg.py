@@ -92,12 +92,12 @@ class _PrefillPool:
 
     def new_replica(self):
         rep = super().new_replica()
-        # The replica calls `complete(i)` right after freeing the prompt's KV.
+        # The replica calls `complete(i, now)` right after freeing the prompt's KV.
         rep.complete = functools.partial(self._prefilled, rep)
         return rep
 
-    def _prefilled(self, rep, i: int) -> None:
-        GpuFleet.complete(self, i)
+    def _prefilled(self, rep, i: int, now: float) -> None:
+        GpuFleet.complete(self, i, now)
         self.owner.prefilled(i, rep)
 
     def drop(self, i: int, now: float | None = None) -> None:
@@ -118,8 +118,8 @@ class _DecodePool:
         super().warm(rep)
         self.owner.dispatch()
 
-    def complete(self, i: int) -> None:
-        super().complete(i)
+    def complete(self, i: int, now: float) -> None:
+        super().complete(i, now)
         self.owner.decoded(i)
 
     def drop(self, i: int, now: float | None = None) -> None:

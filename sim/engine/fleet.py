@@ -310,17 +310,21 @@ class GpuFleet:
         times = self._arrival_t
         now = self.env.now
         if times[0] > now:
-            self.env.schedule(Due(self._on_arrival_timeout), NORMAL, times[0] - now)
+            ev = Due(self._on_arrival_timeout)
+            ev.t = now + (times[0] - now)
+            self.env.schedule(ev, NORMAL, times[0] - now)
         else:
             self._arrive(0, now)
 
-    def _on_arrival_timeout(self, _ev) -> None:
-        # The request this timeout waited for arrives now, even if the clock (SimPy adds the
-        # delay to it) differs from its time in the last bit, as in the generator version.
-        self._arrive(self._arrival_next, self.env.now)
+    def _on_arrival_timeout(self, ev) -> None:
+        # The request this timeout waited for arrives now (`ev.t`, SimPy's clock), even if the
+        # clock (SimPy adds the delay to it) differs from its time in the last bit, as in the
+        # generator version.
+        self._arrive(self._arrival_next, ev.t)
 
     def _arrive(self, i: int, now: float) -> None:
-        """Request `i` arrives at `now`; then the following ones, each in its own timeout, or
+        """Request `i` arrives at `now` (SimPy's clock); then the following ones, each in its
+        own timeout, or
         absorbed: handled in this call, at the clock its timeout would have given, when that
         is strictly before every event in SimPy's queue. Between two events nothing else
         happens, and events the absorbed arrivals schedule land at the same times and in the
@@ -331,6 +335,7 @@ class GpuFleet:
         never_fits = self._never_fits
         plain, absorb = self._plain_submit, self._absorb
         streamed = self._chunks is not None
+        clock = now
         while True:
             self.n_arrived += 1
             # The next arrival's time, for `Replica._interrupt` (unknown past a chunk's end).
@@ -363,11 +368,11 @@ class GpuFleet:
             at = now + (t - now)  # the clock its timeout would give
             # Absorbed within twice SimPy's clock, so that what it schedules lands exactly
             # (`land_at`).
-            if absorb and at < env.peek() and at <= 2.0 * env.now:
+            if absorb and at < env.peek() and at <= 2.0 * clock:
                 now = at
                 continue
             self._arrival_next = i
-            schedule_from(env, Due(self._on_arrival_timeout), NORMAL, now, t - now)
+            schedule_from(env, Due(self._on_arrival_timeout), NORMAL, now, t - now, clock)
             return
 
     def _exhausted(self, now: float) -> None:
@@ -469,9 +474,9 @@ class GpuFleet:
                 best, best_score = r, score
         return best
 
-    def complete(self, i: int) -> None:
+    def complete(self, i: int, now: float) -> None:
+        """Request `i` generated its last token at `now` (SimPy's clock, from the replica)."""
         table = self.table
-        now = self.env.now
         # RequestTable.complete, inlined: once per request.
         table.w_finish_s[i] = now
         table.w_end_s[i] = now

@@ -16,6 +16,7 @@ from sim.engine._steptime_native cimport StepTimes  # the compiled steptime.py (
 cdef class Due:
     cdef public list callbacks
     cdef public bint _ok
+    cdef public double t
 
 
 cdef class Replica:
@@ -34,7 +35,7 @@ cdef class Replica:
     cdef public list prefilling, heap
     cdef public long long load, steps, kv_used, dec_ctx, _done
     cdef public tuple _step, _jump, _looked_up
-    cdef public double seq_s, kv_s
+    cdef public double seq_s, kv_s, seen
 
     cpdef enqueue(self, object i, double now, double next_arrival_s=*)
     cpdef _wait_at(self, double now, double delay, object callback, object priority)
@@ -65,12 +66,13 @@ cdef class Replica:
                    base=cython.longlong, need=cython.longlong)
     cpdef tuple _plan_step(self, double now)
     @cython.locals(freed=cython.longlong, steps=cython.longlong, finish_step=cython.longlong)
-    cpdef _pop_finished(self)
+    cpdef _pop_finished(self, double now)
 
 
 @cython.locals(best=Replica, r=Replica, low=cython.longlong)
 cpdef object least_loaded(list reps)
-cpdef schedule_from(object env, object event, object priority, double now, double delay)
+cpdef schedule_from(object env, Due event, object priority, double now, double delay,
+                    double clock=*)
 cpdef double landing_time(double now, double at)
 cpdef double _delay_to(double now, double at)
 @cython.locals(a=cython.double, b=cython.double, disc=cython.double, m=cython.longlong)

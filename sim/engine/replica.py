@@ -42,13 +42,18 @@ except ImportError:
 class Due:
     """The cheapest thing SimPy's event loop can process: `Environment.step` pops it off the
     queue, calls its callbacks and checks `_ok`, which is all a wake-up of the engine needs.
-    Scheduled with `Environment.schedule`, it sorts with real events by (time, priority, id)."""
+    Scheduled with `Environment.schedule`, it sorts with real events by (time, priority, id).
 
-    __slots__ = ("callbacks", "_ok")
+    `t` is the time it is processed at, SimPy's clock then: the scheduling helpers below set it
+    to clock + delay, the very sum SimPy computes, so a callback reads its time here instead of
+    calling the `Environment.now` property (NaN until scheduled by a helper that sets it)."""
+
+    __slots__ = ("callbacks", "_ok", "t")
 
     def __init__(self, callback):
         self.callbacks = [callback]
         self._ok = True
+        self.t = math.nan
 
 
 KILL = "kill"  # interrupt cause: the replica is gone (spot preemption), drop everything
@@ -84,7 +89,7 @@ class Replica:
             fleet.table.output,
         )
         self.resume_gen = fleet.resume_gen
-        self.complete = fleet.complete
+        self.complete = fleet.complete  # complete(i, now)
         # GPU busy intervals go straight into the fleet's `WindowSums` (its `add_interval`,
         # inlined: once per step or jump).
         busy = fleet.busy_gpu_s
@@ -132,6 +137,8 @@ class Replica:
             and self.pcache is None
         )
         self._looked_up: tuple = (-1, [])  # the last lookup: (request, its keys)
+        # SimPy's clock at this replica's last event (a lower bound of the clock ever after).
+        self.seen = 0.0
         self.seq_s = 0.0  # running sequences x seconds, over steps and jumps (batch occupancy)
         self.kv_s = 0.0  # KV tokens held x seconds (KV occupancy)
 
@@ -214,6 +221,7 @@ class Replica:
     # -- the engine loop -------------------------------------------------------------------------
     def _wait(self, delay: float, callback, priority=NORMAL) -> None:
         ev = Due(callback)
+        ev.t = self.env.now + delay
         self.env.schedule(ev, priority, delay)
         self._ev = ev
 
@@ -224,13 +232,15 @@ class Replica:
         schedule_from(self.env, ev, priority, now, delay)
         self._ev = ev
 
-    def _on_wake(self, _ev) -> None:
-        self._run(self.env.now)
+    def _on_wake(self, ev) -> None:
+        self.seen = ev.t
+        self._run(ev.t)
 
-    def _on_step_end(self, _ev) -> None:
+    def _on_step_end(self, ev) -> None:
         # The step's effects (once per step), then plan the next one.
         chunks, n_dec, start = self._step
-        now = self.env.now
+        now = ev.t
+        self.seen = now
         self._busy_t0.append(start)
         self._busy_t1.append(now)
         if len(self._busy_t1) >= self._busy_chunk:
@@ -249,7 +259,7 @@ class Replica:
             self.kv_used += n_dec
             heap = self.heap
             if heap and heap[0][0] <= self.steps:
-                self._pop_finished()
+                self._pop_finished(now)
         if chunks:
             table = self.table
             resume_gen = self.resume_gen
@@ -276,15 +286,16 @@ class Replica:
                     if self.pcache is not None:
                         self._cache_release(i, True)
                     self.kv_used -= kv
-                    self.complete(i)
+                    self.complete(i, now)
                     continue
                 finish_step = self.steps + out - generated
                 self.dec[i] = (self.steps, generated, kv, finish_step)
                 heappush(self.heap, (finish_step, i))
                 self.dec_ctx += kv
 
-    def _on_jump_end(self, _ev) -> None:
-        self._end_jump(self.env.now)
+    def _on_jump_end(self, ev) -> None:
+        self.seen = ev.t
+        self._end_jump(ev.t)
 
     def _end_jump(self, now: float) -> None:
         """The jump's last step ended at `now`: all `_done` steps of it, or fewer if it was cut
@@ -308,7 +319,7 @@ class Replica:
         self.dec_ctx += n * done
         self.kv_used += n * done
         if self.heap[0][0] <= steps:
-            self._pop_finished()
+            self._pop_finished(now)
         self._run(now)
 
     def _interrupt(self, now: float, next_arrival_s: float = -math.inf) -> None:
@@ -347,13 +358,14 @@ class Replica:
 
     def _preplanned(self, cut: float, next_arrival_s: float) -> bool:
         """Apply the cut ending at `cut` and plan what follows it now, if that is exact (and
-        the cut is within twice SimPy's clock, as `land_at` needs)."""
+        the cut is within twice SimPy's clock, as `land_at` needs: checked against `seen`, a
+        lower bound of the clock)."""
         fleet = self.fleet
         if (
             cut < next_arrival_s
             and cut < fleet.stop_at
             and cut < fleet.next_decision_s
-            and cut <= 2.0 * self.env.now
+            and cut <= 2.0 * self.seen
         ):
             self._end_jump(cut)
             return True
@@ -633,13 +645,14 @@ class Replica:
                 pc.add_idle(written[len(keys) :])
         pc.unpin(keys)
 
-    def _pop_finished(self) -> None:
+    def _pop_finished(self, now: float) -> None:
+        """Requests whose last token is generated by now (`now`: the clock) complete."""
         heap, dec, steps, running = self.heap, self.dec, self.steps, self.running
         complete = self.complete
         pc = self.pcache
         if pc is not None:  # before any KV is freed (the frees land after the loop)
             pc.trim(self.kv_cap - self.kv_used)
-            self._pop_finished_cached()
+            self._pop_finished_cached(now)
             return
         freed = 0
         while heap and heap[0][0] <= steps:
@@ -651,11 +664,11 @@ class Replica:
             freed += d[2] + steps - d[0]
             del running[i]
             self.load -= 1
-            complete(i)
+            complete(i, now)
         self.dec_ctx -= freed
         self.kv_used -= freed
 
-    def _pop_finished_cached(self) -> None:
+    def _pop_finished_cached(self, now: float) -> None:
         """`_pop_finished` with a prefix cache: the blocks of requests finishing at the same
         step turn idle in request order (the cache's LRU order depends on it), whatever their
         ids; on the streaming path ids are reused slots, so they are ordered by request."""
@@ -678,7 +691,7 @@ class Replica:
             freed += d[2] + steps - d[0]
             del running[i]
             self.load -= 1
-            self.complete(i)
+            self.complete(i, now)
         self.dec_ctx -= freed
         self.kv_used -= freed
 
@@ -727,14 +740,22 @@ def schedule_at(env: simpy.Environment, event, priority, at: float) -> None:
     is the first time >= at it can reach. That is `at` itself except in a rounding tie (the
     clock's last bit halfway between two times of `at`'s binade, possible only when `at` lies in
     a higher power-of-two range than the clock): then the event lands one ulp after `at`."""
-    env.schedule(event, priority, _delay_to(env.now, at))
+    clock = env.now
+    delay = _delay_to(clock, at)
+    event.t = clock + delay
+    env.schedule(event, priority, delay)
 
 
-def schedule_from(env: simpy.Environment, event, priority, now: float, delay: float) -> None:
+def schedule_from(
+    env: simpy.Environment, event, priority, now: float, delay: float, clock: float = -1.0
+) -> None:
     """`env.schedule(event, priority, delay)` from a clock `now` that may be ahead of SimPy's
     (an absorbed arrival or a planned cut): the event lands at exactly now + delay, the time it
-    would have had."""
-    if now == env.now:
+    would have had. clock: SimPy's clock if the caller knows it (else read, when negative)."""
+    if clock < 0.0:
+        clock = env.now
+    if now == clock:
+        event.t = clock + delay
         env.schedule(event, priority, delay)
     else:
         land_at(env, event, priority, now + delay, now)
@@ -748,6 +769,7 @@ def land_at(env: simpy.Environment, event, priority, at: float, now: float) -> N
     (reachable: within twice the clock) schedules it from there."""
     clock = env.now
     if at <= 2.0 * clock:  # at - now and at - clock are exact (Sterbenz): it lands at `at`
+        event.t = clock + (at - clock)
         env.schedule(event, priority, at - clock)
         return
     target = landing_time(now, at)
@@ -864,7 +886,7 @@ class ExpReplica:
                 yield env.timeout(self.rng.exponential(self.mean_s))
                 self.busy = False
                 self.fleet.busy_gpu_s.add_interval(start, env.now)
-                self.fleet.complete(i)
+                self.fleet.complete(i, env.now)
         except simpy.Interrupt as irq:
             if irq.cause != KILL:
                 raise
