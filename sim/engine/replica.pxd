@@ -34,7 +34,11 @@ cdef class Replica:
     cdef public dict running, todo, ctx, dec, pinned
     cdef public list prefilling, heap
     cdef public long long load, steps, kv_used, dec_ctx, _done
-    cdef public tuple _step, _jump, _looked_up
+    cdef public tuple _looked_up
+    cdef public list _step_chunks
+    cdef public long long _step_n_dec, _jump_k, _jump_n
+    cdef public double _step_start, _jump_start, _jump_t0, _jump_delta, _jump_head
+    cdef public bint _jump_merged
     cdef public double seq_s, kv_s, seen
 
     cpdef enqueue(self, object i, double now, double next_arrival_s=*)
@@ -54,7 +58,8 @@ cdef class Replica:
                    generated=cython.longlong, finish_step=cython.longlong)
     cpdef bint _merge_head(self, list chunks, long long n_dec, double dt, double now)
     @cython.locals(start=cython.double, n=cython.longlong, done=cython.longlong,
-                   took=cython.double, steps=cython.longlong)
+                   took=cython.double, steps=cython.longlong, merged=cython.bint,
+                   head=cython.double)
     cpdef _end_jump(self, double now)
     @cython.locals(c=cython.longlong, left=cython.longlong, generated=cython.longlong,
                    kv=cython.longlong, out=cython.longlong, finish_step=cython.longlong)

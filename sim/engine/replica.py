@@ -119,9 +119,20 @@ class Replica:
         self.interruptible = False  # in a jump: a wake-up ends it at the next step boundary
         self.idle = False  # waiting for work: `poke` schedules the wake-up
         self._ev: Due | None = None  # the event the engine loop waits for
-        self._step: tuple = ()  # the plain step in progress: (chunks, n_dec, start_s)
-        # the jump in progress: (start_s, t0, delta, k, n_dec, start of a merged prefill step)
-        self._jump: tuple = ()
+        # The plain step in progress: its prefill chunks, decoders and start.
+        self._step_chunks: list = []
+        self._step_n_dec = 0
+        self._step_start = 0.0
+        # The jump in progress: k decode steps of n sequences from `start`, the i-th (from 0)
+        # lasting t0 + i * delta; `merged`: a prefill step ran from `head` to `start` before it
+        # in the same event (`_merge_head`).
+        self._jump_start = 0.0
+        self._jump_t0 = 0.0
+        self._jump_delta = 0.0
+        self._jump_k = 0
+        self._jump_n = 0
+        self._jump_merged = False
+        self._jump_head = 0.0
         self._done = 0  # steps of the jump in progress (fewer once it is cut short)
         self._head_open = False  # a merged prefill step's busy time is not recorded yet
         # Per-replica prefix cache (engine.prefix_cache = true), else None: the hot path only
@@ -238,7 +249,7 @@ class Replica:
 
     def _on_step_end(self, ev) -> None:
         # The step's effects (once per step), then plan the next one.
-        chunks, n_dec, start = self._step
+        chunks, n_dec, start = self._step_chunks, self._step_n_dec, self._step_start
         now = ev.t
         self.seen = now
         self._busy_t0.append(start)
@@ -301,18 +312,18 @@ class Replica:
         """The jump's last step ended at `now`: all `_done` steps of it, or fewer if it was cut
         short."""
         self.interruptible = False
-        start, _, _, _, n, head = self._jump
+        start, n, merged, head = self._jump_start, self._jump_n, self._jump_merged, self._jump_head
         done = self._done
-        if head is not None:  # a merged prefill step ran from `head` to `start`
+        if merged:  # a merged prefill step ran from `head` to `start`
             self._head_open = False
             self._busy_t0.append(head)
             self._busy_t1.append(start)
-        if head is None or done:
+        if not merged or done:
             self._busy_t0.append(start)
             self._busy_t1.append(now)
         if len(self._busy_t1) >= self._busy_chunk:
             self._busy_spread()
-        took = now - (start if head is None else head)
+        took = now - (head if merged else start)
         self.seq_s += len(self.running) * took
         self.kv_s += (self.kv_used + n * done / 2) * took
         self.steps = steps = self.steps + done
@@ -334,9 +345,9 @@ class Replica:
         request finishes at it, nothing can reach or read this replica's queue before the cut,
         so the step after it is the one the cut's event would plan. The cut's effects and that
         step are worked out now, at the cut's time, and only the step's end is an event."""
-        start, t0, delta, k, _, head = self._jump
+        start, t0, delta, k = self._jump_start, self._jump_t0, self._jump_delta, self._jump_k
         env = self.env
-        if head is not None and now < start:
+        if self._jump_merged and now < start:
             # During a merged prefill step: cut at its end, where the plain step would have ended.
             self._done = 0
             if self.preplan and self._preplanned(landing_time(now, start), next_arrival_s):
@@ -410,7 +421,12 @@ class Replica:
                     t0 = self.st.decode(n, dec_ctx)
                     t_last = self.st.decode(n, dec_ctx + n * (k - 1))
                     delta = (t_last - t0) / (k - 1)
-                    self._jump = (now, t0, delta, k, n, None)
+                    self._jump_start = now
+                    self._jump_t0 = t0
+                    self._jump_delta = delta
+                    self._jump_k = k
+                    self._jump_n = n
+                    self._jump_merged = False
                     self._done = k
                     self.interruptible = True
                     self._wait_at(now, k * t0 + delta * k * (k - 1) / 2, self._on_jump_end, NORMAL)
@@ -427,7 +443,9 @@ class Replica:
             dt = self.st.step(prefill, attn, n_dec, self.dec_ctx if n_dec else 0)
             if self.merge and chunks and self._merge_head(chunks, n_dec, dt, now):
                 return
-            self._step = (chunks, n_dec, now)
+            self._step_chunks = chunks
+            self._step_n_dec = n_dec
+            self._step_start = now
             self._wait_at(now, dt, self._on_step_end, NORMAL)
             return
 
@@ -475,7 +493,13 @@ class Replica:
         dec_ctx = self.dec_ctx
         t0 = self.st.decode(n, dec_ctx)
         delta = (self.st.decode(n, dec_ctx + n * (k - 1)) - t0) / (k - 1)
-        self._jump = (t1, t0, delta, k, n, head)
+        self._jump_start = t1
+        self._jump_t0 = t0
+        self._jump_delta = delta
+        self._jump_k = k
+        self._jump_n = n
+        self._jump_merged = True
+        self._jump_head = head
         self._head_open = True
         self._done = k
         self.interruptible = True
@@ -487,10 +511,10 @@ class Replica:
     def settle(self, end: float) -> None:
         """At the end of a run: the busy time of a merged prefill step that ended by `end`
         (the plain step's end event would have recorded it)."""
-        if self._head_open and self._jump[0] <= end:
+        if self._head_open and self._jump_start <= end:
             self._head_open = False
-            self._busy_t0.append(self._jump[5])
-            self._busy_t1.append(self._jump[0])
+            self._busy_t0.append(self._jump_head)
+            self._busy_t1.append(self._jump_start)
 
     # -- scheduling ------------------------------------------------------------------------------
     def _need(self, i: int) -> int:
