@@ -108,6 +108,7 @@ class GpuFleet:
         self.stop_at = math.inf
         self.next_decision_s = -math.inf
         self._chunks = None  # a streamed workload's remaining chunks (start_stream_arrivals)
+        self._arrival_cb = self._on_arrival_timeout  # bound once, not once per arrival event
         self._rr = 0
         self._service_rng = rng.spawn(1)[0]
         self._setup_prefix_cache(engine, table)
@@ -310,7 +311,7 @@ class GpuFleet:
         times = self._arrival_t
         now = self.env.now
         if times[0] > now:
-            ev = Due(self._on_arrival_timeout)
+            ev = Due(self._arrival_cb)
             ev.t = now + (times[0] - now)
             self.env.schedule(ev, NORMAL, times[0] - now)
         else:
@@ -372,7 +373,7 @@ class GpuFleet:
                 now = at
                 continue
             self._arrival_next = i
-            schedule_from(env, Due(self._on_arrival_timeout), NORMAL, now, t - now, clock)
+            schedule_from(env, Due(self._arrival_cb), NORMAL, now, t - now, clock)
             return
 
     def _exhausted(self, now: float) -> None:

@@ -30,7 +30,7 @@ cdef class Replica:
     cdef public long long rid, gpus, kv_cap, max_seqs, max_tokens
     cdef public bint chunked, jump_enabled, merge, preplan
     cdef public bint interruptible, idle, _head_open
-    cdef public object waiting, state, _ev, pcache
+    cdef public object waiting, state, _ev, pcache, _wake_cb, _step_end_cb, _jump_end_cb
     cdef public dict running, todo, ctx, dec, pinned
     cdef public list prefilling, heap
     cdef public long long load, steps, kv_used, dec_ctx, _done

@@ -150,6 +150,10 @@ class Replica:
         self._looked_up: tuple = (-1, [])  # the last lookup: (request, its keys)
         # SimPy's clock at this replica's last event (a lower bound of the clock ever after).
         self.seen = 0.0
+        # The engine loop's callbacks, bound once (not once per event).
+        self._wake_cb = self._on_wake
+        self._step_end_cb = self._on_step_end
+        self._jump_end_cb = self._on_jump_end
         self.seq_s = 0.0  # running sequences x seconds, over steps and jumps (batch occupancy)
         self.kv_s = 0.0  # KV tokens held x seconds (KV occupancy)
 
@@ -161,7 +165,7 @@ class Replica:
     def start(self) -> None:
         self.state = "warm"
         # Where a new process's Initialize event would run: urgent, at the current time.
-        self._wait(0.0, self._on_wake, URGENT)
+        self._wait(0.0, self._wake_cb, URGENT)
 
     def enqueue(self, i: int, now: float, next_arrival_s: float = -math.inf) -> None:
         """Queue request `i`, arriving at `now` (the clock, or the clock an absorbed arrival
@@ -172,7 +176,7 @@ class Replica:
         # `poke(need_admissible=True)`, inlined: once per arrival.
         if self.idle:
             self.idle = False
-            self._wait_at(now, 0.0, self._on_wake, NORMAL)
+            self._wait_at(now, 0.0, self._wake_cb, NORMAL)
         elif self.interruptible and self._admissible(len(self.dec)):
             self.interruptible = False
             self._ev.callbacks.clear()  # the jump's end no longer resumes us
@@ -182,7 +186,7 @@ class Replica:
         """Wake the loop if it sleeps (idle) or jumps and could now admit work or retire."""
         if self.idle:
             self.idle = False
-            self._wait(0.0, self._on_wake, NORMAL)
+            self._wait(0.0, self._wake_cb, NORMAL)
             return
         if not self.interruptible:
             return
@@ -352,7 +356,7 @@ class Replica:
             self._done = 0
             if self.preplan and self._preplanned(landing_time(now, start), next_arrival_s):
                 return
-            ev = Due(self._on_jump_end)
+            ev = Due(self._jump_end_cb)
             land_at(env, ev, NORMAL, start, now)
             self._ev = ev
             return
@@ -365,7 +369,7 @@ class Replica:
             # The time the cut's event lands at (`_wait_at`).
             if self._preplanned(now + delay, next_arrival_s):
                 return
-        self._wait_at(now, delay, self._on_jump_end, NORMAL if rest > 0 else URGENT)
+        self._wait_at(now, delay, self._jump_end_cb, NORMAL if rest > 0 else URGENT)
 
     def _preplanned(self, cut: float, next_arrival_s: float) -> bool:
         """Apply the cut ending at `cut` and plan what follows it now, if that is exact (and
@@ -429,7 +433,7 @@ class Replica:
                     self._jump_merged = False
                     self._done = k
                     self.interruptible = True
-                    self._wait_at(now, k * t0 + delta * k * (k - 1) / 2, self._on_jump_end, NORMAL)
+                    self._wait_at(now, k * t0 + delta * k * (k - 1) / 2, self._jump_end_cb, NORMAL)
                     return
             chunks, prefill, n_dec, attn = self._plan_step(now)
             if not chunks and not n_dec:
@@ -446,7 +450,7 @@ class Replica:
             self._step_chunks = chunks
             self._step_n_dec = n_dec
             self._step_start = now
-            self._wait_at(now, dt, self._on_step_end, NORMAL)
+            self._wait_at(now, dt, self._step_end_cb, NORMAL)
             return
 
     def _merge_head(self, chunks, n_dec: int, dt: float, now: float) -> bool:
@@ -503,7 +507,7 @@ class Replica:
         self._head_open = True
         self._done = k
         self.interruptible = True
-        ev = Due(self._on_jump_end)
+        ev = Due(self._jump_end_cb)
         land_at(env, ev, NORMAL, t1 + (k * t0 + delta * k * (k - 1) / 2), now)
         self._ev = ev
         return True
