@@ -32,6 +32,7 @@ from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import DROPPED, OK
 
 ROUTERS = ("round_robin", "least_outstanding", "jsq", "prefix_affinity")
+_UNKNOWN = -math.inf  # the next arrival's time past the end of a streamed chunk
 
 
 class GpuFleet:
@@ -325,33 +326,33 @@ class GpuFleet:
 
     def _arrive(self, i: int, now: float) -> None:
         """Request `i` arrives at `now` (SimPy's clock); then the following ones, each in its
-        own timeout, or
-        absorbed: handled in this call, at the clock its timeout would have given, when that
-        is strictly before every event in SimPy's queue. Between two events nothing else
-        happens, and events the absorbed arrivals schedule land at the same times and in the
-        same order as with one timeout each, so the results are the same (exact)."""
+        own timeout, or absorbed: handled in this call, at the clock its timeout would have
+        given, when that is strictly before every event in SimPy's queue. Between two events
+        nothing else happens, and events the absorbed arrivals schedule land at the same times
+        and in the same order as with one timeout each, so the results are the same (exact)."""
         times = self._arrival_t
         n = len(times)
         env = self.env
+        peek, route = env.peek, self.route
         never_fits = self._never_fits
         plain, absorb = self._plain_submit, self._absorb
         streamed = self._chunks is not None
+        if streamed:  # the current chunk's columns (read again when the next chunk loads)
+            assign, base, keys = self.table.assign, self._chunk_base, self._chunk_keys
+            prompt, output, cached = self._chunk
         clock = now
         while True:
             self.n_arrived += 1
             # The next arrival's time, for `Replica._interrupt` (unknown past a chunk's end).
-            t_next = times[i + 1] if i + 1 < n else -math.inf
+            t_next = times[i + 1] if i + 1 < n else _UNKNOWN
             if streamed:
-                prompt, output, cached = self._chunk
-                j = self.table.assign(
-                    self._chunk_base + i, times[i], prompt[i], output[i], cached[i]
-                )
-                if self._chunk_keys is not None:
-                    self.prefix_keys.bind(j, self._chunk_keys, i)
+                j = assign(base + i, times[i], prompt[i], output[i], cached[i])
+                if keys is not None:
+                    self.prefix_keys.bind(j, keys, i)
             else:
                 j = i
             if plain and not never_fits[j]:
-                self.route(j, now, t_next)  # `submit(j)`, inlined for fleets that never divert
+                route(j, now, t_next)  # `submit(j)`, inlined for fleets that never divert
             else:
                 self.submit(j, now)
             i += 1
@@ -363,13 +364,15 @@ class GpuFleet:
                 times = self._arrival_t
                 n = len(times)
                 i = 0
+                base, keys = self._chunk_base, self._chunk_keys
+                prompt, output, cached = self._chunk
             t = times[i]
             if t <= now:  # a same-time arrival: at this clock
                 continue
             at = now + (t - now)  # the clock its timeout would give
             # Absorbed within twice SimPy's clock, so that what it schedules lands exactly
             # (`land_at`).
-            if absorb and at < env.peek() and at <= 2.0 * clock:
+            if absorb and at < peek() and at <= 2.0 * clock:
                 now = at
                 continue
             self._arrival_next = i
