@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-# One OpenBLAS thread per process, as `sim` sets for itself and its workers (sim/cli/_threads.py):
-# set before NumPy loads.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# One OpenBLAS thread per process, as `sim` sets for itself and its workers: before NumPy loads.
+import sim.cli._threads  # noqa: E402, F401, I001
 
 import numpy as np  # noqa: E402
 import simpy  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sim.backends import ProcessPool  # noqa: E402
 from sim.engine import simulate_fleet  # noqa: E402

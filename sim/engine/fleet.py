@@ -312,9 +312,7 @@ class GpuFleet:
         times = self._arrival_t
         now = self.env.now
         if times[0] > now:
-            ev = Due(self._arrival_cb)
-            ev.t = now + (times[0] - now)
-            self.env.schedule(ev, NORMAL, times[0] - now)
+            schedule_from(self.env, Due(self._arrival_cb), NORMAL, now, times[0] - now, now)
         else:
             self._arrive(0, now)
 

@@ -165,7 +165,7 @@ class Replica:
     def start(self) -> None:
         self.state = "warm"
         # Where a new process's Initialize event would run: urgent, at the current time.
-        self._wait(0.0, self._wake_cb, URGENT)
+        self._wait_at(self.env.now, 0.0, self._wake_cb, URGENT)
 
     def enqueue(self, i: int, now: float, next_arrival_s: float = -math.inf) -> None:
         """Queue request `i`, arriving at `now` (the clock, or the clock an absorbed arrival
@@ -186,7 +186,7 @@ class Replica:
         """Wake the loop if it sleeps (idle) or jumps and could now admit work or retire."""
         if self.idle:
             self.idle = False
-            self._wait(0.0, self._wake_cb, NORMAL)
+            self._wait_at(self.env.now, 0.0, self._wake_cb, NORMAL)
             return
         if not self.interruptible:
             return
@@ -234,15 +234,9 @@ class Replica:
         return reqs
 
     # -- the engine loop -------------------------------------------------------------------------
-    def _wait(self, delay: float, callback, priority=NORMAL) -> None:
-        ev = Due(callback)
-        ev.t = self.env.now + delay
-        self.env.schedule(ev, priority, delay)
-        self._ev = ev
-
     def _wait_at(self, now: float, delay: float, callback, priority) -> None:
-        """`_wait` from a clock `now` that may be ahead of SimPy's (an absorbed arrival): the
-        event lands at exactly now + delay, the time it would have had."""
+        """Wait `delay` from `now`, SimPy's clock or a clock ahead of it (an absorbed arrival, a
+        planned cut): the event lands at exactly now + delay, the time it would have had."""
         ev = Due(callback)
         schedule_from(self.env, ev, priority, now, delay)
         self._ev = ev
