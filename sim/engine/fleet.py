@@ -17,7 +17,6 @@ import simpy
 from simpy.events import NORMAL, URGENT
 
 from sim.engine import native
-from sim.engine.accounting import WindowSums
 from sim.engine.events import EventLog
 from sim.engine.native import Due, schedule_at, schedule_from
 from sim.engine.prefix import (
@@ -79,7 +78,7 @@ class GpuFleet:
             self.kv_cap = int(profile.kv_capacity_tokens)
             # every replica's step times (`st.step`, `st.decode`), from the build in use
             self._step_times = native.step_times(profile)
-        self.busy_gpu_s = WindowSums(window_s, gpus_per_replica)  # busy GPU-seconds
+        self.busy_gpu_s = self.replica_impl.BusySums(window_s, gpus_per_replica)  # GPU-seconds
         self._router, self._max_queue = engine.router, engine.max_queue  # read once per arrival
         if isinstance(table, SlotTable):
             table.kv_cap = self.kv_cap  # each slot's flag is set when a request arrives

@@ -19,14 +19,24 @@ cdef class Due:
     cdef public double t
 
 
+cdef class BusySums:
+    cdef public double window_s, weight, _end
+    cdef public Py_ssize_t _cap
+    cdef public object values
+    cdef double[::1] _v
+
+    @cython.locals(w=cython.double, k0=cython.longlong, k1=cython.longlong,
+                   weight=cython.double, k=cython.longlong, v=cython.double[::1])
+    cpdef add(self, double t0, double t1)
+    cpdef _grow(self, Py_ssize_t n)
+
+
 cdef class Replica:
     cdef dict __dict__
     cdef public object env, fleet, table
     cdef public StepTimes st
     cdef public object prompt, cached, output, resume_gen, complete
-    cdef public list _busy_t0, _busy_t1
-    cdef public object _busy_spread
-    cdef public Py_ssize_t _busy_chunk
+    cdef public BusySums busy
     cdef public long long rid, gpus, kv_cap, max_seqs, max_tokens
     cdef public bint chunked, jump_enabled, merge, preplan
     cdef public bint interruptible, idle, _head_open
@@ -78,6 +88,8 @@ cdef class Replica:
 cpdef object least_loaded(list reps)
 cpdef schedule_from(object env, Due event, object priority, double now, double delay,
                     double clock=*)
+@cython.locals(mod=cython.double, div=cython.double, fl=cython.double)
+cpdef double _floordiv(double a, double b)
 cpdef double landing_time(double now, double at)
 cpdef double _delay_to(double now, double at)
 @cython.locals(a=cython.double, b=cython.double, disc=cython.double, m=cython.longlong)

@@ -22,6 +22,7 @@ integer and float arithmetic stays in the order written here.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from heapq import heappop, heappush
 from operator import attrgetter
@@ -54,6 +55,83 @@ class Due:
         self.callbacks = [callback]
         self._ok = True
         self.t = math.nan
+
+
+class BusySums:
+    """GPU busy seconds per window of `window_s`, times `weight` (the GPUs of one replica): each
+    step or jump adds its interval as it ends (`add`), split into the windows it overlaps.
+
+    The parts are added to their windows one call at a time, in call order, with the very float
+    operations of `accounting.WindowSums` (which spreads a chunk of recorded intervals with NumPy
+    at once): the same sums, without holding the intervals (tests/engine/test_window_sums.py). The
+    window of a time is `t // window_s` as Python computes it (`_floordiv`)."""
+
+    def __init__(self, window_s: float, weight: float = 1.0):
+        self.window_s = window_s
+        self.weight = weight
+        self._cap = 0  # windows held
+        self._end = 0.0  # a time from which on an interval may need more windows
+        self.values = array("d")
+        self._v = self.values
+
+    def add(self, t0: float, t1: float) -> None:
+        """Add weight x (overlap of [t0, t1] with each window)."""
+        w = self.window_s
+        if t1 >= self._end:  # more windows, counted before anything is cast or allocated
+            check_window_count(t1, w)
+        k0 = int(_floordiv(t0, w))
+        k1 = int(_floordiv(t1, w))
+        if k1 >= self._cap:
+            self._grow(k1 + 1)
+        weight = self.weight
+        v = self._v
+        if k0 == k1:
+            v[k0] += (t1 - t0) * weight
+            return
+        # First, whole middles, last: as WindowSums' parts.
+        v[k0] += ((k0 + 1) * w - t0) * weight
+        for k in range(k0 + 1, k1):
+            v[k] += w * weight
+        v[k1] += (t1 - k1 * w) * weight
+
+    def _grow(self, n: int) -> None:
+        cap = max(n, 2 * self._cap, 64)
+        values = array("d", bytes(8 * cap))
+        values[: self._cap] = self.values[: self._cap]
+        self.values = values
+        self._v = values
+        self._cap = cap
+        self._end = (cap - 1) * self.window_s
+
+    def array(self, n_windows: int):
+        """The sums of the first `n_windows` windows (zeros beyond those added to)."""
+        import numpy as np
+
+        out = np.zeros(n_windows)
+        m = min(n_windows, self._cap)
+        out[:m] = np.frombuffer(self.values, dtype=np.float64, count=m)
+        return out
+
+
+def _floordiv(a: float, b: float) -> float:
+    """`a // b` for a >= 0 and b > 0 as Python and NumPy compute it (through fmod, which can
+    differ from floor(a / b) in the last place: 1.0 // 0.1 is 9.0), in both builds. For such
+    operands `a % b` is fmod(a, b) in Python and in Cython's C, where no Python call is made
+    (Cython's floor division of C doubles is floor(a / b), hence this helper)."""
+    mod = a % b
+    div = (a - mod) / b
+    if div:
+        fl = div - div % 1.0  # floor(div), exact: the difference is representable
+        if div - fl > 0.5:
+            fl += 1.0
+        return fl
+    return 0.0
+
+
+def check_window_count(end_s: float, window_s: float) -> None:
+    from sim.engine.accounting import check_window_count as check
+
+    check(end_s, window_s)
 
 
 KILL = "kill"  # interrupt cause: the replica is gone (spot preemption), drop everything
@@ -90,11 +168,7 @@ class Replica:
         )
         self.resume_gen = fleet.resume_gen
         self.complete = fleet.complete  # complete(i, now)
-        # GPU busy intervals go straight into the fleet's `WindowSums` (its `add_interval`,
-        # inlined: once per step or jump).
-        busy = fleet.busy_gpu_s
-        self._busy_t0, self._busy_t1, self._busy_spread = busy._t0, busy._t1, busy._spread
-        self._busy_chunk = busy.CHUNK
+        self.busy = fleet.busy_gpu_s  # the fleet's BusySums: a C call per step or jump
         self.kv_cap = int(profile.kv_capacity_tokens)
         engine = fleet.engine
         self.max_seqs = engine.max_batch_seqs
@@ -250,10 +324,7 @@ class Replica:
         chunks, n_dec, start = self._step_chunks, self._step_n_dec, self._step_start
         now = ev.t
         self.seen = now
-        self._busy_t0.append(start)
-        self._busy_t1.append(now)
-        if len(self._busy_t1) >= self._busy_chunk:
-            self._busy_spread()
+        self.busy.add(start, now)
         self.seq_s += len(self.running) * (now - start)
         self.kv_s += self.kv_used * (now - start)
         self._apply_step(chunks, n_dec, now)
@@ -314,13 +385,9 @@ class Replica:
         done = self._done
         if merged:  # a merged prefill step ran from `head` to `start`
             self._head_open = False
-            self._busy_t0.append(head)
-            self._busy_t1.append(start)
+            self.busy.add(head, start)
         if not merged or done:
-            self._busy_t0.append(start)
-            self._busy_t1.append(now)
-        if len(self._busy_t1) >= self._busy_chunk:
-            self._busy_spread()
+            self.busy.add(start, now)
         took = now - (head if merged else start)
         self.seq_s += len(self.running) * took
         self.kv_s += (self.kv_used + n * done / 2) * took
@@ -511,8 +578,7 @@ class Replica:
         (the plain step's end event would have recorded it)."""
         if self._head_open and self._jump_start <= end:
             self._head_open = False
-            self._busy_t0.append(self._jump_head)
-            self._busy_t1.append(self._jump_start)
+            self.busy.add(self._jump_head, self._jump_start)
 
     # -- scheduling ------------------------------------------------------------------------------
     def _need(self, i: int) -> int:
@@ -907,7 +973,7 @@ class ExpReplica:
                 self.busy = True
                 yield env.timeout(self.rng.exponential(self.mean_s))
                 self.busy = False
-                self.fleet.busy_gpu_s.add_interval(start, env.now)
+                self.fleet.busy_gpu_s.add(start, env.now)
                 self.fleet.complete(i, env.now)
         except simpy.Interrupt as irq:
             if irq.cause != KILL:

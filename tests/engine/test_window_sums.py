@@ -1,12 +1,18 @@
-"""GPU busy seconds per window: the deferred, vectorised spreading must give exactly the floats of
-adding each interval to its windows one call at a time (the engine's original loop)."""
+"""Seconds per window: the deferred, vectorised spreading (`WindowSums`) and the replica's
+running sums (`BusySums`, in both builds) must give exactly the floats of adding each interval to
+its windows one call at a time (the engine's original loop)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from sim.engine import native
+from sim.engine import replica as python_replica
 from sim.engine.accounting import WindowSums
+from sim.errors import InputError
+
+BUILDS = [python_replica] + ([native.compiled_replica] if native.compiled_replica else [])
 
 
 def one_at_a_time(intervals, window_s, weight, n_windows):
@@ -49,3 +55,52 @@ def test_window_sums_equal_the_one_at_a_time_loop(chunk, monkeypatch):
 
 def test_no_interval_is_all_zero():
     assert np.array_equal(WindowSums(60.0, 4).array(3), np.zeros(3))
+
+
+def random_cases(seed: int, n_cases: int):
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        window_s = float(rng.choice([60.0, 30.0, 1.0, 7.3, 0.1, 0.3]))
+        weight = float(rng.choice([1, 4, 8, 2.5]))
+        n = int(rng.integers(1, 300))
+        t0 = np.sort(rng.uniform(0, 3000, n))
+        t1 = t0 + rng.exponential(float(rng.choice([0.01, 5.0, 200.0])), n)
+        # Times on window edges and their neighbours, where t // w and floor(t / w) may differ.
+        edge = rng.integers(0, 3000, n) * window_s
+        on_edge = rng.random(n) < 0.2
+        t0 = np.where(on_edge, np.nextafter(edge, edge + rng.choice([-1.0, 1.0], n)), t0)
+        t0 = np.maximum(t0, 0.0)
+        t1 = np.maximum(t1, t0)
+        yield window_s, weight, list(zip(t0.tolist(), t1.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_busy_sums_equal_window_sums_in_either_build(build):
+    for window_s, weight, intervals in random_cases(12, 150):
+        busy = build.BusySums(window_s, weight)
+        sums = WindowSums(window_s, weight)
+        for a, b in intervals:
+            busy.add(a, b)
+            sums.add_interval(a, b)
+        n_windows = int(max(b for _, b in intervals) // window_s) + 3
+        assert np.array_equal(busy.array(n_windows), sums.array(n_windows))
+        assert np.array_equal(busy.array(1), sums.array(1))  # fewer windows than held
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_floor_division_is_pythons_in_either_build(build):
+    assert 1.0 // 0.1 == 9.0  # floor(1.0 / 0.1) is 10.0
+    assert build._floordiv(1.0, 0.1) == 9.0
+    rng = np.random.default_rng(3)
+    a = np.concatenate([rng.uniform(0, 1e6, 20_000), rng.integers(0, 10_000, 20_000) * 0.1])
+    for w in (60.0, 0.1, 7.3, 1e-3, 1.0):
+        for x in a.tolist():
+            assert build._floordiv(x, w) == x // w
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_busy_sums_refuse_too_many_windows_before_allocating(build):
+    busy = build.BusySums(1e-300)
+    with pytest.raises(InputError, match="over the limit"):
+        busy.add(0.0, 1.0)
+    assert np.array_equal(build.BusySums(60.0, 4).array(3), np.zeros(3))
