@@ -18,7 +18,7 @@ from simpy.events import NORMAL, URGENT
 
 from sim.engine import native
 from sim.engine.events import EventLog
-from sim.engine.native import Due, schedule_at, schedule_from
+from sim.engine.native import Due, land_at, schedule_at, schedule_from
 from sim.engine.prefix import (
     CacheStats,
     PrefixCache,
@@ -39,6 +39,7 @@ class GpuFleet:
 
     kind = ""
     preplan_ok = True  # see `stop_at` below; False where anything else moves a replica's state
+    hold_ok = True  # replicas may hold jump ends (`held` below); tests switch it off
 
     def __init__(
         self,
@@ -107,6 +108,14 @@ class GpuFleet:
         # never, unless a subclass knows better): see `Replica._interrupt`.
         self.stop_at = math.inf
         self.next_decision_s = -math.inf
+        # Held jump ends (`Replica._hold`): the end of a decode jump that lies beyond the next
+        # arrival is not scheduled when the jump starts but once the last arrival before it is
+        # routed (`_release_held`), so that a jump an arrival cuts leaves no dead event in
+        # SimPy's queue. `next_arrival_t`: the next arrival's time while holding is exact
+        # (absorbing fleets), else inf, which holds nothing.
+        self.held: list = []
+        self.next_arrival_t = math.inf
+        self.held_ties = 0  # times `_release_held` kept a same-time order (tests)
         self._chunks = None  # a streamed workload's remaining chunks (start_stream_arrivals)
         self._arrival_cb = self._on_arrival_timeout  # bound once, not once per arrival event
         self._rr = 0
@@ -333,6 +342,7 @@ class GpuFleet:
         peek, route = env.peek, self.route
         never_fits = self._never_fits
         plain, absorb = self._plain_submit, self._absorb
+        hold = absorb and self.hold_ok
         streamed = self._chunks is not None
         if streamed:  # the current chunk's columns (read again when the next chunk loads)
             assign, base, keys = self.table.assign, self._chunk_base, self._chunk_keys
@@ -342,6 +352,9 @@ class GpuFleet:
             self.n_arrived += 1
             # The next arrival's time, for `Replica._interrupt` (unknown past a chunk's end).
             t_next = times[i + 1] if i + 1 < n else _UNKNOWN
+            if hold:  # what a replica may hold now (past a chunk's end: nothing)
+                upto = t_next if t_next != _UNKNOWN else math.inf
+                self.next_arrival_t = upto
             if streamed:
                 j = assign(base + i, times[i], prompt[i], output[i], cached[i])
                 if keys is not None:
@@ -349,9 +362,14 @@ class GpuFleet:
             else:
                 j = i
             if plain and not never_fits[j]:
-                route(j, now, t_next)  # `submit(j)`, inlined for fleets that never divert
+                rep = route(j, now, t_next)  # `submit(j)`, inlined for fleets that never divert
             else:
                 self.submit(j, now)
+                rep = None
+            if hold and self.held:
+                # Held jump ends due by the next arrival go to SimPy's queue (those this arrival
+                # cut are gone); past a chunk's end, all of them.
+                self._release_held(upto, now, rep)
             i += 1
             if i >= n:
                 if not self._next_chunk():
@@ -375,6 +393,42 @@ class GpuFleet:
             self._arrival_next = i
             schedule_from(env, Due(self._arrival_cb), NORMAL, now, t - now, clock)
             return
+
+    def _release_held(self, upto: float, now: float, rep) -> None:
+        """After an arrival at `now` (the clock) was routed to `rep` (or None): schedule the
+        held jump ends due at or before `upto`, the next arrival's time, in the order they were
+        held, at exactly the time each was held for (`Replica._hold` keeps it within twice
+        SimPy's clock, so `land_at` lands it there); drop those a cut emptied.
+
+        Scheduled after the arrival rather than before it, so that the jump it cuts leaves no
+        event. Only `rep` scheduled anything meanwhile (its next step or jump end, or a wake-up
+        now); had that event the very time of a held one, it would now come first among the
+        two, though it was scheduled after it: it is then scheduled again after them (the first
+        copy emptied), so every event keeps its order."""
+        keep = []
+        env = self.env
+        held = self.held
+        # The event `rep` scheduled while the arrival was routed, if any (not one it holds).
+        mine = rep._ev if rep is not None else None
+        if mine is not None and (not mine.callbacks or mine in held):
+            mine = None
+        tie = None
+        for ev in held:
+            if not ev.callbacks:  # cut before it was due: no event at all
+                continue
+            if ev.t <= upto:
+                if mine is not None and mine.t == ev.t:
+                    tie = mine
+                land_at(env, ev, NORMAL, ev.t, now)
+            else:
+                keep.append(ev)
+        self.held = keep
+        if tie is not None:  # scheduled after those of its time, as it was
+            self.held_ties += 1
+            again = Due(tie.callbacks[0])
+            tie.callbacks.clear()
+            land_at(env, again, NORMAL, tie.t, now)
+            rep._ev = again
 
     def _exhausted(self, now: float) -> None:
         """Every request has arrived (the last at `now`): a streamed run now knows its size."""
@@ -414,9 +468,10 @@ class GpuFleet:
         """Hook: True if the request was sent elsewhere (hybrid overflow)."""
         return False
 
-    def route(self, i: int, now: float | None = None, next_arrival_s: float = -math.inf) -> None:
+    def route(self, i: int, now: float | None = None, next_arrival_s: float = -math.inf):
         """Send request `i` to a replica (or queue or drop it) at `now` (default: the clock);
-        next_arrival_s: the fleet's next arrival, when `i` is an arrival (`Replica.enqueue`)."""
+        next_arrival_s: the fleet's next arrival, when `i` is an arrival (`Replica.enqueue`).
+        Returns the replica it joined, or None."""
         max_queue = self._max_queue
         if self.exp:
             if max_queue is not None and len(self.central) >= max_queue:
@@ -451,6 +506,7 @@ class GpuFleet:
             self.drop(i, now)
             return
         rep.enqueue(i, self.env.now if now is None else now, next_arrival_s)
+        return rep
 
     def _affinity(self, i: int, reps: list):
         """router = "prefix_affinity": the replica with the highest prefix_weight x (share of

@@ -9,8 +9,8 @@ an editable install whose replica.py changed since the build warns and runs the 
 until it is rebuilt (`pip install -e .`). INFERCOST_NATIVE=0 runs the Python source.
 
 Fleets read `impl()` and `step_times()` when they build replicas; `use("python")` switches both
-for a block (tests). The helpers the fleets schedule with (`Due`, `schedule_at`, `schedule_from`)
-come from the build chosen at import.
+for a block (tests). The helpers the fleets schedule with (`Due`, `schedule_at`, `schedule_from`,
+`land_at`) come from the build chosen at import.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ _at_import = compiled_replica or python_replica  # the scheduling helpers' build
 Due = _at_import.Due
 schedule_at = _at_import.schedule_at
 schedule_from = _at_import.schedule_from
+land_at = _at_import.land_at
 
 
 def impl() -> ModuleType:

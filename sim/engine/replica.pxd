@@ -58,14 +58,15 @@ cdef class Replica:
                    rest=cython.double, delay=cython.double)
     cpdef _interrupt(self, double now, double next_arrival_s=*)
     cpdef bint _preplanned(self, double cut, double next_arrival_s)
+    cpdef bint _hold(self, double at)
     @cython.locals(n=cython.Py_ssize_t, k=cython.longlong, k_kv=cython.longlong,
                    finish_step=cython.longlong, t0=cython.double, t_last=cython.double,
-                   delta=cython.double, dt=cython.double)
+                   delta=cython.double, dt=cython.double, delay=cython.double)
     cpdef _run(self, double now)
     @cython.locals(steps=cython.longlong, n=cython.Py_ssize_t, kv_used=cython.longlong,
                    k=cython.longlong, head=cython.double, t1=cython.double,
                    dec_ctx=cython.longlong, t0=cython.double, delta=cython.double,
-                   generated=cython.longlong, finish_step=cython.longlong)
+                   generated=cython.longlong, finish_step=cython.longlong, at=cython.double)
     cpdef bint _merge_head(self, list chunks, long long n_dec, double dt, double now)
     @cython.locals(start=cython.double, n=cython.longlong, done=cython.longlong,
                    took=cython.double, steps=cython.longlong, merged=cython.bint,

@@ -494,7 +494,10 @@ class Replica:
                     self._jump_merged = False
                     self._done = k
                     self.interruptible = True
-                    self._wait_at(now, k * t0 + delta * k * (k - 1) / 2, self._jump_end_cb, NORMAL)
+                    delay = k * t0 + delta * k * (k - 1) / 2
+                    if self.preplan and self._hold(now + delay):
+                        return
+                    self._wait_at(now, delay, self._jump_end_cb, NORMAL)
                     return
             chunks, prefill, n_dec, attn = self._plan_step(now)
             if not chunks and not n_dec:
@@ -568,10 +571,37 @@ class Replica:
         self._head_open = True
         self._done = k
         self.interruptible = True
+        at = t1 + (k * t0 + delta * k * (k - 1) / 2)
+        if self.preplan and self._hold(at):
+            return True
         ev = Due(self._jump_end_cb)
-        land_at(env, ev, NORMAL, t1 + (k * t0 + delta * k * (k - 1) / 2), now)
+        land_at(env, ev, NORMAL, at, now)
         self._ev = ev
         return True
+
+    def _hold(self, at: float) -> bool:
+        """Hold the end of the jump just planned, landing at `at`, instead of scheduling it, if
+        it lies beyond the fleet's next arrival (and before the run's end and the next
+        autoscaler decision, with nothing else reaching this replica in between: `preplan`).
+        The fleet schedules it once the last arrival before it is routed
+        (`GpuFleet._release_held`), at exactly `at`; an arrival that cuts the jump first just
+        empties it, so the cut leaves no dead event in SimPy's queue. From SimPy's clock here,
+        the event would land at exactly `at` too (within twice the clock: checked against
+        `seen`), and the fleet keeps its order among events of the same time, so every event
+        runs when and in the order it did when scheduled here (tests/engine/test_hold.py)."""
+        fleet = self.fleet
+        if (
+            at > fleet.next_arrival_t
+            and at < fleet.stop_at
+            and at < fleet.next_decision_s
+            and at <= 2.0 * self.seen
+        ):
+            ev = Due(self._jump_end_cb)
+            ev.t = at
+            fleet.held.append(ev)
+            self._ev = ev
+            return True
+        return False
 
     def settle(self, end: float) -> None:
         """At the end of a run: the busy time of a merged prefill step that ended by `end`

@@ -63,7 +63,20 @@ def test_a_profile_whose_formula_differs_is_not_mirrored(build):
             return 1.01 * super().step_time_s(*args, **kwargs)
 
     drifted = Drifted(**{f: getattr(real, f) for f in real.__dataclass_fields__})
-    st = build.step_times(drifted)
+    assert type(build.step_times(real)) is build.StepTimes  # checked, and remembered
+    st = build.step_times(drifted)  # equal fields, another class: checked on its own
     assert type(st) is build.ProfileStepTimes
     assert st.step(300, 4.5e4, 4, 1000) == drifted.step_time_s(300, 4.5e4, 4, 1000)
     assert st.decode(4, 1000) == drifted.step_time_s(0, 0.0, 4, 1000)
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=lambda m: m.__name__)
+def test_a_profile_is_checked_once(build, monkeypatch):
+    monkeypatch.setattr(build, "_checked", {})
+    real = build_profile("llama-3.1-8b", "h100-sxm", tp=1, precision="bf16", mem_util=0.9)
+    assert type(build.step_times(real)) is build.StepTimes
+    again = build_profile("llama-3.1-8b", "h100-sxm", tp=1, precision="bf16", mem_util=0.9)
+    assert again is not real and again == real
+    monkeypatch.setattr(build, "_check", lambda profile: pytest.fail("checked again"))
+    st = build.step_times(again)
+    assert type(st) is build.StepTimes and st.decode(4, 1000) == real.step_time_s(0, 0.0, 4, 1000)

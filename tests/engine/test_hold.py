@@ -1,0 +1,206 @@
+"""Held jump ends (`Replica._hold`, `GpuFleet._release_held`): a decode jump whose end lies beyond
+the next arrival is scheduled only once the last arrival before it is routed, so a jump an
+arrival cuts leaves no dead event in SimPy's queue. Every result must be what the engine gives
+when it schedules each jump end as the jump starts: the same requests, times, statuses, costs
+and time series, with far fewer events.
+
+These tests switch the engine's internals, so they run replica.py itself; the compiled build
+gives the same results (tests/engine/test_native.py, bench/engine_fingerprint.py)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import simpy
+from engine_helpers import FakeProfile, factory_for, poisson_workload, workload
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_absorb import SETUPS as ABSORB_SETUPS
+
+import sim.engine.fleet as fleet_mod
+import sim.engine.replica as replica_mod
+from sim.engine import native, simulate_fleet
+from sim.engine.config import EngineConfig, SelfHostedFleetConfig
+from sim.engine.fleet import GpuFleet
+from sim.engine.replica import Due, schedule_at
+
+# test_absorb's set-ups (self-hosted, KV-starved with a queue limit, autoscaled cloud), and
+# without chunked prefill.
+SETUPS = {
+    **ABSORB_SETUPS,
+    "own_unchunked": SelfHostedFleetConfig(
+        name="own",
+        servers=1,
+        tp=4,
+        gpu_price_usd=1e4,
+        engine=EngineConfig(max_batch_seqs=32, max_batched_tokens=2048, chunked_prefill=False),
+    ),
+}
+# Step times that are sums of powers of two (and affine, so a jump's steps sum exactly): events
+# of different replicas often fall at the very same float time, which is where order matters.
+DYADIC = FakeProfile(
+    kv_capacity_tokens=6_000,
+    overhead_s=2.0**-9,
+    per_token_s=2.0**-16,
+    per_pair_s=0.0,
+    weights_s=2.0**-7,
+    per_ctx_token_s=2.0**-20,
+    per_seq_s=2.0**-14,
+    roofline=False,
+)
+
+
+@pytest.fixture(autouse=True)
+def python_replica():
+    with native.use("python"):
+        yield
+
+
+def _run(cfg, w, profile, hold: bool, monkeypatch):
+    """One run with holding on or off; also counts SimPy events and held-order fixes."""
+    monkeypatch.setattr(GpuFleet, "hold_ok", hold)
+    events = [0]
+    step = simpy.Environment.step
+
+    def counting_step(env):
+        events[0] += 1
+        step(env)
+
+    monkeypatch.setattr(simpy.Environment, "step", counting_step)
+    ties = []
+    release = GpuFleet._release_held
+
+    def watching(fleet, upto, now, rep):
+        release(fleet, upto, now, rep)
+        ties.append(fleet.held_ties)
+
+    monkeypatch.setattr(GpuFleet, "_release_held", watching)
+    r = simulate_fleet(cfg, w, profile_factory=factory_for(profile), rng=np.random.default_rng(2))
+    monkeypatch.undo()
+    return r, events[0], max(ties, default=0)
+
+
+def _assert_same(a, b) -> None:
+    for field in ("start_s", "first_token_s", "finish_s", "status", "attempts", "cost_usd"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), field)
+    assert a.timeseries.equals(b.timeseries)
+    assert a.meta["event_counts"] == b.meta["event_counts"]
+
+
+@pytest.mark.parametrize("name", sorted(SETUPS))
+def test_held_jump_ends_change_nothing(name, monkeypatch):
+    w = poisson_workload(np.random.default_rng(6), 3000, 25.0)
+    profile = FakeProfile(kv_capacity_tokens=20_000)
+    plain, plain_events, _ = _run(SETUPS[name], w, profile, False, monkeypatch)
+    held, held_events, _ = _run(SETUPS[name], w, profile, True, monkeypatch)
+    _assert_same(held, plain)
+    assert held_events <= plain_events
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(2, 120),
+    name=st.sampled_from(sorted(SETUPS)),
+    tick=st.sampled_from([2.0**-6, 2.0**-3, 0.25]),
+)
+def test_same_time_events_keep_their_order(seed, n, name, tick, monkeypatch):
+    """Arrivals on a grid (many at the same instant), equal and dyadic lengths: replicas run
+    in lockstep and their events coincide in time."""
+    rng = np.random.default_rng(seed)
+    arrivals = np.cumsum(rng.integers(0, 4, n)) * tick
+    prompt = rng.choice([64, 128, 256], n)
+    output = rng.choice([8, 16, 64, 128], n)
+    w = workload(arrivals, prompt, output)
+    plain, _, _ = _run(SETUPS[name], w, DYADIC, False, monkeypatch)
+    held, _, _ = _run(SETUPS[name], w, DYADIC, True, monkeypatch)
+    _assert_same(held, plain)
+
+
+def test_the_conv_trace_replay_leaves_no_dead_event(monkeypatch):
+    """On the self-hosted conv-trace set-up of bench/bench_engine.py (its first hour's first
+    4,000 requests) every jump an arrival cuts was held: every engine event SimPy processes
+    runs a callback. Counted as SimPy's steps minus the engine's callbacks run (the run's few
+    other events: its limit, its end condition)."""
+    from bench.bench_engine import conv_trace, fleet_items
+    from sim.perf import build_profile
+
+    cfg, model = next(
+        it for it in fleet_items("llama-3.1-70b", 4, 1, 8) if it[0].name == "self_hosted"
+    )
+    profile = build_profile(model, "h100-sxm", tp=4, precision="bf16", mem_util=cfg.engine.mem_util)
+    full = conv_trace()
+    w = workload(full.arrival_s[:4000], full.prompt_tokens[:4000], full.output_tokens[:4000])
+
+    def idle_events(hold: bool) -> int:
+        monkeypatch.setattr(GpuFleet, "hold_ok", hold)
+        steps, calls = [0], [0]
+        step = simpy.Environment.step
+
+        def counting_step(env):
+            steps[0] += 1
+            step(env)
+
+        def counting(real_due):  # each module's own Due (the fleet's is from the build in use)
+            def due(callback):
+                def counted(ev):
+                    calls[0] += 1
+                    callback(ev)
+
+                return real_due(counted)
+
+            return due
+
+        monkeypatch.setattr(simpy.Environment, "step", counting_step)
+        monkeypatch.setattr(replica_mod, "Due", counting(replica_mod.Due))
+        monkeypatch.setattr(fleet_mod, "Due", counting(fleet_mod.Due))
+        simulate_fleet(cfg, w, profile_factory=factory_for(profile), rng=np.random.default_rng(1))
+        monkeypatch.undo()
+        return steps[0] - calls[0]
+
+    assert idle_events(False) > 1000  # the ends of cut jumps
+    assert idle_events(True) <= 3
+
+
+def test_a_released_event_goes_before_a_same_time_event_scheduled_after_it():
+    """The order rule itself: a replica's event scheduled while the arrival was routed, at the
+    time of an event held before it, is scheduled again after the held one."""
+    env = simpy.Environment()
+    order: list[str] = []
+    held = Due(lambda ev: order.append("held"))
+    held.t = 5.0
+    mine = Due(lambda ev: order.append("routed replica's"))
+    schedule_at(env, mine, 1, 5.0)  # scheduled while the arrival was routed: before release
+    rep = SimpleNamespace(_ev=mine)
+    fleet = SimpleNamespace(env=env, held=[held], held_ties=0)
+    GpuFleet._release_held(fleet, 10.0, 0.0, rep)
+    env.run()
+    assert order == ["held", "routed replica's"]
+    assert fleet.held == [] and fleet.held_ties == 1 and rep._ev is not mine and not mine.callbacks
+
+
+def test_same_time_held_ends_go_in_the_order_they_were_held():
+    env = simpy.Environment()
+    order: list[int] = []
+    evs = [Due(lambda ev, k=k: order.append(k)) for k in range(3)]
+    for ev in evs:
+        ev.t = 2.0
+    fleet = SimpleNamespace(env=env, held=list(evs), held_ties=0)
+    rep = SimpleNamespace(_ev=evs[1])  # the arrival joined a replica that holds its jump's end
+    GpuFleet._release_held(fleet, 2.0, 0.0, rep)
+    env.run()
+    assert order == [0, 1, 2] and fleet.held_ties == 0
+
+
+def test_held_ends_due_after_the_next_arrival_stay_held():
+    env = simpy.Environment()
+    later, cut = Due(lambda ev: None), Due(lambda ev: None)
+    later.t, cut.t = 7.0, 3.0
+    cut.callbacks.clear()  # an arrival cut that jump: it never enters SimPy's queue
+    fleet = SimpleNamespace(env=env, held=[cut, later], held_ties=0)
+    GpuFleet._release_held(fleet, 5.0, 0.0, None)
+    assert fleet.held == [later] and env.peek() == float("inf")
