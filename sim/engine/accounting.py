@@ -148,17 +148,32 @@ def _percentiles(window_idx: np.ndarray, values: np.ndarray, n_windows: int) -> 
     out = np.full((n_windows, 3), np.nan)
     if len(values) == 0:
         return out
-    # By window, then value (NaN last): values sorted, then a stable sort by window (on 32-bit
-    # window numbers, the faster sort; check_window_count keeps them far below 2**31).
-    order = np.argsort(values)
-    order = order[np.argsort(window_idx[order].astype(np.int32), kind="stable")]
-    v = values[order]
-    bounds = np.searchsorted(window_idx[order], np.arange(n_windows + 1))
-    start = bounds[:-1]
-    count = np.diff(bounds)
+    count = np.bincount(window_idx, minlength=n_windows)[:n_windows]
     has = np.flatnonzero(count > 0)
     n = count[has][:, None]
-    first = start[has][:, None]
+    # Each window's values sorted (NaN last). Where a (windows x most values in one) grid is not
+    # much larger than the values, in its rows, NaN-padded: one `np.sort` along rows (the pads
+    # stay after the window's own values, NaN or not), 5x faster than sorting indices.
+    # Otherwise by window, then value: values sorted, then a stable sort by window (on 32-bit
+    # window numbers, the faster sort; check_window_count keeps them far below 2**31).
+    widest = int(count.max())
+    w32 = window_idx.astype(np.int32)
+    if _use_grid(len(has), widest, len(values)):
+        order = np.argsort(w32, kind="stable")
+        row = np.zeros(n_windows, dtype=np.intp)
+        row[has] = np.arange(len(has))
+        w_sorted = window_idx[order]
+        start = np.cumsum(count) - count
+        grid = np.full((len(has), widest), np.nan)
+        grid[row[w_sorted], np.arange(len(values)) - start[w_sorted]] = values[order]
+        grid.sort(axis=1)
+        v = grid.ravel()
+        first = (np.arange(len(has)) * widest)[:, None]
+    else:
+        order = np.argsort(values)
+        order = order[np.argsort(w32[order], kind="stable")]
+        v = values[order]
+        first = (np.cumsum(count) - count)[has][:, None]
     rank = (n - 1) * QUANTILES  # (windows with values, 3)
     prev = np.floor(rank)
     last = rank >= n - 1
@@ -175,6 +190,12 @@ def _percentiles(window_idx: np.ndarray, values: np.ndarray, n_windows: int) -> 
     res[np.isnan(v[first[:, 0] + n[:, 0] - 1])] = np.nan
     out[has] = res
     return out
+
+
+def _use_grid(rows: int, widest: int, n_values: int) -> bool:
+    """Sort in a NaN-padded grid (`_percentiles`) when it holds at most 4x the values (or 64k
+    cells): not where one window holds most values and many others a few."""
+    return rows * widest <= max(4 * n_values, 1 << 16)
 
 
 def _window_index(t: np.ndarray, edges: np.ndarray) -> np.ndarray:

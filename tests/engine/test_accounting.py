@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import sim.engine.accounting as accounting
 from sim.engine.accounting import _percentiles
 
 
@@ -42,13 +43,24 @@ def test_all_windows_at_once_equal_np_percentile_per_window_bit_for_bit(case):
     n_w, pairs = case
     idx = np.array([w for w, _ in pairs], dtype=np.int64)
     v = np.array([x for _, x in pairs], dtype=np.float64)
-    got = _percentiles(idx, v, n_w)
     want = per_window_numpy(idx, v, n_w)
-    assert got.shape == want.shape
-    # NaN where NumPy gives NaN, and every other float the same down to its bits (0.0 vs -0.0).
-    nan = np.isnan(want)
-    assert np.array_equal(np.isnan(got), nan), (got, want)
-    assert np.array_equal(got[~nan].view(np.int64), want[~nan].view(np.int64)), (got, want)
+    use_grid = accounting._use_grid
+    try:
+        for grid in (True, False):  # both ways of sorting each window's values
+            accounting._use_grid = lambda *_, grid=grid: grid
+            got = _percentiles(idx, v, n_w)
+            assert got.shape == want.shape
+            # NaN where NumPy gives NaN, and every other float the same down to its bits
+            # (0.0 vs -0.0).
+            nan = np.isnan(want)
+            assert np.array_equal(np.isnan(got), nan), (grid, got, want)
+            assert np.array_equal(got[~nan].view(np.int64), want[~nan].view(np.int64)), (
+                grid,
+                got,
+                want,
+            )
+    finally:
+        accounting._use_grid = use_grid
 
 
 def test_large_windows_match_and_empty_windows_are_nan():
@@ -59,3 +71,13 @@ def test_large_windows_match_and_empty_windows_are_nan():
     got = _percentiles(idx, v, 50)
     assert np.array_equal(got, per_window_numpy(idx, v, 50), equal_nan=True)
     assert np.isnan(got[17]).all()
+
+
+def test_one_crowded_window_among_many_small_ones_sorts_without_the_grid():
+    rng = np.random.default_rng(4)
+    idx = np.concatenate([np.arange(2000), np.full(40_000, 2000)])
+    rng.shuffle(idx)
+    v = rng.lognormal(0.0, 1.0, len(idx))
+    assert not accounting._use_grid(2001, 40_001, len(v))
+    got = _percentiles(idx, v, 2001)
+    assert np.array_equal(got, per_window_numpy(idx, v, 2001), equal_nan=True)
