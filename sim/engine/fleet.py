@@ -106,15 +106,13 @@ class GpuFleet:
         # the run's end (`stop_at`, set by the runner) and the fleet's next decision that could
         # move queued requests (`next_decision_s`: an autoscaler's next tick; -inf here, so
         # never, unless a subclass knows better): see `Replica._interrupt`.
-        self.stop_at = math.inf
-        self.next_decision_s = -math.inf
-        # Held jump ends (`Replica._hold`): the end of a decode jump that lies beyond the next
-        # arrival is not scheduled when the jump starts but once the last arrival before it is
-        # routed (`_release_held`), so that a jump an arrival cuts leaves no dead event in
-        # SimPy's queue. `next_arrival_t`: the next arrival's time while holding is exact
+        # Both live in `ahead` (replica.Lookahead), which the replicas read; so do the held jump
+        # ends (`Replica._hold`): the end of a decode jump that lies beyond the next arrival is
+        # not scheduled when the jump starts but once the last arrival before it is routed
+        # (`_release_held`), so that a jump an arrival cuts leaves no dead event in SimPy's
+        # queue; `ahead.next_arrival_t` is the next arrival's time while holding is exact
         # (absorbing fleets), else inf, which holds nothing.
-        self.held: list = []
-        self.next_arrival_t = math.inf
+        self.ahead = self.replica_impl.Lookahead()
         self.held_ties = 0  # times `_release_held` kept a same-time order (tests)
         self._chunks = None  # a streamed workload's remaining chunks (start_stream_arrivals)
         self._arrival_cb = self._on_arrival_timeout  # bound once, not once per arrival event
@@ -343,6 +341,7 @@ class GpuFleet:
         never_fits = self._never_fits
         plain, absorb = self._plain_submit, self._absorb
         hold = absorb and self.hold_ok
+        ahead = self.ahead
         streamed = self._chunks is not None
         if streamed:  # the current chunk's columns (read again when the next chunk loads)
             assign, base, keys = self.table.assign, self._chunk_base, self._chunk_keys
@@ -354,7 +353,7 @@ class GpuFleet:
             t_next = times[i + 1] if i + 1 < n else _UNKNOWN
             if hold:  # what a replica may hold now (past a chunk's end: nothing)
                 upto = t_next if t_next != _UNKNOWN else math.inf
-                self.next_arrival_t = upto
+                ahead.next_arrival_t = upto
             if streamed:
                 j = assign(base + i, times[i], prompt[i], output[i], cached[i])
                 if keys is not None:
@@ -366,7 +365,7 @@ class GpuFleet:
             else:
                 self.submit(j, now)
                 rep = None
-            if hold and self.held:
+            if hold and ahead.held:
                 # Held jump ends due by the next arrival go to SimPy's queue (those this arrival
                 # cut are gone); past a chunk's end, all of them.
                 self._release_held(upto, now, rep)
@@ -394,6 +393,24 @@ class GpuFleet:
             schedule_from(env, Due(self._arrival_cb), NORMAL, now, t - now, clock)
             return
 
+    @property
+    def stop_at(self) -> float:
+        """The run's end (set by the runner)."""
+        return self.ahead.stop_at
+
+    @stop_at.setter
+    def stop_at(self, t: float) -> None:
+        self.ahead.stop_at = t
+
+    @property
+    def next_decision_s(self) -> float:
+        """The next decision that could move queued requests (an autoscaler's next tick)."""
+        return self.ahead.next_decision_s
+
+    @next_decision_s.setter
+    def next_decision_s(self, t: float) -> None:
+        self.ahead.next_decision_s = t
+
     def _release_held(self, upto: float, now: float, rep) -> None:
         """After an arrival at `now` (the clock) was routed to `rep` (or None): schedule the
         held jump ends due at or before `upto`, the next arrival's time, in the order they were
@@ -407,7 +424,8 @@ class GpuFleet:
         copy emptied), so every event keeps its order."""
         keep = []
         env = self.env
-        held = self.held
+        ahead = self.ahead
+        held = ahead.held
         # The event `rep` scheduled while the arrival was routed, if any (not one it holds).
         mine = rep._ev if rep is not None else None
         if mine is not None and (not mine.callbacks or mine in held):
@@ -422,7 +440,7 @@ class GpuFleet:
                 land_at(env, ev, NORMAL, ev.t, now)
             else:
                 keep.append(ev)
-        self.held = keep
+        ahead.held = keep
         if tie is not None:  # scheduled after those of its time, as it was
             self.held_ties += 1
             again = Due(tie.callbacks[0])

@@ -31,12 +31,18 @@ cdef class BusySums:
     cpdef _grow(self, Py_ssize_t n)
 
 
+cdef class Lookahead:
+    cdef public double stop_at, next_decision_s, next_arrival_t
+    cdef public list held
+
+
 cdef class Replica:
     cdef dict __dict__
     cdef public object env, fleet, table
     cdef public StepTimes st
     cdef public object prompt, cached, output, resume_gen, complete
     cdef public BusySums busy
+    cdef public Lookahead ahead
     cdef public long long rid, gpus, kv_cap, max_seqs, max_tokens
     cdef public bint chunked, jump_enabled, merge, preplan
     cdef public bint interruptible, idle, _head_open

@@ -113,6 +113,20 @@ class BusySums:
         return out
 
 
+class Lookahead:
+    """What a fleet knows of the time ahead, shared with its replicas, which read it at every
+    planned cut and held jump end (typed fields: C reads in the compiled replica): the run's end
+    (`stop_at`), the fleet's next decision that could move queued requests (`next_decision_s`:
+    an autoscaler's next tick), the next arrival's time while replicas may hold jump ends
+    (`next_arrival_t`, else inf), and the held jump ends (`held`, `Replica._hold`)."""
+
+    def __init__(self):
+        self.stop_at = math.inf
+        self.next_decision_s = -math.inf
+        self.next_arrival_t = math.inf
+        self.held: list = []
+
+
 def _floordiv(a: float, b: float) -> float:
     """`a // b` for a >= 0 and b > 0 as Python and NumPy compute it (through fmod, which can
     differ from floor(a / b) in the last place: 1.0 // 0.1 is 9.0), in both builds. For such
@@ -169,6 +183,7 @@ class Replica:
         self.resume_gen = fleet.resume_gen
         self.complete = fleet.complete  # complete(i, now)
         self.busy = fleet.busy_gpu_s  # the fleet's BusySums: a C call per step or jump
+        self.ahead = fleet.ahead  # the fleet's Lookahead
         self.kv_cap = int(profile.kv_capacity_tokens)
         engine = fleet.engine
         self.max_seqs = engine.max_batch_seqs
@@ -436,11 +451,11 @@ class Replica:
         """Apply the cut ending at `cut` and plan what follows it now, if that is exact (and
         the cut is within twice SimPy's clock, as `land_at` needs: checked against `seen`, a
         lower bound of the clock)."""
-        fleet = self.fleet
+        ahead = self.ahead
         if (
             cut < next_arrival_s
-            and cut < fleet.stop_at
-            and cut < fleet.next_decision_s
+            and cut < ahead.stop_at
+            and cut < ahead.next_decision_s
             and cut <= 2.0 * self.seen
         ):
             self._end_jump(cut)
@@ -589,16 +604,16 @@ class Replica:
         the event would land at exactly `at` too (within twice the clock: checked against
         `seen`), and the fleet keeps its order among events of the same time, so every event
         runs when and in the order it did when scheduled here (tests/engine/test_hold.py)."""
-        fleet = self.fleet
+        ahead = self.ahead
         if (
-            at > fleet.next_arrival_t
-            and at < fleet.stop_at
-            and at < fleet.next_decision_s
+            at > ahead.next_arrival_t
+            and at < ahead.stop_at
+            and at < ahead.next_decision_s
             and at <= 2.0 * self.seen
         ):
             ev = Due(self._jump_end_cb)
             ev.t = at
-            fleet.held.append(ev)
+            ahead.held.append(ev)
             self._ev = ev
             return True
         return False
