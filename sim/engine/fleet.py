@@ -365,7 +365,7 @@ class GpuFleet:
             else:
                 self.submit(j, now)
                 rep = None
-            if hold and ahead.held:
+            if hold and ahead.held_min <= upto:
                 # Held jump ends due by the next arrival go to SimPy's queue (those this arrival
                 # cut are gone); past a chunk's end, all of them.
                 self._release_held(upto, now, rep)
@@ -431,16 +431,21 @@ class GpuFleet:
         if mine is not None and (not mine.callbacks or mine in held):
             mine = None
         tie = None
+        low = math.inf
         for ev in held:
             if not ev.callbacks:  # cut before it was due: no event at all
                 continue
-            if ev.t <= upto:
-                if mine is not None and mine.t == ev.t:
+            t = ev.t
+            if t <= upto:
+                if mine is not None and mine.t == t:
                     tie = mine
-                land_at(env, ev, NORMAL, ev.t, now)
+                land_at(env, ev, NORMAL, t, now)
             else:
                 keep.append(ev)
+                if t < low:
+                    low = t
         ahead.held = keep
+        ahead.held_min = low
         if tie is not None:  # scheduled after those of its time, as it was
             self.held_ties += 1
             again = Due(tie.callbacks[0])

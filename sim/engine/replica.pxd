@@ -32,7 +32,7 @@ cdef class BusySums:
 
 
 cdef class Lookahead:
-    cdef public double stop_at, next_decision_s, next_arrival_t
+    cdef public double stop_at, next_decision_s, next_arrival_t, held_min
     cdef public list held
 
 

@@ -118,13 +118,15 @@ class Lookahead:
     planned cut and held jump end (typed fields: C reads in the compiled replica): the run's end
     (`stop_at`), the fleet's next decision that could move queued requests (`next_decision_s`:
     an autoscaler's next tick), the next arrival's time while replicas may hold jump ends
-    (`next_arrival_t`, else inf), and the held jump ends (`held`, `Replica._hold`)."""
+    (`next_arrival_t`, else inf), and the held jump ends (`held`, `Replica._hold`) with a lower
+    bound of their times (`held_min`), so that arrivals look at them only when one may be due."""
 
     def __init__(self):
         self.stop_at = math.inf
         self.next_decision_s = -math.inf
         self.next_arrival_t = math.inf
         self.held: list = []
+        self.held_min = math.inf
 
 
 def _floordiv(a: float, b: float) -> float:
@@ -614,6 +616,8 @@ class Replica:
             ev = Due(self._jump_end_cb)
             ev.t = at
             ahead.held.append(ev)
+            if at < ahead.held_min:
+                ahead.held_min = at
             self._ev = ev
             return True
         return False
