@@ -194,7 +194,9 @@ def test_same_time_held_ends_go_in_the_order_they_were_held():
     evs = [Due(lambda ev, k=k: order.append(k)) for k in range(3)]
     for ev in evs:
         ev.t = 2.0
-    fleet = SimpleNamespace(env=env, ahead=SimpleNamespace(held=list(evs), held_min=2.0), held_ties=0)
+    fleet = SimpleNamespace(
+        env=env, ahead=SimpleNamespace(held=list(evs), held_min=2.0), held_ties=0
+    )
     rep = SimpleNamespace(_ev=evs[1])  # the arrival joined a replica that holds its jump's end
     GpuFleet._release_held(fleet, 2.0, 0.0, rep)
     env.run()
@@ -206,7 +208,9 @@ def test_held_ends_due_after_the_next_arrival_stay_held():
     later, cut = Due(lambda ev: None), Due(lambda ev: None)
     later.t, cut.t = 7.0, 3.0
     cut.callbacks.clear()  # an arrival cut that jump: it never enters SimPy's queue
-    fleet = SimpleNamespace(env=env, ahead=SimpleNamespace(held=[cut, later], held_min=3.0), held_ties=0)
+    fleet = SimpleNamespace(
+        env=env, ahead=SimpleNamespace(held=[cut, later], held_min=3.0), held_ties=0
+    )
     GpuFleet._release_held(fleet, 5.0, 0.0, None)
     assert fleet.ahead.held == [later] and env.peek() == float("inf")
     assert fleet.ahead.held_min == 7.0  # the bound the next arrivals test against
