@@ -18,7 +18,7 @@ from simpy.events import NORMAL, URGENT
 
 from sim.engine import native
 from sim.engine.events import EventLog
-from sim.engine.native import Due, land_at, schedule_at, schedule_from
+from sim.engine.native import Due, due_of, land_at, schedule_at, schedule_from
 from sim.engine.prefix import (
     CacheStats,
     PrefixCache,
@@ -115,7 +115,7 @@ class GpuFleet:
         self.ahead = self.replica_impl.Lookahead()
         self.held_ties = 0  # times `_release_held` kept a same-time order (tests)
         self._chunks = None  # a streamed workload's remaining chunks (start_stream_arrivals)
-        self._arrival_cb = self._on_arrival_timeout  # bound once, not once per arrival event
+        self._arrival_cbs = [self._on_arrival_timeout]  # one list for every arrival event
         self._rr = 0
         self._service_rng = rng.spawn(1)[0]
         self._setup_prefix_cache(engine, table)
@@ -318,7 +318,7 @@ class GpuFleet:
         times = self._arrival_t
         now = self.env.now
         if times[0] > now:
-            schedule_from(self.env, Due(self._arrival_cb), NORMAL, now, times[0] - now, now)
+            schedule_from(self.env, due_of(self._arrival_cbs), NORMAL, now, times[0] - now, now)
         else:
             self._arrive(0, now)
 
@@ -390,7 +390,7 @@ class GpuFleet:
                 now = at
                 continue
             self._arrival_next = i
-            schedule_from(env, Due(self._arrival_cb), NORMAL, now, t - now, clock)
+            schedule_from(env, due_of(self._arrival_cbs), NORMAL, now, t - now, clock)
             return
 
     @property
@@ -448,8 +448,8 @@ class GpuFleet:
         ahead.held_min = low
         if tie is not None:  # scheduled after those of its time, as it was
             self.held_ties += 1
-            again = Due(tie.callbacks[0])
-            tie.callbacks.clear()
+            again = due_of(tie.callbacks)
+            tie.callbacks = ()  # replica.CUT
             land_at(env, again, NORMAL, tie.t, now)
             rep._ev = again
 

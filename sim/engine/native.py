@@ -71,6 +71,7 @@ Due = _at_import.Due
 schedule_at = _at_import.schedule_at
 schedule_from = _at_import.schedule_from
 land_at = _at_import.land_at
+due_of = _at_import.due_of
 
 
 def impl() -> ModuleType:

@@ -14,7 +14,7 @@ from sim.engine._steptime_native cimport StepTimes  # the compiled steptime.py (
 
 
 cdef class Due:
-    cdef public list callbacks
+    cdef public object callbacks
     cdef public bint _ok
     cdef public double t
 
@@ -46,7 +46,8 @@ cdef class Replica:
     cdef public long long rid, gpus, kv_cap, max_seqs, max_tokens
     cdef public bint chunked, jump_enabled, merge, preplan
     cdef public bint interruptible, idle, _head_open
-    cdef public object waiting, state, _ev, pcache, _wake_cb, _step_end_cb, _jump_end_cb
+    cdef public object waiting, state, _ev, pcache
+    cdef public list _wake_cbs, _step_end_cbs, _jump_end_cbs
     cdef public dict running, todo, ctx, dec, pinned
     cdef public list prefilling, heap
     cdef public long long load, steps, kv_used, dec_ctx, _done
@@ -58,7 +59,7 @@ cdef class Replica:
     cdef public double seq_s, kv_s, seen
 
     cpdef enqueue(self, object i, double now, double next_arrival_s=*)
-    cpdef _wait_at(self, double now, double delay, object callback, object priority)
+    cpdef _wait_at(self, double now, double delay, list callbacks, object priority)
     @cython.locals(start=cython.double, t0=cython.double, delta=cython.double,
                    k=cython.longlong, elapsed=cython.double, done=cython.longlong,
                    rest=cython.double, delay=cython.double)
@@ -93,6 +94,7 @@ cdef class Replica:
 
 @cython.locals(best=Replica, r=Replica, low=cython.longlong)
 cpdef object least_loaded(list reps)
+cpdef Due due_of(list callbacks)
 cpdef schedule_from(object env, Due event, object priority, double now, double delay,
                     double clock=*)
 @cython.locals(mod=cython.double, div=cython.double, fl=cython.double)

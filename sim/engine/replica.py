@@ -57,6 +57,21 @@ class Due:
         self.t = math.nan
 
 
+def due_of(callbacks: list) -> Due:
+    """A `Due` whose callbacks are `callbacks`: a list shared by every event of one kind, so no
+    list is made per event. SimPy only reads an event's list (it takes it off the event when it
+    runs it); the engine cuts an event by replacing its callbacks with `CUT`, never by clearing
+    the list."""
+    ev = Due.__new__(Due)
+    ev.callbacks = callbacks
+    ev._ok = True
+    ev.t = math.nan
+    return ev
+
+
+CUT = ()  # the callbacks of an event that no longer resumes anything
+
+
 class BusySums:
     """GPU busy seconds per window of `window_s`, times `weight` (the GPUs of one replica): each
     step or jump adds its interval as it ends (`add`), split into the windows it overlaps.
@@ -242,9 +257,9 @@ class Replica:
         # SimPy's clock at this replica's last event (a lower bound of the clock ever after).
         self.seen = 0.0
         # The engine loop's callbacks, bound once (not once per event).
-        self._wake_cb = self._on_wake
-        self._step_end_cb = self._on_step_end
-        self._jump_end_cb = self._on_jump_end
+        self._wake_cbs = [self._on_wake]
+        self._step_end_cbs = [self._on_step_end]
+        self._jump_end_cbs = [self._on_jump_end]
         self.seq_s = 0.0  # running sequences x seconds, over steps and jumps (batch occupancy)
         self.kv_s = 0.0  # KV tokens held x seconds (KV occupancy)
 
@@ -256,7 +271,7 @@ class Replica:
     def start(self) -> None:
         self.state = "warm"
         # Where a new process's Initialize event would run: urgent, at the current time.
-        self._wait_at(self.env.now, 0.0, self._wake_cb, URGENT)
+        self._wait_at(self.env.now, 0.0, self._wake_cbs, URGENT)
 
     def enqueue(self, i: int, now: float, next_arrival_s: float = -math.inf) -> None:
         """Queue request `i`, arriving at `now` (the clock, or the clock an absorbed arrival
@@ -267,24 +282,24 @@ class Replica:
         # `poke(need_admissible=True)`, inlined: once per arrival.
         if self.idle:
             self.idle = False
-            self._wait_at(now, 0.0, self._wake_cb, NORMAL)
+            self._wait_at(now, 0.0, self._wake_cbs, NORMAL)
         elif self.interruptible and self._admissible(len(self.dec)):
             self.interruptible = False
-            self._ev.callbacks.clear()  # the jump's end no longer resumes us
+            self._ev.callbacks = CUT  # the jump's end no longer resumes us
             self._interrupt(now, next_arrival_s)
 
     def poke(self, need_admissible: bool = False) -> None:
         """Wake the loop if it sleeps (idle) or jumps and could now admit work or retire."""
         if self.idle:
             self.idle = False
-            self._wait_at(self.env.now, 0.0, self._wake_cb, NORMAL)
+            self._wait_at(self.env.now, 0.0, self._wake_cbs, NORMAL)
             return
         if not self.interruptible:
             return
         if need_admissible and not self._admissible(len(self.dec)):
             return
         self.interruptible = False
-        self._ev.callbacks.clear()  # the jump's end no longer resumes us
+        self._ev.callbacks = CUT  # the jump's end no longer resumes us
         self._interrupt(self.env.now)
 
     def evict_all(self) -> list[int]:
@@ -320,15 +335,16 @@ class Replica:
         self.idle = self.interruptible = False
         ev = self._ev
         if ev is not None and ev.callbacks:
-            ev.callbacks.clear()  # whatever it was waiting for, it never resumes
+            ev.callbacks = CUT  # whatever it was waiting for, it never resumes
         self._ev = None
         return reqs
 
     # -- the engine loop -------------------------------------------------------------------------
-    def _wait_at(self, now: float, delay: float, callback, priority) -> None:
+    def _wait_at(self, now: float, delay: float, callbacks: list, priority) -> None:
         """Wait `delay` from `now`, SimPy's clock or a clock ahead of it (an absorbed arrival, a
-        planned cut): the event lands at exactly now + delay, the time it would have had."""
-        ev = Due(callback)
+        planned cut): the event lands at exactly now + delay, the time it would have had.
+        callbacks: one of the replica's shared callback lists (`due_of`)."""
+        ev = due_of(callbacks)
         schedule_from(self.env, ev, priority, now, delay)
         self._ev = ev
 
@@ -434,7 +450,7 @@ class Replica:
             self._done = 0
             if self.preplan and self._preplanned(landing_time(now, start), next_arrival_s):
                 return
-            ev = Due(self._jump_end_cb)
+            ev = due_of(self._jump_end_cbs)
             land_at(env, ev, NORMAL, start, now)
             self._ev = ev
             return
@@ -447,7 +463,7 @@ class Replica:
             # The time the cut's event lands at (`_wait_at`).
             if self._preplanned(now + delay, next_arrival_s):
                 return
-        self._wait_at(now, delay, self._jump_end_cb, NORMAL if rest > 0 else URGENT)
+        self._wait_at(now, delay, self._jump_end_cbs, NORMAL if rest > 0 else URGENT)
 
     def _preplanned(self, cut: float, next_arrival_s: float) -> bool:
         """Apply the cut ending at `cut` and plan what follows it now, if that is exact (and
@@ -514,7 +530,7 @@ class Replica:
                     delay = k * t0 + delta * k * (k - 1) / 2
                     if self.preplan and self._hold(now + delay):
                         return
-                    self._wait_at(now, delay, self._jump_end_cb, NORMAL)
+                    self._wait_at(now, delay, self._jump_end_cbs, NORMAL)
                     return
             chunks, prefill, n_dec, attn = self._plan_step(now)
             if not chunks and not n_dec:
@@ -531,7 +547,7 @@ class Replica:
             self._step_chunks = chunks
             self._step_n_dec = n_dec
             self._step_start = now
-            self._wait_at(now, dt, self._step_end_cb, NORMAL)
+            self._wait_at(now, dt, self._step_end_cbs, NORMAL)
             return
 
     def _merge_head(self, chunks, n_dec: int, dt: float, now: float) -> bool:
@@ -591,7 +607,7 @@ class Replica:
         at = t1 + (k * t0 + delta * k * (k - 1) / 2)
         if self.preplan and self._hold(at):
             return True
-        ev = Due(self._jump_end_cb)
+        ev = due_of(self._jump_end_cbs)
         land_at(env, ev, NORMAL, at, now)
         self._ev = ev
         return True
@@ -613,7 +629,7 @@ class Replica:
             and at < ahead.next_decision_s
             and at <= 2.0 * self.seen
         ):
-            ev = Due(self._jump_end_cb)
+            ev = due_of(self._jump_end_cbs)
             ev.t = at
             ahead.held.append(ev)
             if at < ahead.held_min:

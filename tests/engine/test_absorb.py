@@ -60,6 +60,13 @@ def _run(cfg, absorb: bool, monkeypatch, counter: list):
         return real_due(callback)
 
     monkeypatch.setattr(fleet_mod, "Due", counting_due)
+    real_due_of = fleet_mod.due_of  # arrival timeouts share one callback list
+
+    def counting_due_of(callbacks):
+        counter.append(1)
+        return real_due_of(callbacks)
+
+    monkeypatch.setattr(fleet_mod, "due_of", counting_due_of)
     w = poisson_workload(np.random.default_rng(6), 3000, 25.0)
     profile = FakeProfile(kv_capacity_tokens=20_000)
     return simulate_fleet(

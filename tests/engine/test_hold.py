@@ -125,7 +125,7 @@ def test_the_conv_trace_replay_leaves_no_dead_event(monkeypatch):
     """On the self-hosted conv-trace set-up of bench/bench_engine.py (its first hour's first
     4,000 requests) every jump an arrival cuts was held: every engine event SimPy processes
     runs a callback. Counted as SimPy's steps minus the engine's callbacks run (the run's few
-    other events: its limit, its end condition)."""
+    other events: its limit, its end condition, a relay `land_at` may need)."""
     from bench.bench_engine import conv_trace, fleet_items
     from sim.perf import build_profile
 
@@ -145,18 +145,22 @@ def test_the_conv_trace_replay_leaves_no_dead_event(monkeypatch):
             steps[0] += 1
             step(env)
 
+        def counted(callback):
+            def run(ev):
+                calls[0] += 1
+                callback(ev)
+
+            return run
+
         def counting(real_due):  # each module's own Due (the fleet's is from the build in use)
-            def due(callback):
-                def counted(ev):
-                    calls[0] += 1
-                    callback(ev)
+            return lambda callback: real_due(counted(callback))
 
-                return real_due(counted)
-
-            return due
+        def counting_of(real_due_of):  # events made from a shared callback list
+            return lambda callbacks: real_due_of([counted(cb) for cb in callbacks])
 
         monkeypatch.setattr(simpy.Environment, "step", counting_step)
-        monkeypatch.setattr(replica_mod, "Due", counting(replica_mod.Due))
+        monkeypatch.setattr(replica_mod, "due_of", counting_of(replica_mod.due_of))
+        monkeypatch.setattr(fleet_mod, "due_of", counting_of(fleet_mod.due_of))
         monkeypatch.setattr(fleet_mod, "Due", counting(fleet_mod.Due))
         simulate_fleet(cfg, w, profile_factory=factory_for(profile), rng=np.random.default_rng(1))
         monkeypatch.undo()
