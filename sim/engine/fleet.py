@@ -426,9 +426,10 @@ class GpuFleet:
         env = self.env
         ahead = self.ahead
         held = ahead.held
-        # The event `rep` scheduled while the arrival was routed, if any (not one it holds).
+        # The event `rep` scheduled while the arrival was routed, if any (not one it held, nor
+        # one it waited for before: that one kept its place in the queue).
         mine = rep._ev if rep is not None else None
-        if mine is not None and (not mine.callbacks or mine in held):
+        if mine is not None and (mine is rep._ev_before or not mine.callbacks or mine in held):
             mine = None
         tie = None
         low = math.inf

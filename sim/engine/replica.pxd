@@ -46,7 +46,7 @@ cdef class Replica:
     cdef public long long rid, gpus, kv_cap, max_seqs, max_tokens
     cdef public bint chunked, jump_enabled, merge, preplan
     cdef public bint interruptible, idle, _head_open
-    cdef public object waiting, state, _ev, pcache
+    cdef public object waiting, state, _ev, _ev_before, pcache
     cdef public list _wake_cbs, _step_end_cbs, _jump_end_cbs
     cdef public dict running, todo, ctx, dec, pinned
     cdef public list prefilling, heap

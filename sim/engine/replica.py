@@ -225,6 +225,7 @@ class Replica:
         self.interruptible = False  # in a jump: a wake-up ends it at the next step boundary
         self.idle = False  # waiting for work: `poke` schedules the wake-up
         self._ev: Due | None = None  # the event the engine loop waits for
+        self._ev_before: Due | None = None  # `_ev` when the last request was queued (`enqueue`)
         # The plain step in progress: its prefill chunks, decoders and start.
         self._step_chunks: list = []
         self._step_n_dec = 0
@@ -277,6 +278,7 @@ class Replica:
         """Queue request `i`, arriving at `now` (the clock, or the clock an absorbed arrival
         would have had: see `GpuFleet._arrive`). next_arrival_s: when the fleet's next request
         arrives, if this is an arrival and nothing else can reach this replica before then."""
+        self._ev_before = self._ev  # what it waited for before (`GpuFleet._release_held`)
         self.waiting.append(i)
         self.load += 1
         # `poke(need_admissible=True)`, inlined: once per arrival.

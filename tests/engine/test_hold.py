@@ -179,7 +179,7 @@ def test_a_released_event_goes_before_a_same_time_event_scheduled_after_it():
     held.t = 5.0
     mine = Due(lambda ev: order.append("routed replica's"))
     schedule_at(env, mine, 1, 5.0)  # scheduled while the arrival was routed: before release
-    rep = SimpleNamespace(_ev=mine)
+    rep = SimpleNamespace(_ev=mine, _ev_before=None)
     fleet = SimpleNamespace(env=env, ahead=SimpleNamespace(held=[held], held_min=5.0), held_ties=0)
     GpuFleet._release_held(fleet, 10.0, 0.0, rep)
     env.run()
@@ -201,10 +201,26 @@ def test_same_time_held_ends_go_in_the_order_they_were_held():
     fleet = SimpleNamespace(
         env=env, ahead=SimpleNamespace(held=list(evs), held_min=2.0), held_ties=0
     )
-    rep = SimpleNamespace(_ev=evs[1])  # the arrival joined a replica that holds its jump's end
+    rep = SimpleNamespace(_ev=evs[1], _ev_before=evs[1])  # joined a replica holding its end
     GpuFleet._release_held(fleet, 2.0, 0.0, rep)
     env.run()
     assert order == [0, 1, 2] and fleet.held_ties == 0
+
+
+def test_an_event_scheduled_before_the_arrival_keeps_its_place():
+    """Only an event the routed replica scheduled while the arrival was routed is moved: one it
+    waited for before came first among same-time events scheduled after it, and still does."""
+    env = simpy.Environment()
+    order: list[str] = []
+    earlier = Due(lambda ev: order.append("scheduled before the arrival"))
+    schedule_at(env, earlier, 1, 5.0)
+    held = Due(lambda ev: order.append("held"))
+    held.t = 5.0
+    rep = SimpleNamespace(_ev=earlier, _ev_before=earlier)  # not admissible: no cut, no new event
+    fleet = SimpleNamespace(env=env, ahead=SimpleNamespace(held=[held], held_min=5.0), held_ties=0)
+    GpuFleet._release_held(fleet, 10.0, 0.0, rep)
+    env.run()
+    assert order == ["scheduled before the arrival", "held"] and fleet.held_ties == 0
 
 
 def test_held_ends_due_after_the_next_arrival_stay_held():
