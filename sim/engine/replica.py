@@ -160,6 +160,7 @@ def _floordiv(a: float, b: float) -> float:
 
 
 def check_window_count(end_s: float, window_s: float) -> None:
+    """accounting.check_window_count (imported when first needed: accounting imports polars)."""
     from sim.engine.accounting import check_window_count as check
 
     check(end_s, window_s)
