@@ -368,7 +368,7 @@ class GpuFleet:
             if hold and ahead.held_min <= upto:
                 # Held jump ends due by the next arrival go to SimPy's queue (those this arrival
                 # cut are gone); past a chunk's end, all of them.
-                self._release_held(upto, now, rep)
+                self._release_held(upto, now, rep, clock)
             i += 1
             if i >= n:
                 if not self._next_chunk():
@@ -411,8 +411,9 @@ class GpuFleet:
     def next_decision_s(self, t: float) -> None:
         self.ahead.next_decision_s = t
 
-    def _release_held(self, upto: float, now: float, rep) -> None:
-        """After an arrival at `now` (the clock) was routed to `rep` (or None): schedule the
+    def _release_held(self, upto: float, now: float, rep, clock: float = -1.0) -> None:
+        """After an arrival at `now` (the clock, or an absorbed arrival's clock ahead of SimPy's
+        `clock`, read when negative) was routed to `rep` (or None): schedule the
         held jump ends due at or before `upto`, the next arrival's time, in the order they were
         held, at exactly the time each was held for (`Replica._hold` keeps it within twice
         SimPy's clock, so `land_at` lands it there); drop those a cut emptied.
@@ -440,7 +441,7 @@ class GpuFleet:
             if t <= upto:
                 if mine is not None and mine.t == t:
                     tie = mine
-                land_at(env, ev, NORMAL, t, now)
+                land_at(env, ev, NORMAL, t, now, clock)
             else:
                 keep.append(ev)
                 if t < low:
@@ -451,7 +452,7 @@ class GpuFleet:
             self.held_ties += 1
             again = due_of(tie.callbacks)
             tie.callbacks = ()  # replica.CUT
-            land_at(env, again, NORMAL, tie.t, now)
+            land_at(env, again, NORMAL, tie.t, now, clock)
             rep._ev = again
 
     def _exhausted(self, now: float) -> None:

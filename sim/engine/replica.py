@@ -914,16 +914,20 @@ def schedule_from(
         event.t = clock + delay
         env.schedule(event, priority, delay)
     else:
-        land_at(env, event, priority, now + delay, now)
+        land_at(env, event, priority, now + delay, now, clock)
 
 
-def land_at(env: simpy.Environment, event, priority, at: float, now: float) -> None:
+def land_at(
+    env: simpy.Environment, event, priority, at: float, now: float, clock: float = -1.0
+) -> None:
     """Schedule `event` where `schedule_at(env, event, priority, at)` would land it if SimPy's
     clock read `now`: a clock ahead of SimPy's (an absorbed arrival or a planned cut), never
     past twice it. From SimPy's clock that time is reachable unless in a rounding tie (possible
     only early in a run, while the clock is under half of `at`); then a relay event at `now`
-    (reachable: within twice the clock) schedules it from there."""
-    clock = env.now
+    (reachable: within twice the clock) schedules it from there. clock: SimPy's clock if the
+    caller knows it (else read, when negative)."""
+    if clock < 0.0:
+        clock = env.now
     if at <= 2.0 * clock:  # at - now and at - clock are exact (Sterbenz): it lands at `at`
         event.t = clock + (at - clock)
         env.schedule(event, priority, at - clock)

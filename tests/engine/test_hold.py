@@ -72,8 +72,8 @@ def _run(cfg, w, profile, hold: bool, monkeypatch):
     ties = []
     release = GpuFleet._release_held
 
-    def watching(fleet, upto, now, rep):
-        release(fleet, upto, now, rep)
+    def watching(fleet, upto, now, rep, clock=-1.0):
+        release(fleet, upto, now, rep, clock)
         ties.append(fleet.held_ties)
 
     monkeypatch.setattr(GpuFleet, "_release_held", watching)
