@@ -361,7 +361,7 @@ class GpuFleet:
             else:
                 j = i
             if plain and not never_fits[j]:
-                rep = route(j, now, t_next)  # `submit(j)`, inlined for fleets that never divert
+                rep = route(j, now, t_next, clock)  # `submit(j)`, inlined: fleets that never divert
             else:
                 self.submit(j, now)
                 rep = None
@@ -493,10 +493,17 @@ class GpuFleet:
         """Hook: True if the request was sent elsewhere (hybrid overflow)."""
         return False
 
-    def route(self, i: int, now: float | None = None, next_arrival_s: float = -math.inf):
+    def route(
+        self,
+        i: int,
+        now: float | None = None,
+        next_arrival_s: float = -math.inf,
+        clock: float = -1.0,
+    ):
         """Send request `i` to a replica (or queue or drop it) at `now` (default: the clock);
-        next_arrival_s: the fleet's next arrival, when `i` is an arrival (`Replica.enqueue`).
-        Returns the replica it joined, or None."""
+        next_arrival_s: the fleet's next arrival, when `i` is an arrival (`Replica.enqueue`);
+        clock: SimPy's clock if the caller knows it (else -1). Returns the replica it joined,
+        or None."""
         max_queue = self._max_queue
         if self.exp:
             if max_queue is not None and len(self.central) >= max_queue:
@@ -530,7 +537,7 @@ class GpuFleet:
         if max_queue is not None and len(rep.waiting) >= max_queue:
             self.drop(i, now)
             return
-        rep.enqueue(i, self.env.now if now is None else now, next_arrival_s)
+        rep.enqueue(i, self.env.now if now is None else now, next_arrival_s, clock)
         return rep
 
     def _affinity(self, i: int, reps: list):

@@ -56,9 +56,9 @@ cdef class Replica:
     cdef public long long _step_n_dec, _jump_k, _jump_n
     cdef public double _step_start, _jump_start, _jump_t0, _jump_delta, _jump_head
     cdef public bint _jump_merged
-    cdef public double seq_s, kv_s, seen
+    cdef public double seq_s, kv_s, seen, _clock
 
-    cpdef enqueue(self, object i, double now, double next_arrival_s=*)
+    cpdef enqueue(self, object i, double now, double next_arrival_s=*, double clock=*)
     cpdef _wait_at(self, double now, double delay, list callbacks, object priority)
     @cython.locals(start=cython.double, t0=cython.double, delta=cython.double,
                    k=cython.longlong, elapsed=cython.double, done=cython.longlong,

@@ -258,6 +258,9 @@ class Replica:
         self._looked_up: tuple = (-1, [])  # the last lookup: (request, its keys)
         # SimPy's clock at this replica's last event (a lower bound of the clock ever after).
         self.seen = 0.0
+        # SimPy's clock while this replica's own callback runs (its event's time), else -1:
+        # the scheduling helpers then need not read the `Environment.now` property.
+        self._clock = -1.0
         # The engine loop's callbacks, bound once (not once per event).
         self._wake_cbs = [self._on_wake]
         self._step_end_cbs = [self._on_step_end]
@@ -275,21 +278,28 @@ class Replica:
         # Where a new process's Initialize event would run: urgent, at the current time.
         self._wait_at(self.env.now, 0.0, self._wake_cbs, URGENT)
 
-    def enqueue(self, i: int, now: float, next_arrival_s: float = -math.inf) -> None:
+    def enqueue(
+        self, i: int, now: float, next_arrival_s: float = -math.inf, clock: float = -1.0
+    ) -> None:
         """Queue request `i`, arriving at `now` (the clock, or the clock an absorbed arrival
         would have had: see `GpuFleet._arrive`). next_arrival_s: when the fleet's next request
-        arrives, if this is an arrival and nothing else can reach this replica before then."""
+        arrives, if this is an arrival and nothing else can reach this replica before then.
+        clock: SimPy's clock if the caller knows it (else -1)."""
         self._ev_before = self._ev  # what it waited for before (`GpuFleet._release_held`)
         self.waiting.append(i)
         self.load += 1
         # `poke(need_admissible=True)`, inlined: once per arrival.
         if self.idle:
             self.idle = False
+            self._clock = clock
             self._wait_at(now, 0.0, self._wake_cbs, NORMAL)
+            self._clock = -1.0
         elif self.interruptible and self._admissible(len(self.dec)):
             self.interruptible = False
             self._ev.callbacks = CUT  # the jump's end no longer resumes us
+            self._clock = clock
             self._interrupt(now, next_arrival_s)
+            self._clock = -1.0
 
     def poke(self, need_admissible: bool = False) -> None:
         """Wake the loop if it sleeps (idle) or jumps and could now admit work or retire."""
@@ -348,23 +358,25 @@ class Replica:
         planned cut): the event lands at exactly now + delay, the time it would have had.
         callbacks: one of the replica's shared callback lists (`due_of`)."""
         ev = due_of(callbacks)
-        schedule_from(self.env, ev, priority, now, delay)
+        schedule_from(self.env, ev, priority, now, delay, self._clock)
         self._ev = ev
 
     def _on_wake(self, ev) -> None:
-        self.seen = ev.t
+        self.seen = self._clock = ev.t
         self._run(ev.t)
+        self._clock = -1.0
 
     def _on_step_end(self, ev) -> None:
         # The step's effects (once per step), then plan the next one.
         chunks, n_dec, start = self._step_chunks, self._step_n_dec, self._step_start
         now = ev.t
-        self.seen = now
+        self.seen = self._clock = now
         self.busy.add(start, now)
         self.seq_s += len(self.running) * (now - start)
         self.kv_s += self.kv_used * (now - start)
         self._apply_step(chunks, n_dec, now)
         self._run(now)
+        self._clock = -1.0
 
     def _apply_step(self, chunks, n_dec: int, now: float) -> None:
         """The effects of a step that ends at `now`: decoders grow by a token, prefill chunks
@@ -410,8 +422,9 @@ class Replica:
                 self.dec_ctx += kv
 
     def _on_jump_end(self, ev) -> None:
-        self.seen = ev.t
+        self.seen = self._clock = ev.t
         self._end_jump(ev.t)
+        self._clock = -1.0
 
     def _end_jump(self, now: float) -> None:
         """The jump's last step ended at `now`: all `_done` steps of it, or fewer if it was cut
@@ -454,7 +467,7 @@ class Replica:
             if self.preplan and self._preplanned(landing_time(now, start), next_arrival_s):
                 return
             ev = due_of(self._jump_end_cbs)
-            land_at(env, ev, NORMAL, start, now)
+            land_at(env, ev, NORMAL, start, now, self._clock)
             self._ev = ev
             return
         elapsed = now - start
@@ -611,7 +624,7 @@ class Replica:
         if self.preplan and self._hold(at):
             return True
         ev = due_of(self._jump_end_cbs)
-        land_at(env, ev, NORMAL, at, now)
+        land_at(env, ev, NORMAL, at, now, self._clock)
         self._ev = ev
         return True
 

@@ -158,12 +158,12 @@ def test_replica_load_counts_running_and_waiting(monkeypatch):
     checked = []
     route = GpuFleet.route
 
-    def checking_route(self, i, now=None, next_arrival_s=float("-inf")):
+    def checking_route(self, i, now=None, next_arrival_s=float("-inf"), clock=-1.0):
         for rep in self.replicas:
             if rep.state != "dead":
                 assert rep.load == len(rep.running) + len(rep.waiting)
         checked.append(1)
-        route(self, i, now, next_arrival_s)
+        return route(self, i, now, next_arrival_s, clock)
 
     monkeypatch.setattr(GpuFleet, "route", checking_route)
     cloud = CloudFleetConfig(
