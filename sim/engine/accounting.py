@@ -38,48 +38,32 @@ def check_window_count(end_s: float, window_s: float) -> int:
 
 
 class WindowSums:
-    """Adds amounts spread over time intervals into fixed-width windows.
+    """Adds amounts spread over time intervals into fixed-width windows, for arrays of intervals
+    (the streaming path's request-seconds spent waiting; a replica's GPU busy seconds go one
+    interval at a time into `replica.BusySums`, which gives the same floats).
 
-    Used for GPU busy seconds: one call per engine step or jump, so a call only records the
-    interval; every `CHUNK` intervals (and in `array`) they are spread into the windows at once,
-    adding each window's parts in call order (`np.add.at`), which gives the same floats as adding
-    them one call at a time. The intervals wait in two lists of floats: replicas append to them
-    directly (a list append is the cheapest there is, in either build of the replica).
+    Each batch is spread `CHUNK` intervals at a time, adding each window's parts in call order
+    (`np.add.at`), which gives the same floats as adding the intervals one at a time.
     """
 
-    CHUNK = 1 << 16  # intervals held before they are spread (64 bytes each, as Python floats)
+    CHUNK = 1 << 16  # intervals spread at once (bounds the temporary arrays)
 
     def __init__(self, window_s: float, weight: float = 1.0):
         self.window_s = window_s
         self.weight = weight  # e.g. the GPUs of one replica
         self._values = np.zeros(0)
-        self._t0: list[float] = []
-        self._t1: list[float] = []
-
-    def add_interval(self, t0: float, t1: float) -> None:
-        """Add weight * (overlap of [t0, t1] with each window)."""
-        self._t0.append(t0)
-        self._t1.append(t1)
-        if len(self._t1) >= self.CHUNK:
-            self._spread()
 
     def add_intervals(self, t0: np.ndarray, t1: np.ndarray) -> None:
-        """`add_interval` for arrays of intervals, spread `CHUNK` at a time."""
+        """Add weight * (overlap of [t0_i, t1_i] with each window) for every interval i."""
         t0 = np.asarray(t0, dtype=np.float64)
         t1 = np.asarray(t1, dtype=np.float64)
         for a in range(0, len(t0), self.CHUNK):
-            self._t0.extend(t0[a : a + self.CHUNK].tolist())
-            self._t1.extend(t1[a : a + self.CHUNK].tolist())
-            self._spread()
+            self._spread(t0[a : a + self.CHUNK], t1[a : a + self.CHUNK])
 
-    def _spread(self) -> None:
-        if not len(self._t0):
+    def _spread(self, t0: np.ndarray, t1: np.ndarray) -> None:
+        if not len(t0):
             return
         w = self.window_s
-        t0 = np.array(self._t0, dtype=np.float64)
-        t1 = np.array(self._t1, dtype=np.float64)
-        # Emptied in place: replicas hold the lists.
-        del self._t0[:], self._t1[:]
         check_window_count(float(t1.max()), w)  # before any cast or allocation
         k0 = (t0 // w).astype(np.int64)
         k1 = (t1 // w).astype(np.int64)
@@ -99,7 +83,6 @@ class WindowSums:
         np.add.at(self._values, k0[j] + pos, amount * self.weight)
 
     def array(self, n_windows: int) -> np.ndarray:
-        self._spread()
         out = np.zeros(n_windows)
         m = min(n_windows, len(self._values))
         out[:m] = self._values[:m]
@@ -158,12 +141,12 @@ def _percentiles(window_idx: np.ndarray, values: np.ndarray, n_windows: int) -> 
     # window numbers, the faster sort; check_window_count keeps them far below 2**31).
     widest = int(count.max())
     w32 = window_idx.astype(np.int32)
+    start = np.cumsum(count) - count  # each window's first place in window order
     if _use_grid(len(has), widest, len(values)):
         order = np.argsort(w32, kind="stable")
         row = np.zeros(n_windows, dtype=np.intp)
         row[has] = np.arange(len(has))
         w_sorted = window_idx[order]
-        start = np.cumsum(count) - count
         grid = np.full((len(has), widest), np.nan)
         grid[row[w_sorted], np.arange(len(values)) - start[w_sorted]] = values[order]
         grid.sort(axis=1)
@@ -173,7 +156,7 @@ def _percentiles(window_idx: np.ndarray, values: np.ndarray, n_windows: int) -> 
         order = np.argsort(values)
         order = order[np.argsort(w32[order], kind="stable")]
         v = values[order]
-        first = (np.cumsum(count) - count)[has][:, None]
+        first = start[has][:, None]
     rank = (n - 1) * QUANTILES  # (windows with values, 3)
     prev = np.floor(rank)
     last = rank >= n - 1

@@ -77,8 +77,8 @@ class BusySums:
     step or jump adds its interval as it ends (`add`), split into the windows it overlaps.
 
     The parts are added to their windows one call at a time, in call order, with the very float
-    operations of `accounting.WindowSums` (which spreads a chunk of recorded intervals with NumPy
-    at once): the same sums, without holding the intervals (tests/engine/test_window_sums.py). The
+    operations of `accounting.WindowSums` (which spreads arrays of intervals with NumPy): the
+    same sums, without holding the intervals (tests/engine/test_window_sums.py). The
     window of a time is `t // window_s` as Python computes it (`_floordiv`)."""
 
     def __init__(self, window_s: float, weight: float = 1.0):
@@ -289,17 +289,15 @@ class Replica:
         self.waiting.append(i)
         self.load += 1
         # `poke(need_admissible=True)`, inlined: once per arrival.
+        self._clock = clock
         if self.idle:
             self.idle = False
-            self._clock = clock
             self._wait_at(now, 0.0, self._wake_cbs, NORMAL)
-            self._clock = -1.0
         elif self.interruptible and self._admissible(len(self.dec)):
             self.interruptible = False
             self._ev.callbacks = CUT  # the jump's end no longer resumes us
-            self._clock = clock
             self._interrupt(now, next_arrival_s)
-            self._clock = -1.0
+        self._clock = -1.0
 
     def poke(self, need_admissible: bool = False) -> None:
         """Wake the loop if it sleeps (idle) or jumps and could now admit work or retire."""

@@ -19,9 +19,8 @@ def test_absurd_window_counts_are_input_errors(end_s, window_s):
 
 def test_window_sums_refuse_before_spreading():
     sums = WindowSums(1e-300)
-    sums.add_interval(0.0, 1.0)
     with pytest.raises(InputError, match="over the limit"):
-        sums.array(1)
+        sums.add_intervals([0.0], [1.0])
 
 
 def test_limit_itself_is_allowed():

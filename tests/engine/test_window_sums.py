@@ -1,4 +1,4 @@
-"""Seconds per window: the deferred, vectorised spreading (`WindowSums`) and the replica's
+"""Seconds per window: the vectorised spreading of arrays (`WindowSums`) and the replica's
 running sums (`BusySums`, in both builds) must give exactly the floats of adding each interval to
 its windows one call at a time (the engine's original loop)."""
 
@@ -46,8 +46,10 @@ def test_window_sums_equal_the_one_at_a_time_loop(chunk, monkeypatch):
         t1 = t0 + rng.exponential(float(rng.choice([0.01, 5.0, 200.0])), n)
         intervals = list(zip(t0.tolist(), t1.tolist(), strict=True))
         sums = WindowSums(window_s, weight)
-        for a, b in intervals:
-            sums.add_interval(a, b)
+        # In batches of random sizes, each spread `chunk` intervals at a time.
+        cuts = np.sort(rng.integers(0, n + 1, int(rng.integers(0, 4))))
+        for a, b in zip([0, *cuts], [*cuts, n], strict=True):
+            sums.add_intervals(t0[a:b], t1[a:b])
         n_windows = int(rng.integers(1, 4000))
         expected = one_at_a_time(intervals, window_s, weight, n_windows)
         assert np.array_equal(sums.array(n_windows), expected)
@@ -81,7 +83,7 @@ def test_busy_sums_equal_window_sums_in_either_build(build):
         sums = WindowSums(window_s, weight)
         for a, b in intervals:
             busy.add(a, b)
-            sums.add_interval(a, b)
+        sums.add_intervals(*np.array(intervals).T)
         n_windows = int(max(b for _, b in intervals) // window_s) + 3
         assert np.array_equal(busy.array(n_windows), sums.array(n_windows))
         assert np.array_equal(busy.array(1), sums.array(1))  # fewer windows than held
