@@ -40,6 +40,7 @@ class GpuFleet:
     kind = ""
     preplan_ok = True  # see `stop_at` below; False where anything else moves a replica's state
     hold_ok = True  # replicas may hold jump ends (`held` below); tests switch it off
+    chain_ok = True  # replicas may chain their own events (`Replica._wait_at`); tests switch it off
 
     def __init__(
         self,
@@ -245,13 +246,14 @@ class GpuFleet:
     def on_stop(self, rep) -> None:
         """Billing hook for subclasses."""
 
-    def evicted(self, i: int, kv_full: bool) -> None:
+    def evicted(self, i: int, kv_full: bool, now: float = -1.0) -> None:
         """Request `i` lost its place in a running batch and will be recomputed: because the KV
-        cache was full (a preemption) or because its replica was killed."""
+        cache was full (a preemption) or because its replica was killed. now: when (the
+        replica's time, which may be ahead of SimPy's clock), else -1: the clock."""
         attempts = self.table.attempts
         attempts[i] += 1
         if kv_full:
-            self.events.add("preemptions", self.env.now)
+            self.events.add("preemptions", self.env.now if now < 0.0 else now)
         self.events.evicted(int(attempts[i]))
 
     # -- requests ----------------------------------------------------------------------------
@@ -564,7 +566,8 @@ class GpuFleet:
         return best
 
     def complete(self, i: int, now: float) -> None:
-        """Request `i` generated its last token at `now` (SimPy's clock, from the replica)."""
+        """Request `i` generated its last token at `now` (SimPy's clock, or the time of an event
+        the replica chained ahead of it: `Replica._wait_at`)."""
         table = self.table
         # RequestTable.complete, inlined: once per request.
         table.w_finish_s[i] = now
@@ -573,7 +576,10 @@ class GpuFleet:
         table.n_terminal += 1
         table.finished.append(i)
         if table.n_terminal >= table.n and not self.done.triggered:
-            self.done.succeed()
+            if now == self.env.now:
+                self.done.succeed()
+            else:  # at the chained event's own time, as its event would
+                schedule_at(self.env, Due(self._on_done_at), NORMAL, now)
 
     def drop(self, i: int, now: float | None = None) -> None:
         table = self.table

@@ -56,10 +56,17 @@ cdef class Replica:
     cdef public long long _step_n_dec, _jump_k, _jump_n
     cdef public double _step_start, _jump_start, _jump_t0, _jump_delta, _jump_head
     cdef public bint _jump_merged
-    cdef public double seq_s, kv_s, seen, _clock
+    cdef public double seq_s, kv_s, seen, _clock, _next_t
+    cdef public bint chains, _chain
+    cdef public object _next_cbs
 
     cpdef enqueue(self, object i, double now, double next_arrival_s=*, double clock=*)
+    @cython.locals(at=cython.double)
     cpdef _wait_at(self, double now, double delay, list callbacks, object priority)
+    @cython.locals(now=cython.double)
+    cpdef _follow(self)
+    @cython.locals(n_dec=cython.longlong, start=cython.double)
+    cpdef _step_end(self, double now)
     @cython.locals(start=cython.double, t0=cython.double, delta=cython.double,
                    k=cython.longlong, elapsed=cython.double, done=cython.longlong,
                    rest=cython.double, delay=cython.double)

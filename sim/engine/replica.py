@@ -261,6 +261,14 @@ class Replica:
         # SimPy's clock while this replica's own callback runs (its event's time), else -1:
         # the scheduling helpers then need not read the `Environment.now` property.
         self._clock = -1.0
+        # Chaining (`_wait_at`): while one of this replica's own callbacks runs, an event it
+        # would schedule before everything in SimPy's queue is run at once, in the same
+        # callback, instead: `_next_cbs` (None: nothing chained) at `_next_t`. Only where
+        # nothing but arrivals reads or changes the replica (`preplan`) and it is warm.
+        self.chains = self.preplan and fleet.chain_ok
+        self._chain = False
+        self._next_t = 0.0
+        self._next_cbs = None
         # The engine loop's callbacks, bound once (not once per event).
         self._wake_cbs = [self._on_wake]
         self._step_end_cbs = [self._on_step_end]
@@ -353,28 +361,60 @@ class Replica:
     # -- the engine loop -------------------------------------------------------------------------
     def _wait_at(self, now: float, delay: float, callbacks: list, priority) -> None:
         """Wait `delay` from `now`, SimPy's clock or a clock ahead of it (an absorbed arrival, a
-        planned cut): the event lands at exactly now + delay, the time it would have had.
-        callbacks: one of the replica's shared callback lists (`due_of`)."""
+        planned cut, a chained event): the event lands at exactly now + delay, the time it
+        would have had. callbacks: one of the replica's shared callback lists (`due_of`).
+
+        Chained instead (`_chain`, in the replica's own callbacks only): if the event would land
+        strictly before every event in SimPy's queue (within twice SimPy's clock, where it lands
+        at exactly now + delay), it would be the very next event, and nothing else can happen
+        before it; the callback runs it itself (`_follow`), at that time."""
+        if self._chain and priority == NORMAL:
+            at = now + delay
+            if at < self.env.peek() and at <= 2.0 * self._clock:
+                self._next_t = at
+                self._next_cbs = callbacks
+                return
         ev = due_of(callbacks)
         schedule_from(self.env, ev, priority, now, delay, self._clock)
         self._ev = ev
 
+    def _follow(self) -> None:
+        """Run the events chained by `_wait_at` (each may chain the next), then stop chaining."""
+        while self._next_cbs is not None:
+            cbs = self._next_cbs
+            self._next_cbs = None
+            now = self._next_t
+            if cbs is self._jump_end_cbs:
+                self._end_jump(now)
+            elif cbs is self._step_end_cbs:
+                self._step_end(now)
+            else:
+                self._run(now)
+        self._chain = False
+
     def _on_wake(self, ev) -> None:
         self.seen = self._clock = ev.t
+        self._chain = self.chains and self.state == "warm"
         self._run(ev.t)
+        self._follow()
         self._clock = -1.0
 
     def _on_step_end(self, ev) -> None:
-        # The step's effects (once per step), then plan the next one.
-        chunks, n_dec, start = self._step_chunks, self._step_n_dec, self._step_start
         now = ev.t
         self.seen = self._clock = now
+        self._chain = self.chains and self.state == "warm"
+        self._step_end(now)
+        self._follow()
+        self._clock = -1.0
+
+    def _step_end(self, now: float) -> None:
+        """The plain step ended at `now`: its effects (once per step), then plan the next one."""
+        chunks, n_dec, start = self._step_chunks, self._step_n_dec, self._step_start
         self.busy.add(start, now)
         self.seq_s += len(self.running) * (now - start)
         self.kv_s += self.kv_used * (now - start)
         self._apply_step(chunks, n_dec, now)
         self._run(now)
-        self._clock = -1.0
 
     def _apply_step(self, chunks, n_dec: int, now: float) -> None:
         """The effects of a step that ends at `now`: decoders grow by a token, prefill chunks
@@ -421,7 +461,9 @@ class Replica:
 
     def _on_jump_end(self, ev) -> None:
         self.seen = self._clock = ev.t
+        self._chain = self.chains and self.state == "warm"
         self._end_jump(ev.t)
+        self._follow()
         self._clock = -1.0
 
     def _end_jump(self, now: float) -> None:
@@ -621,6 +663,10 @@ class Replica:
         at = t1 + (k * t0 + delta * k * (k - 1) / 2)
         if self.preplan and self._hold(at):
             return True
+        if self._chain and at < env.peek() and at <= 2.0 * self._clock:  # as in `_wait_at`
+            self._next_t = at
+            self._next_cbs = self._jump_end_cbs
+            return True
         ev = due_of(self._jump_end_cbs)
         land_at(env, ev, NORMAL, at, now, self._clock)
         self._ev = ev
@@ -681,7 +727,7 @@ class Replica:
         dec, cached = self.dec, self.cached
         n = len(dec)
         while n and self.kv_cap - self.kv_used < n:
-            self._preempt(next(reversed(self.running)))
+            self._preempt(next(reversed(self.running)), True, now)
             n = len(dec)
         chunks: list[tuple[int, int]] = []
         attn = 0.0
@@ -752,7 +798,7 @@ class Replica:
         self.kv_used += prefill
         if not chunks and not n and running:
             # Only partial prefills that cannot grow: free KV by recomputing the newest later.
-            self._preempt(next(reversed(running)))
+            self._preempt(next(reversed(running)), True, now)
         return chunks, prefill, n, attn
 
     def _admit(self, i: int, base: int, need: int, now: float) -> None:
@@ -862,8 +908,10 @@ class Replica:
         self.dec_ctx -= freed
         self.kv_used -= freed
 
-    def _preempt(self, i: int, requeue: bool = True) -> None:
-        """Evict by recompute: free the KV, remember how many tokens were generated."""
+    def _preempt(self, i: int, requeue: bool = True, now: float = -1.0) -> None:
+        """Evict by recompute: free the KV, remember how many tokens were generated. now: the
+        replica's time (ahead of SimPy's clock in a planned cut or a chained event), else -1:
+        SimPy's clock."""
         del self.running[i]
         if self.pcache is not None:
             self._cache_release(i, False)
@@ -877,7 +925,7 @@ class Replica:
             self.prefilling.remove(i)
             self.kv_used -= self.ctx.pop(i)
             del self.todo[i]
-        self.fleet.evicted(i, kv_full=requeue)  # a kill evicts without requeueing here
+        self.fleet.evicted(i, requeue, now)  # a kill evicts without requeueing here
         if requeue:
             self.waiting.appendleft(i)
         else:

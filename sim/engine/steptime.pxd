@@ -14,7 +14,9 @@ cdef class StepTimes:
     cdef public double ar_s_per_byte, eager_launch_s, step_overhead_s, per_seq_overhead_s
     cdef public double cpu_overlap
     cdef public bint graph_decode_only
-    cdef public dict decode_cache
+    cdef public Py_ssize_t _dc_n
+    cdef public double[::1] _dc_fixed, _dc_pad, _dc_cpu
+    cdef public unsigned char[::1] _dc_known
 
     @cython.locals(weight_bytes=cython.double, read_s=cython.double, flop_s=cython.double,
                    gpu_s=cython.double, msg=cython.double, latency=cython.double)
@@ -22,5 +24,8 @@ cdef class StepTimes:
     @cython.locals(tokens=cython.longlong, gpu_s=cython.double, cpu_s=cython.double)
     cpdef double step(self, long long prefill_tokens, double prefill_attn_pairs,
                       long long decode_seqs, long long decode_ctx_tokens)
-    @cython.locals(c=tuple, gpu_s=cython.double, cpu_s=cython.double)
+    cpdef clear_decode(self)
+    @cython.locals(size=cython.Py_ssize_t, more=cython.Py_ssize_t)
+    cpdef _grow_decode(self, Py_ssize_t n)
+    @cython.locals(gpu_s=cython.double, cpu_s=cython.double)
     cpdef double decode(self, long long n, long long ctx)

@@ -12,6 +12,8 @@ steptime.pxd; sim/engine/native.py picks the build), and the compiled replica ca
 
 from __future__ import annotations
 
+from array import array
+
 _CHECK_BATCHES = (1, 2, 3, 7, 31, 64, 255, 256, 1000)
 _CHECK_CTX = (0, 1, 999, 4096, 123_457, 2_000_000, 50_000_000)
 _CHECK_PREFILL = (1, 17, 512, 2048, 8192, 20_000)
@@ -46,7 +48,7 @@ class StepTimes:
         self.step_overhead_s = p._step_overhead_s
         self.per_seq_overhead_s = p._per_seq_overhead_s
         self.cpu_overlap = p._cpu_overlap
-        self.decode_cache = {}  # n -> (fixed GPU s, KV padding tokens, CPU s) of n decoders
+        self.clear_decode()
 
     def fixed_gpu_s(self, tokens, logit_rows):
         weight_bytes = self.dense_read_bytes
@@ -80,14 +82,46 @@ class StepTimes:
         cpu_s = self.step_overhead_s + self.per_seq_overhead_s * decode_seqs
         return gpu_s + cpu_s - self.cpu_overlap * (gpu_s if gpu_s < cpu_s else cpu_s)
 
+    def clear_decode(self) -> None:
+        """Forget the per-batch-size parts of decode steps: `decode` works them out again."""
+        # By batch size n, where _dc_known[n]: a decode-only step's fixed GPU seconds, KV
+        # padding tokens and CPU seconds (flat arrays: C reads in the compiled build).
+        self._dc_n = 0
+        self._dc_fixed = array("d")
+        self._dc_pad = array("d")
+        self._dc_cpu = array("d")
+        self._dc_known = bytearray()
+
+    def _grow_decode(self, n) -> None:
+        """Room in the decode caches for batch sizes up to n (at least doubled)."""
+        size = max(2 * self._dc_n, n + 1, 64)
+        more = size - self._dc_n
+        fixed, pad, cpu = (
+            array("d", self._dc_fixed),
+            array("d", self._dc_pad),
+            array("d", self._dc_cpu),
+        )
+        fixed.extend([0.0] * more)
+        pad.extend([0.0] * more)
+        cpu.extend([0.0] * more)
+        self._dc_fixed, self._dc_pad, self._dc_cpu = fixed, pad, cpu
+        self._dc_known = bytearray(self._dc_known) + bytearray(more)
+        self._dc_n = size
+
     def decode(self, n, ctx):
-        c = self.decode_cache.get(n)
-        if c is None:
+        if n >= self._dc_n:
+            self._grow_decode(n)
+        if not self._dc_known[n]:
             # A decode-only step of n sequences: n tokens and n logit rows.
-            c = (self.fixed_gpu_s(n, n), self.kv_pad_tokens * n, self.step_overhead_s + self.per_seq_overhead_s * n)  # fmt: skip
-            self.decode_cache[n] = c
-        gpu_s = c[0] + (self.kv_read_per_token * (ctx + c[1])) * self.inv_attn_bw
-        cpu_s = c[2]
+            self._dc_fixed[n] = self.fixed_gpu_s(n, n)
+            self._dc_pad[n] = self.kv_pad_tokens * n
+            self._dc_cpu[n] = self.step_overhead_s + self.per_seq_overhead_s * n
+            self._dc_known[n] = 1
+        gpu_s = (
+            self._dc_fixed[n]
+            + (self.kv_read_per_token * (ctx + self._dc_pad[n])) * self.inv_attn_bw
+        )
+        cpu_s = self._dc_cpu[n]
         return gpu_s + cpu_s - self.cpu_overlap * (gpu_s if gpu_s < cpu_s else cpu_s)
 
 
@@ -153,5 +187,5 @@ def _check(profile) -> StepTimes:
         return ProfileStepTimes(profile)
     if not same:
         return ProfileStepTimes(profile)
-    fast.decode_cache.clear()
+    fast.clear_decode()
     return fast

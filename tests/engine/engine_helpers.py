@@ -4,6 +4,7 @@ workload builders. The fake profile has the same shape as `sim.perf.ServingProfi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -76,3 +77,60 @@ def poisson_workload(rng, n, rate_per_s, prompt_mean=500, output_mean=150) -> Wo
     prompt = rng.integers(1, 2 * prompt_mean, n)
     output = rng.integers(1, 2 * output_mean, n)
     return Workload(arrivals, prompt, output, name="poisson")
+
+
+def lockstep_workload(seed: int, n: int, tick: float) -> Workload:
+    """Arrivals on a grid of `tick` (many at the same instant) with a few equal lengths: with
+    dyadic step times (test_hold.DYADIC) replicas run in lockstep and their events coincide in
+    time, where the order of same-time events matters."""
+    rng = np.random.default_rng(seed)
+    arrivals = np.cumsum(rng.integers(0, 4, n)) * tick
+    prompt = rng.choice([64, 128, 256], n)
+    output = rng.choice([8, 16, 64, 128], n)
+    return workload(arrivals, prompt, output)
+
+
+def assert_same_run(a, b) -> None:
+    """Two runs agree bit for bit: every request's times, status, attempts and cost, the time
+    series and the event counts."""
+    for field in ("start_s", "first_token_s", "finish_s", "status", "attempts", "cost_usd"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), field)
+    assert a.timeseries.equals(b.timeseries)
+    assert a.meta["event_counts"] == b.meta["event_counts"]
+
+
+def run_switched(cfg, w, profile, monkeypatch, *, hold=True, chain=True, horizon_s=None):
+    """One run with held jump ends (`GpuFleet.hold_ok`) and chained events (`chain_ok`) on or
+    off. Returns the result and counts: SimPy events, same-time order fixes of held ends
+    (`held_ties`) and runs ended by a chained completion (`GpuFleet._on_done_at`)."""
+    import simpy
+
+    from sim.engine import simulate_fleet
+    from sim.engine.fleet import GpuFleet
+
+    monkeypatch.setattr(GpuFleet, "hold_ok", hold)
+    monkeypatch.setattr(GpuFleet, "chain_ok", chain)
+    out = SimpleNamespace(events=0, ties=0, ended=0)
+    step, release, done_at = simpy.Environment.step, GpuFleet._release_held, GpuFleet._on_done_at
+
+    def counting_step(env):
+        out.events += 1
+        step(env)
+
+    def watching(fleet, upto, now, rep, clock=-1.0):
+        release(fleet, upto, now, rep, clock)
+        out.ties = max(out.ties, fleet.held_ties)
+
+    def counting_done(fleet, ev):
+        out.ended += 1
+        done_at(fleet, ev)
+
+    monkeypatch.setattr(simpy.Environment, "step", counting_step)
+    monkeypatch.setattr(GpuFleet, "_release_held", watching)
+    monkeypatch.setattr(GpuFleet, "_on_done_at", counting_done)
+    out.result = simulate_fleet(
+        cfg, w, profile_factory=factory_for(profile), rng=np.random.default_rng(2),
+        horizon_s=horizon_s,
+    )  # fmt: skip
+    monkeypatch.undo()
+    return out

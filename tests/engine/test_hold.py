@@ -14,7 +14,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import simpy
-from engine_helpers import FakeProfile, factory_for, poisson_workload, workload
+from engine_helpers import (
+    FakeProfile,
+    assert_same_run,
+    factory_for,
+    lockstep_workload,
+    poisson_workload,
+    run_switched,
+    workload,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_absorb import SETUPS as ABSORB_SETUPS
@@ -58,45 +66,14 @@ def python_replica():
         yield
 
 
-def _run(cfg, w, profile, hold: bool, monkeypatch):
-    """One run with holding on or off; also counts SimPy events and held-order fixes."""
-    monkeypatch.setattr(GpuFleet, "hold_ok", hold)
-    events = [0]
-    step = simpy.Environment.step
-
-    def counting_step(env):
-        events[0] += 1
-        step(env)
-
-    monkeypatch.setattr(simpy.Environment, "step", counting_step)
-    ties = []
-    release = GpuFleet._release_held
-
-    def watching(fleet, upto, now, rep, clock=-1.0):
-        release(fleet, upto, now, rep, clock)
-        ties.append(fleet.held_ties)
-
-    monkeypatch.setattr(GpuFleet, "_release_held", watching)
-    r = simulate_fleet(cfg, w, profile_factory=factory_for(profile), rng=np.random.default_rng(2))
-    monkeypatch.undo()
-    return r, events[0], max(ties, default=0)
-
-
-def _assert_same(a, b) -> None:
-    for field in ("start_s", "first_token_s", "finish_s", "status", "attempts", "cost_usd"):
-        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), field)
-    assert a.timeseries.equals(b.timeseries)
-    assert a.meta["event_counts"] == b.meta["event_counts"]
-
-
 @pytest.mark.parametrize("name", sorted(SETUPS))
 def test_held_jump_ends_change_nothing(name, monkeypatch):
     w = poisson_workload(np.random.default_rng(6), 3000, 25.0)
     profile = FakeProfile(kv_capacity_tokens=20_000)
-    plain, plain_events, _ = _run(SETUPS[name], w, profile, False, monkeypatch)
-    held, held_events, _ = _run(SETUPS[name], w, profile, True, monkeypatch)
-    _assert_same(held, plain)
-    assert held_events <= plain_events
+    plain = run_switched(SETUPS[name], w, profile, monkeypatch, hold=False)
+    held = run_switched(SETUPS[name], w, profile, monkeypatch, hold=True)
+    assert_same_run(held.result, plain.result)
+    assert held.events <= plain.events
 
 
 @settings(
@@ -110,15 +87,13 @@ def test_held_jump_ends_change_nothing(name, monkeypatch):
 )
 def test_same_time_events_keep_their_order(seed, n, name, tick, monkeypatch):
     """Arrivals on a grid (many at the same instant), equal and dyadic lengths: replicas run
-    in lockstep and their events coincide in time."""
-    rng = np.random.default_rng(seed)
-    arrivals = np.cumsum(rng.integers(0, 4, n)) * tick
-    prompt = rng.choice([64, 128, 256], n)
-    output = rng.choice([8, 16, 64, 128], n)
-    w = workload(arrivals, prompt, output)
-    plain, _, _ = _run(SETUPS[name], w, DYADIC, False, monkeypatch)
-    held, _, _ = _run(SETUPS[name], w, DYADIC, True, monkeypatch)
-    _assert_same(held, plain)
+    in lockstep and their events coincide in time. Held jump ends, chained events
+    (tests/engine/test_chain.py) and both together give what neither gives."""
+    w = lockstep_workload(seed, n, tick)
+    plain = run_switched(SETUPS[name], w, DYADIC, monkeypatch, hold=False, chain=False)
+    for hold, chain in ((True, False), (False, True), (True, True)):
+        run = run_switched(SETUPS[name], w, DYADIC, monkeypatch, hold=hold, chain=chain)
+        assert_same_run(run.result, plain.result)
 
 
 def test_the_conv_trace_replay_leaves_no_dead_event(monkeypatch):
