@@ -36,6 +36,23 @@ cdef class Lookahead:
     cdef public list held
 
 
+cdef class FinishHeap:
+    cdef public Py_ssize_t n, _cap
+    cdef long long[::1] _steps, _reqs
+    cdef list _h
+
+    cpdef long long top_step(self)
+    cpdef long long top_req(self)
+    @cython.locals(steps=cython.longlong[::1], reqs=cython.longlong[::1], k=cython.Py_ssize_t,
+                   parent=cython.Py_ssize_t, ps=cython.longlong, pr=cython.longlong)
+    cpdef push(self, long long step, long long i)
+    @cython.locals(steps=cython.longlong[::1], reqs=cython.longlong[::1], k=cython.Py_ssize_t,
+                   n=cython.Py_ssize_t, c=cython.Py_ssize_t, step=cython.longlong,
+                   i=cython.longlong, cs=cython.longlong, cr=cython.longlong)
+    cpdef pop(self)
+    cpdef _grow(self)
+
+
 cdef class Replica:
     cdef dict __dict__
     cdef public object env, fleet, table
@@ -49,7 +66,8 @@ cdef class Replica:
     cdef public object waiting, state, _ev, _ev_before, pcache
     cdef public list _wake_cbs, _step_end_cbs, _jump_end_cbs
     cdef public dict running, todo, ctx, dec, pinned
-    cdef public list prefilling, heap
+    cdef public list prefilling
+    cdef public FinishHeap heap
     cdef public long long load, steps, kv_used, dec_ctx, _done
     cdef public tuple _looked_up
     cdef public list _step_chunks

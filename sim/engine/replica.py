@@ -170,6 +170,92 @@ KILL = "kill"  # interrupt cause: the replica is gone (spot preemption), drop ev
 WAKE = "wake"  # interrupt cause: new work may be admissible
 
 
+class FinishHeap:
+    """A min-heap of (finish step, request) pairs, ordered as those tuples are (by step, then
+    request): `heapq` over a list of tuples in replica.py, two C arrays in the compiled build.
+    The pops come in the same order either way: a min-heap pops the smallest pair it holds,
+    whatever its layout, and equal pairs are the same pair.
+
+    `n` is the number of pairs; `top_step` and `top_req` read the smallest (n > 0)."""
+
+    def __init__(self):
+        self.n = 0
+        if COMPILED:
+            self._cap = 64
+            self._steps = array("q", bytes(8 * 64))
+            self._reqs = array("q", bytes(8 * 64))
+        else:
+            self._h = []
+
+    def top_step(self) -> int:
+        return self._steps[0] if COMPILED else self._h[0][0]
+
+    def top_req(self) -> int:
+        return self._reqs[0] if COMPILED else self._h[0][1]
+
+    def push(self, step: int, i: int) -> None:
+        if not COMPILED:
+            heappush(self._h, (step, i))
+            self.n += 1
+            return
+        if self.n == self._cap:
+            self._grow()
+        steps, reqs = self._steps, self._reqs
+        k = self.n
+        while k > 0:  # sift up: parents greater than (step, i) move down
+            parent = (k - 1) >> 1
+            ps = steps[parent]
+            pr = reqs[parent]
+            if ps < step or (ps == step and pr <= i):
+                break
+            steps[k] = ps
+            reqs[k] = pr
+            k = parent
+        steps[k] = step
+        reqs[k] = i
+        self.n += 1
+
+    def pop(self) -> None:
+        """Remove the smallest pair."""
+        if not COMPILED:
+            heappop(self._h)
+            self.n -= 1
+            return
+        n = self.n - 1
+        self.n = n
+        if n == 0:
+            return
+        steps, reqs = self._steps, self._reqs
+        step = steps[n]  # the last pair, sifted down from the top
+        i = reqs[n]
+        k = 0
+        while True:
+            c = 2 * k + 1
+            if c >= n:
+                break
+            if c + 1 < n and (
+                steps[c + 1] < steps[c] or (steps[c + 1] == steps[c] and reqs[c + 1] < reqs[c])
+            ):
+                c += 1
+            cs = steps[c]
+            cr = reqs[c]
+            if step < cs or (step == cs and i <= cr):
+                break
+            steps[k] = cs
+            reqs[k] = cr
+            k = c
+        steps[k] = step
+        reqs[k] = i
+
+    def _grow(self) -> None:
+        more = bytes(8 * self._cap)
+        steps, reqs = array("q", self._steps), array("q", self._reqs)
+        steps.frombytes(more)
+        reqs.frombytes(more)
+        self._steps, self._reqs = steps, reqs
+        self._cap *= 2
+
+
 class Replica:
     """A physics replica. State lives in small per-replica dicts and lists keyed by request index.
 
@@ -218,7 +304,7 @@ class Replica:
         self.todo: dict[int, int] = {}
         self.ctx: dict[int, int] = {}
         self.dec: dict[int, tuple[int, int, int, int]] = {}
-        self.heap: list[tuple[int, int]] = []
+        self.heap = FinishHeap()  # (finish step, request) of the decoders
         self.steps = 0
         self.kv_used = 0
         self.dec_ctx = 0
@@ -424,7 +510,7 @@ class Replica:
             self.dec_ctx += n_dec
             self.kv_used += n_dec
             heap = self.heap
-            if heap and heap[0][0] <= self.steps:
+            if heap.n and heap.top_step() <= self.steps:
                 self._pop_finished(now)
         if chunks:
             table = self.table
@@ -456,7 +542,7 @@ class Replica:
                     continue
                 finish_step = self.steps + out - generated
                 self.dec[i] = (self.steps, generated, kv, finish_step)
-                heappush(self.heap, (finish_step, i))
+                self.heap.push(finish_step, i)
                 self.dec_ctx += kv
 
     def _on_jump_end(self, ev) -> None:
@@ -483,7 +569,7 @@ class Replica:
         self.steps = steps = self.steps + done
         self.dec_ctx += n * done
         self.kv_used += n * done
-        if self.heap[0][0] <= steps:
+        if self.heap.top_step() <= steps:
             self._pop_finished(now)
         self._run(now)
 
@@ -561,11 +647,11 @@ class Replica:
                 # Steps until the batch changes: the earliest completion or KV exhaustion.
                 heap = self.heap
                 while True:
-                    finish_step, i = heap[0]
-                    d = dec.get(i)
+                    finish_step = heap.top_step()
+                    d = dec.get(heap.top_req())
                     if d is not None and d[3] == finish_step:
                         break
-                    heappop(heap)
+                    heap.pop()
                 k = finish_step - self.steps
                 k_kv = (self.kv_cap - self.kv_used) // n
                 if k_kv < k:
@@ -627,15 +713,15 @@ class Replica:
                 return False
             first = min(first, steps + output[i] - generated)
         heap, dec = self.heap, self.dec
-        while heap:
-            finish_step, i = heap[0]
-            d = dec.get(i)
+        while heap.n:
+            finish_step = heap.top_step()
+            d = dec.get(heap.top_req())
             if d is not None and d[3] == finish_step:
                 if finish_step <= steps:
                     return False
                 first = min(first, finish_step)
                 break
-            heappop(heap)
+            heap.pop()
         n = len(dec) + len(chunks)
         kv_used = self.kv_used + n_dec
         if self._admissible(n, kv_used):
@@ -868,8 +954,10 @@ class Replica:
             self._pop_finished_cached(now)
             return
         freed = 0
-        while heap and heap[0][0] <= steps:
-            finish_step, i = heappop(heap)
+        while heap.n and heap.top_step() <= steps:
+            finish_step = heap.top_step()
+            i = heap.top_req()
+            heap.pop()
             d = dec.get(i)
             if d is None or d[3] != finish_step:
                 continue
@@ -887,8 +975,10 @@ class Replica:
         ids; on the streaming path ids are reused slots, so they are ordered by request."""
         heap, dec, steps, running = self.heap, self.dec, self.steps, self.running
         due = []
-        while heap and heap[0][0] <= steps:
-            finish_step, i = heappop(heap)
+        while heap.n and heap.top_step() <= steps:
+            finish_step = heap.top_step()
+            i = heap.top_req()
+            heap.pop()
             d = dec.get(i)
             if d is not None and d[3] == finish_step:
                 # Taken off at once: a request preempted and readmitted can sit in the heap twice
