@@ -85,6 +85,10 @@ cdef class Replica:
     cdef public object _next_cbs
 
     cpdef enqueue(self, object i, double now, double next_arrival_s=*, double clock=*)
+    cpdef _on_wake(self, Due ev)
+    @cython.locals(now=cython.double)
+    cpdef _on_step_end(self, Due ev)
+    cpdef _on_jump_end(self, Due ev)
     @cython.locals(at=cython.double)
     cpdef _wait_at(self, double now, double delay, list callbacks, object priority)
     @cython.locals(now=cython.double)
@@ -125,6 +129,7 @@ cdef class Replica:
 
 @cython.locals(best=Replica, r=Replica, low=cython.longlong)
 cpdef object least_loaded(list reps)
+@cython.locals(ev=Due)
 cpdef Due due_of(list callbacks)
 cpdef schedule_from(object env, Due event, object priority, double now, double delay,
                     double clock=*)
@@ -132,5 +137,7 @@ cpdef schedule_from(object env, Due event, object priority, double now, double d
 cpdef double _floordiv(double a, double b)
 cpdef double landing_time(double now, double at)
 cpdef double _delay_to(double now, double at)
+@cython.locals(m=cython.longlong)
+cpdef long long _ceil_int(double x)
 @cython.locals(a=cython.double, b=cython.double, disc=cython.double, m=cython.longlong)
 cpdef long long _steps_reached(double elapsed, double t0, double delta, long long k)

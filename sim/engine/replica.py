@@ -65,11 +65,16 @@ def due_of(callbacks: list) -> Due:
     ev = Due.__new__(Due)
     ev.callbacks = callbacks
     ev._ok = True
-    ev.t = math.nan
+    ev.t = _NAN
     return ev
 
 
 CUT = ()  # the callbacks of an event that no longer resumes anything
+# Module constants read by name (a module attribute such as `math.inf` is a getattr per use in
+# the compiled build).
+_INF = math.inf
+_NAN = math.nan
+_sqrt = math.sqrt
 
 
 class BusySums:
@@ -704,7 +709,7 @@ class Replica:
         if len(self.prefilling) != len(chunks):
             return False
         steps = self.steps + (1 if n_dec else 0)
-        first = math.inf
+        first = _INF
         for i, c in chunks:
             if todo[i] != c:
                 return False
@@ -1109,15 +1114,26 @@ def _delay_to(now: float, at: float) -> float:
     return delay
 
 
+def _ceil_int(x: float) -> int:
+    """math.ceil(x) for a float x with |x| < 4e18, through a C long long in the compiled build
+    (`_steps_reached` passes about the steps of one jump). Beyond, math.ceil's own result, which
+    the compiled build cannot return as a long long past 2**63 (OverflowError); a NaN or an
+    infinity raises in both, as in math.ceil."""
+    if not -4.0e18 < x < 4.0e18:
+        return math.ceil(x)
+    m = int(x)  # towards zero: the ceiling for x <= 0, one under it for a fractional x > 0
+    return m + 1 if m < x else m
+
+
 def _steps_reached(elapsed: float, t0: float, delta: float, k: int) -> int:
     """The first step boundary at or after `elapsed` into a jump whose i-th step (from 0) lasts
     t0 + i * delta: smallest m with m*t0 + delta*m*(m-1)/2 >= elapsed, within [1, k]."""
     if abs(delta) < 1e-18 * max(t0, 1e-30):
-        m = math.ceil(elapsed / t0 - 1e-12) if t0 > 0 else k
+        m = _ceil_int(elapsed / t0 - 1e-12) if t0 > 0 else k
     else:
         a, b = delta / 2, t0 - delta / 2
         disc = max(b * b + 4 * a * elapsed, 0.0)
-        m = math.ceil((-b + math.sqrt(disc)) / (2 * a) - 1e-9)
+        m = _ceil_int((-b + _sqrt(disc)) / (2 * a) - 1e-9)
     return min(max(m, 1), k)
 
 

@@ -7,11 +7,15 @@ Poisson traffic (measured: equal to 1e-12)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from engine_helpers import FakeProfile, factory_for, poisson_workload, workload
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sim.engine import simulate_fleet
+from sim.engine import native, replica, simulate_fleet
 from sim.engine.config import EngineConfig, SelfHostedFleetConfig
 from sim.engine.replica import _steps_reached
 from sim.engine.result import OK
@@ -83,3 +87,29 @@ def test_steps_reached_finds_the_next_boundary(t0, delta):
         m = _steps_reached(elapsed, t0, delta, k)
         assert bounds[m - 1] >= elapsed - 1e-12
         assert m == 1 or bounds[m - 2] < elapsed + 1e-12
+
+
+BUILDS = [replica] + ([native.compiled_replica] if native.compiled_replica else [])
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+@settings(max_examples=300, deadline=None)
+@given(x=st.floats(min_value=-4e18, max_value=4e18, exclude_min=True, exclude_max=True))
+def test_ceil_int_is_math_ceil_in_either_build(build, x):
+    assert build._ceil_int(x) == math.ceil(x)
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_ceil_int_edges(build):
+    for x in (0.0, -0.0, 0.5, -0.5, 1.0, 1 - 2**-53, 2.0**53 + 2, -(2.0**60), 3.99e18, 5e18):
+        assert build._ceil_int(x) == math.ceil(x), x
+    if build is replica:
+        assert build._ceil_int(1e300) == math.ceil(1e300)
+    else:  # past a long long
+        with pytest.raises(OverflowError):
+            build._ceil_int(1e300)
+    for x in (math.inf, -math.inf):
+        with pytest.raises(OverflowError):
+            build._ceil_int(x)
+    with pytest.raises(ValueError):
+        build._ceil_int(math.nan)
