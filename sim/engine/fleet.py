@@ -18,7 +18,7 @@ from simpy.events import NORMAL, URGENT
 
 from sim.engine import native
 from sim.engine.events import EventLog
-from sim.engine.native import Due, due_of, land_at, schedule_at, schedule_from
+from sim.engine.native import Due, due_of, schedule_at, schedule_from
 from sim.engine.prefix import (
     CacheStats,
     PrefixCache,
@@ -31,7 +31,6 @@ from sim.engine.requests import RequestTable, SlotTable
 from sim.engine.result import DROPPED, OK
 
 ROUTERS = ("round_robin", "least_outstanding", "jsq", "prefix_affinity")
-_UNKNOWN = -math.inf  # the next arrival's time past the end of a streamed chunk
 
 
 class GpuFleet:
@@ -287,6 +286,10 @@ class GpuFleet:
         # replicas (they are SimPy processes, interrupted at SimPy's clock) nor a fleet that may
         # divert (hybrid overflow).
         self._absorb = self._plain_submit and not self.exp
+        # The loop itself (`_arrive`), with least-outstanding routing inlined where `route`
+        # would do just that.
+        least = self._router == "least_outstanding" and not self.exp
+        self._arrivals = self.replica_impl.Arrivals(self, least)
         # Where the process's Initialize event would run: urgent, at the current time.
         self.env.schedule(Due(self._on_arrival_kick), URGENT)
 
@@ -335,65 +338,10 @@ class GpuFleet:
         own timeout, or absorbed: handled in this call, at the clock its timeout would have
         given, when that is strictly before every event in SimPy's queue. Between two events
         nothing else happens, and events the absorbed arrivals schedule land at the same times
-        and in the same order as with one timeout each, so the results are the same (exact)."""
-        times = self._arrival_t
-        n = len(times)
-        env = self.env
-        peek, route = env.peek, self.route
-        never_fits = self._never_fits
-        plain, absorb = self._plain_submit, self._absorb
-        hold = absorb and self.hold_ok
-        ahead = self.ahead
-        streamed = self._chunks is not None
-        if streamed:  # the current chunk's columns (read again when the next chunk loads)
-            assign, base, keys = self.table.assign, self._chunk_base, self._chunk_keys
-            prompt, output, cached = self._chunk
-        clock = now
-        while True:
-            self.n_arrived += 1
-            # The next arrival's time, for `Replica._interrupt` (unknown past a chunk's end).
-            t_next = times[i + 1] if i + 1 < n else _UNKNOWN
-            if hold:  # what a replica may hold now (past a chunk's end: nothing)
-                upto = t_next if t_next != _UNKNOWN else math.inf
-                ahead.next_arrival_t = upto
-            if streamed:
-                j = assign(base + i, times[i], prompt[i], output[i], cached[i])
-                if keys is not None:
-                    self.prefix_keys.bind(j, keys, i)
-            else:
-                j = i
-            if plain and not never_fits[j]:
-                rep = route(j, now, t_next, clock)  # `submit(j)`, inlined: fleets that never divert
-            else:
-                self.submit(j, now)
-                rep = None
-            if hold and ahead.held_min <= upto:
-                # Held jump ends due by the next arrival go to SimPy's queue (those this arrival
-                # cut are gone); past a chunk's end, all of them.
-                self._release_held(upto, now, rep, clock)
-            i += 1
-            if i >= n:
-                if not self._next_chunk():
-                    self._last_arrival = times[-1]
-                    self._exhausted(now)
-                    return
-                times = self._arrival_t
-                n = len(times)
-                i = 0
-                base, keys = self._chunk_base, self._chunk_keys
-                prompt, output, cached = self._chunk
-            t = times[i]
-            if t <= now:  # a same-time arrival: at this clock
-                continue
-            at = now + (t - now)  # the clock its timeout would give
-            # Absorbed within twice SimPy's clock, so that what it schedules lands exactly
-            # (`land_at`).
-            if absorb and at < peek() and at <= 2.0 * clock:
-                now = at
-                continue
-            self._arrival_next = i
-            schedule_from(env, due_of(self._arrival_cbs), NORMAL, now, t - now, clock)
-            return
+        and in the same order as with one timeout each, so the results are the same (exact).
+
+        The loop is `replica.Arrivals.run`, compiled with the replica."""
+        self._arrivals.run(i, now)
 
     @property
     def stop_at(self) -> float:
@@ -425,37 +373,7 @@ class GpuFleet:
         now); had that event the very time of a held one, it would now come first among the
         two, though it was scheduled after it: it is then scheduled again after them (the first
         copy emptied), so every event keeps its order."""
-        keep = []
-        env = self.env
-        ahead = self.ahead
-        held = ahead.held
-        # The event `rep` scheduled while the arrival was routed, if any (not one it held, nor
-        # one it waited for before: that one kept its place in the queue).
-        mine = rep._ev if rep is not None else None
-        if mine is not None and (mine is rep._ev_before or not mine.callbacks or mine in held):
-            mine = None
-        tie = None
-        low = math.inf
-        for ev in held:
-            if not ev.callbacks:  # cut before it was due: no event at all
-                continue
-            t = ev.t
-            if t <= upto:
-                if mine is not None and mine.t == t:
-                    tie = mine
-                land_at(env, ev, NORMAL, t, now, clock)
-            else:
-                keep.append(ev)
-                if t < low:
-                    low = t
-        ahead.held = keep
-        ahead.held_min = low
-        if tie is not None:  # scheduled after those of its time, as it was
-            self.held_ties += 1
-            again = due_of(tie.callbacks)
-            tie.callbacks = ()  # replica.CUT
-            land_at(env, again, NORMAL, tie.t, now, clock)
-            rep._ev = again
+        self.held_ties += native.impl().release_held(self.ahead, self.env, upto, now, rep, clock)
 
     def _exhausted(self, now: float) -> None:
         """Every request has arrived (the last at `now`): a streamed run now knows its size."""

@@ -127,6 +127,25 @@ cdef class Replica:
     cpdef _pop_finished(self, double now)
 
 
+
+@cython.final
+cdef class Arrivals:
+    cdef public object fleet, env, never_fits
+    cdef public Lookahead ahead
+    cdef public list routable, cbs
+    cdef public bint plain, absorb, hold, least
+    cdef public long long max_queue
+
+    @cython.locals(fleet=object, times=list, n=cython.Py_ssize_t, env=object, never_fits=object,
+                   plain=cython.bint, absorb=cython.bint, hold=cython.bint, ahead=Lookahead,
+                   streamed=cython.bint, table=object, base=cython.Py_ssize_t, keys=object,
+                   clock=cython.double, upto=cython.double, arrived=cython.Py_ssize_t,
+                   t_next=cython.double, j=object, rep=object, t=cython.double,
+                   at=cython.double)
+    cpdef run(self, Py_ssize_t i, double now)
+    @cython.locals(reps=list, rep=Replica)
+    cpdef object _route(self, object j, double now, double t_next, double clock)
+
 @cython.locals(best=Replica, r=Replica, low=cython.longlong)
 cpdef object least_loaded(list reps)
 @cython.locals(ev=Due)
@@ -141,3 +160,7 @@ cpdef double _delay_to(double now, double at)
 cpdef long long _ceil_int(double x)
 @cython.locals(a=cython.double, b=cython.double, disc=cython.double, m=cython.longlong)
 cpdef long long _steps_reached(double elapsed, double t0, double delta, long long k)
+@cython.locals(keep=list, held=list, mine=Due, tie=Due, low=cython.double, ev=Due,
+               t=cython.double, again=Due)
+cpdef long long release_held(Lookahead ahead, object env, double upto, double now, Replica rep,
+                             double clock=*)

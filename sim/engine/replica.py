@@ -1027,6 +1027,148 @@ class Replica:
             self.load -= 1
 
 
+_UNKNOWN = -math.inf  # the next arrival's time past the end of a streamed chunk
+
+
+class Arrivals:
+    """A GPU fleet's arrival loop (`GpuFleet._arrive` states its rules), compiled with the
+    replica: each arrival is routed (least-outstanding routing inlined where `least`, the
+    fleet's `route` otherwise), the following arrivals are absorbed where exact, and held jump
+    ends due by the next arrival are released (`release_held`). The fleet keeps the arrival
+    state it shares with the rest of the engine (`_arrival_t`, `_arrival_next`, `n_arrived`,
+    the streamed chunk); this loop reads it at entry and at a chunk's end, and writes it back
+    before calling anything that reads it."""
+
+    def __init__(self, fleet, least: bool):
+        self.fleet = fleet
+        self.env = fleet.env
+        self.ahead = fleet.ahead
+        self.routable = fleet.routable  # the fleet's list (changed in place only)
+        self.never_fits = fleet._never_fits
+        self.plain = fleet._plain_submit
+        self.absorb = fleet._absorb
+        self.hold = fleet._absorb and fleet.hold_ok
+        self.least = least  # GpuFleet.route would pick the least-loaded replica itself
+        self.max_queue = -1 if fleet._max_queue is None else fleet._max_queue
+        self.cbs = fleet._arrival_cbs
+
+    def run(self, i: int, now: float) -> None:
+        fleet = self.fleet
+        times = fleet._arrival_t
+        n = len(times)
+        env = self.env
+        never_fits = self.never_fits
+        plain, absorb, hold = self.plain, self.absorb, self.hold
+        ahead = self.ahead
+        streamed = fleet._chunks is not None
+        table = fleet.table
+        base, keys = 0, None
+        prompt = output = cached = None
+        if streamed:  # the current chunk's columns (read again when the next chunk loads)
+            base, keys = fleet._chunk_base, fleet._chunk_keys
+            prompt, output, cached = fleet._chunk
+        clock = now
+        upto = _INF
+        arrived = 0  # added to fleet.n_arrived before anything reads it
+        while True:
+            arrived += 1
+            # The next arrival's time, for `Replica._interrupt` (unknown past a chunk's end).
+            t_next = times[i + 1] if i + 1 < n else _UNKNOWN
+            if hold:  # what a replica may hold now (past a chunk's end: nothing)
+                upto = t_next if t_next != _UNKNOWN else _INF
+                ahead.next_arrival_t = upto
+            if streamed:
+                j = table.assign(base + i, times[i], prompt[i], output[i], cached[i])
+                if keys is not None:
+                    fleet.prefix_keys.bind(j, keys, i)
+            else:
+                j = i
+            if plain and not never_fits[j]:
+                rep = self._route(j, now, t_next, clock)  # `submit(j)`: fleets that never divert
+            else:
+                fleet.submit(j, now)
+                rep = None
+            if hold and ahead.held_min <= upto:
+                # Held jump ends due by the next arrival go to SimPy's queue (those this arrival
+                # cut are gone); past a chunk's end, all of them.
+                fleet.held_ties += release_held(ahead, env, upto, now, rep, clock)
+            i += 1
+            if i >= n:
+                fleet.n_arrived += arrived
+                arrived = 0
+                if not fleet._next_chunk():
+                    fleet._last_arrival = times[n - 1]
+                    fleet._exhausted(now)
+                    return
+                times = fleet._arrival_t
+                n = len(times)
+                i = 0
+                base, keys = fleet._chunk_base, fleet._chunk_keys
+                prompt, output, cached = fleet._chunk
+            t = times[i]
+            if t <= now:  # a same-time arrival: at this clock
+                continue
+            at = now + (t - now)  # the clock its timeout would give
+            # Absorbed within twice SimPy's clock, so that what it schedules lands exactly
+            # (`land_at`).
+            if absorb and at < env.peek() and at <= 2.0 * clock:
+                now = at
+                continue
+            fleet.n_arrived += arrived
+            fleet._arrival_next = i
+            schedule_from(env, due_of(self.cbs), NORMAL, now, t - now, clock)
+            return
+
+    def _route(self, j: int, now: float, t_next: float, clock: float):
+        """`GpuFleet.route(j, now, t_next, clock)`: the replica `j` joined, or None."""
+        reps = self.routable
+        if not self.least or not reps:
+            return self.fleet.route(j, now, t_next, clock)
+        # The first replica with the fewest running + waiting (`min` keeps the first).
+        rep = reps[0] if len(reps) == 1 else least_loaded(reps)
+        if self.max_queue >= 0 and len(rep.waiting) >= self.max_queue:
+            self.fleet.drop(j, now)
+            return None
+        rep.enqueue(j, now, t_next, clock)
+        return rep
+
+
+def release_held(ahead, env, upto: float, now: float, rep, clock: float = -1.0) -> int:
+    """`GpuFleet._release_held` (its docstring states the rules); returns how many same-time
+    orders it kept (0 or 1)."""
+    keep = []
+    held = ahead.held
+    # The event `rep` scheduled while the arrival was routed, if any (not one it held, nor
+    # one it waited for before: that one kept its place in the queue).
+    mine = rep._ev if rep is not None else None
+    if mine is not None and (mine is rep._ev_before or not mine.callbacks or mine in held):
+        mine = None
+    tie = None
+    low = _INF
+    for ev in held:
+        if not ev.callbacks:  # cut before it was due: no event at all
+            continue
+        t = ev.t
+        if t <= upto:
+            if mine is not None and mine.t == t:
+                tie = mine
+            land_at(env, ev, NORMAL, t, now, clock)
+        else:
+            keep.append(ev)
+            if t < low:
+                low = t
+    ahead.held = keep
+    ahead.held_min = low
+    if tie is None:
+        return 0
+    # Scheduled after those of its time, as it was.
+    again = due_of(tie.callbacks)
+    tie.callbacks = CUT
+    land_at(env, again, NORMAL, tie.t, now, clock)
+    rep._ev = again
+    return 1
+
+
 def least_loaded(reps: list):
     """The first of `reps` with the fewest running + waiting requests: `min(reps, key=load)`,
     as a loop over typed replicas in the compiled build."""

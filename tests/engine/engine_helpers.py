@@ -101,8 +101,8 @@ def assert_same_run(a, b) -> None:
 
 def run_switched(cfg, w, profile, monkeypatch, *, hold=True, chain=True, horizon_s=None):
     """One run with held jump ends (`GpuFleet.hold_ok`) and chained events (`chain_ok`) on or
-    off. Returns the result and counts: SimPy events, same-time order fixes of held ends
-    (`held_ties`) and runs ended by a chained completion (`GpuFleet._on_done_at`)."""
+    off. Returns the result and counts: SimPy events and runs ended by a chained completion
+    (`GpuFleet._on_done_at`)."""
     import simpy
 
     from sim.engine import simulate_fleet
@@ -110,23 +110,18 @@ def run_switched(cfg, w, profile, monkeypatch, *, hold=True, chain=True, horizon
 
     monkeypatch.setattr(GpuFleet, "hold_ok", hold)
     monkeypatch.setattr(GpuFleet, "chain_ok", chain)
-    out = SimpleNamespace(events=0, ties=0, ended=0)
-    step, release, done_at = simpy.Environment.step, GpuFleet._release_held, GpuFleet._on_done_at
+    out = SimpleNamespace(events=0, ended=0)
+    step, done_at = simpy.Environment.step, GpuFleet._on_done_at
 
     def counting_step(env):
         out.events += 1
         step(env)
-
-    def watching(fleet, upto, now, rep, clock=-1.0):
-        release(fleet, upto, now, rep, clock)
-        out.ties = max(out.ties, fleet.held_ties)
 
     def counting_done(fleet, ev):
         out.ended += 1
         done_at(fleet, ev)
 
     monkeypatch.setattr(simpy.Environment, "step", counting_step)
-    monkeypatch.setattr(GpuFleet, "_release_held", watching)
     monkeypatch.setattr(GpuFleet, "_on_done_at", counting_done)
     out.result = simulate_fleet(
         cfg, w, profile_factory=factory_for(profile), rng=np.random.default_rng(2),

@@ -10,11 +10,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import simpy
 from engine_helpers import FakeProfile, factory_for, poisson_workload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sim.engine.fleet as fleet_mod
 import sim.engine.replica as replica_mod
 from sim.engine import native, simulate_fleet
 from sim.engine.config import CloudFleetConfig, EngineConfig, SelfHostedFleetConfig
@@ -51,22 +51,17 @@ def _run(cfg, absorb: bool, monkeypatch, counter: list):
     def patched(self):
         start(self)
         self._absorb = self._absorb and absorb
+        self._arrivals.absorb = self._arrivals.absorb and absorb
+        self._arrivals.hold = self._arrivals.hold and absorb  # held ends need absorbing
 
     monkeypatch.setattr(GpuFleet, "start_arrivals", patched)
-    real_due = fleet_mod.Due
+    step = simpy.Environment.step
 
-    def counting_due(callback):
+    def counting_step(env):  # SimPy's events
         counter.append(1)
-        return real_due(callback)
+        step(env)
 
-    monkeypatch.setattr(fleet_mod, "Due", counting_due)
-    real_due_of = fleet_mod.due_of  # arrival timeouts share one callback list
-
-    def counting_due_of(callbacks):
-        counter.append(1)
-        return real_due_of(callbacks)
-
-    monkeypatch.setattr(fleet_mod, "due_of", counting_due_of)
+    monkeypatch.setattr(simpy.Environment, "step", counting_step)
     w = poisson_workload(np.random.default_rng(6), 3000, 25.0)
     profile = FakeProfile(kv_capacity_tokens=20_000)
     return simulate_fleet(

@@ -153,19 +153,30 @@ def test_replica_load_counts_running_and_waiting(monkeypatch):
 
     from engine_helpers import poisson_workload
 
+    from sim.engine import native
+    from sim.engine import replica as replica_mod
     from sim.engine.fleet import GpuFleet
 
     checked = []
-    route = GpuFleet.route
+    route, arrival_route = GpuFleet.route, replica_mod.Arrivals._route
 
-    def checking_route(self, i, now=None, next_arrival_s=float("-inf"), clock=-1.0):
-        for rep in self.replicas:
+    def check(fleet):
+        for rep in fleet.replicas:
             if rep.state != "dead":
                 assert rep.load == len(rep.running) + len(rep.waiting)
         checked.append(1)
+
+    def checking_route(self, i, now=None, next_arrival_s=float("-inf"), clock=-1.0):
+        check(self)
         return route(self, i, now, next_arrival_s, clock)
 
+    def checking_arrival_route(self, j, now, t_next, clock):  # an arrival's, least-outstanding
+        check(self.fleet)
+        return arrival_route(self, j, now, t_next, clock)
+
     monkeypatch.setattr(GpuFleet, "route", checking_route)
+    monkeypatch.setattr(replica_mod.Arrivals, "_route", checking_arrival_route)
+    monkeypatch.setattr(native, "_build", "python")  # replica.py itself, patched above
     cloud = CloudFleetConfig(
         name="cloud",
         price_usd_per_hour=10.0,
