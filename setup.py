@@ -5,7 +5,7 @@ Cython compiles sim/engine/replica.py and steptime.py, typed by the .pxd beside 
 replica"). Each is stamped with the sha256 of its source files so that `sim.engine.native` uses it
 only with the source it was built from. The extensions are optional: where no C compiler is
 present pip still installs the package, and the engine runs the Python source (the same results,
-about half the speed).
+about a third of the speed).
 """
 
 import hashlib

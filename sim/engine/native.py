@@ -3,7 +3,7 @@
 setup.py compiles replica.py and steptime.py with Cython (typed by replica.pxd and steptime.pxd) as
 `sim.engine._replica_native` and `sim.engine._steptime_native`, where a C compiler is present at
 install. It is the same source, so it gives the same results (tests/engine/test_native.py
-compares both request by request); it is about 2x faster (docs/engine.md, "The compiled
+compares both request by request); it is about 3.5x faster (docs/engine.md, "The compiled
 replica"). A build is used only when it was made from the very source files installed beside it:
 an editable install whose replica.py changed since the build warns and runs the Python source
 until it is rebuilt (`pip install -e .`). INFERCOST_NATIVE=0 runs the Python source.
@@ -49,7 +49,7 @@ def _load(name: str) -> tuple[ModuleType | None, str]:
     if getattr(mod, "SOURCE_SHA", None) != source_sha(name):
         warnings.warn(
             f"infercost: the compiled {name} was built from another {name}.py; running the "
-            f"Python source (about half the speed) until it is rebuilt: pip install -e .",
+            f"Python source (about a third of the speed) until it is rebuilt: pip install -e .",
             RuntimeWarning,
             stacklevel=2,
         )
