@@ -117,10 +117,9 @@ def cannot_stream(cfg) -> str | None:
     if isinstance(cfg, ApiFleetConfig):
         return None
     if isinstance(cfg, SelfHostedFleetConfig) and cfg.overflow is not None:
-        api = cfg.overflow
-        if api.volume_tiers or api.prompt_cache == "provider":
+        if cfg.overflow.prompt_cache == "provider":
             return (
-                f"overflow: hybrid fleet {name!r} whose overflow API has volume tiers or "
+                f"overflow: hybrid fleet {name!r} whose overflow API has "
                 '"provider" caching cannot stream yet (keep requests in memory)'
             )
     if getattr(cfg, "decode", None) is not None:
@@ -297,13 +296,17 @@ def _overflow_stream(fleet, window_s, horizon_s, agg, flush):
         flush(b)
 
     api = fleet.overflow
-    result = _stream_api(api.cfg, pieces(), None, window_s, horizon_s, agg, relabel, api=api)
+    result = _stream_api(
+        api.cfg, pieces(), None, window_s, horizon_s, agg, relabel, api=api, row_prices=True
+    )
     if not rows:
         result.meta["end_s"] = 0.0
     return result, own
 
 
-def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> StreamResult:
+def _stream_api(
+    cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None, row_prices=False
+) -> StreamResult:
     """An API fleet piece by piece. With rate limits the token buckets carry over from one
     piece to the next (`TokenBuckets`), so every request is sent, retried and throttled exactly
     as on the exact path; a piece is flushed once none of its requests waits to retry. With
@@ -312,7 +315,10 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> 
     total carried over (`TierLedger`). Latencies are sampled piece by piece (the exact path draws
     them for the whole workload at once: the same distribution, other draws).
     `cannot_stream` was checked. api: an ApiFleet to use (a hybrid fleet's overflow, whose
-    random streams it keeps), else one is made with `rng`."""
+    random streams it keeps), else one is made with `rng`. row_prices: every row carries its own
+    price (a hybrid's overflow rows, whose price the fleet's cost shares leave out); where volume
+    tiers decide prices later than a piece settles, its rows are held until the end of the
+    stream and flushed then, in order, with their prices."""
     ready = False
     buckets = None
     ledger = TierLedger(cfg.volume_tiers) if cfg.volume_tiers else None
@@ -324,6 +330,8 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> 
     # Pieces fed to the token buckets and not flushed yet: (table, kept, Attempts)
     open_pieces: list[tuple[RequestTable, np.ndarray, Attempts]] = []
     unpriced = _Waiting()  # volume tiers: completions not priced yet
+    held: list[RequestBatch] = []  # row_prices: rows waiting for their tiered prices
+    price_at: dict[int, float] = {}  # row_prices: a position's price, once decided
 
     def book(ends: np.ndarray, cost: np.ndarray) -> None:
         paid = (cost != 0) & ~np.isnan(ends)
@@ -364,7 +372,7 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> 
             queue_pricing(pos, api.price_parts, status, ends)
         if len(ends) and np.isfinite(ends).any():
             state["end"] = max(state["end"], float(np.nanmax(ends)))
-        flush(
+        (held.append if row_prices and own_cost is None else flush)(
             RequestBatch(
                 request=out_base[id(table)] + np.arange(table.n, dtype=np.int64),
                 arrival_s=table.arrival_s,
@@ -407,7 +415,10 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> 
             cache_tokens[1] += int(written[ok].sum())
             parts = (r["prompt"] - cached - written, cached, r["output"], r["finish"], ok, written)
             if ledger is None:
-                book(r["end"], np.where(r["status"] == OK, api._token_cost(*parts), 0.0))
+                paid = np.where(r["status"] == OK, api._token_cost(*parts), 0.0)
+                book(r["end"], paid)
+                if row_prices:
+                    price_at.update(zip(r["pos"].tolist(), paid.tolist(), strict=True))
             else:
                 queue_pricing(r["pos"], parts, r["status"], r["end"])
         if frontier < math.inf:
@@ -430,7 +441,10 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> 
             r["finish"], r["uncached"] + r["cached"] + r["written"] + r["output"]
         )
         cost = api._token_cost(*parts, factor=factor)
-        book(r["end"], np.where(r["status"] == OK, cost, 0.0))
+        paid = np.where(r["status"] == OK, cost, 0.0)
+        book(r["end"], paid)
+        if row_prices:
+            price_at.update(zip(r["pos"].tolist(), paid.tolist(), strict=True))
 
     def feed(piece, until: float) -> None:
         """Send the piece's requests through the buckets, with the retries due before `until`;
@@ -489,6 +503,9 @@ def _stream_api(cfg, chunks, rng, window_s, horizon_s, agg, flush, api=None) -> 
             feed(pending, math.inf)  # every retry comes due: every piece settles
         api.retries = buckets.retried
     settle_due(math.inf)
+    for b in held:  # every price is decided now; positions never priced paid nothing
+        b.cost_usd = np.array([price_at.get(p, 0.0) for p in b.request.tolist()])
+        flush(b)
     end = float(horizon_s) if horizon_s is not None else state["end"]
     edges = window_edges(end, window_s)
     n_w = len(edges) - 1

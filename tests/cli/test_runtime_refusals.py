@@ -56,8 +56,9 @@ def test_what_cannot_stream_is_one_line(tmp_path):
     hybrid = SCENARIO.replace('name = "noid"', 'name = "noid"\nengine_path = "streaming"').replace(
         "engine = { prefix_cache = true }",
         "overflow = { price_usd_per_mtok_input = 0.2, price_usd_per_mtok_output = 0.2, "
-        "volume_tiers = [{ above_mtok = 1.0, factor = 0.9 }] }",
+        'provider = "openai", model = "gpt-4o", prompt_cache = "provider", '
+        "price_usd_per_mtok_cached_input = 0.1 }",
     )
     line, path = _refusal(tmp_path, hybrid)
     assert str(path) in line and "fleet.own" in line
-    assert "overflow: hybrid fleet 'own' whose overflow API has volume tiers" in line
+    assert "overflow: hybrid fleet 'own' whose overflow API has \"provider\" caching" in line

@@ -285,17 +285,21 @@ def test_per_replica_prefix_caches_stream_like_the_exact_path(router, parts, cap
         assert got.meta["request_slots"] < n  # slots were reused
 
 
+@pytest.mark.parametrize("tiered", [False, True])
 @pytest.mark.parametrize("limited", [False, True])
 @pytest.mark.parametrize(
     "parts,capacity,horizon", [(1, 1 << 16, None), (5, 16, None), (5, 16, 150.0)]
 )
-def test_hybrid_overflow_streams_like_the_exact_path(parts, capacity, horizon, limited):
+def test_hybrid_overflow_streams_like_the_exact_path(parts, capacity, horizon, limited, tiered):
     """A hybrid fleet on the streaming path: overflowed requests leave their slots and the
     fleet's own overflow API settles them after the run (its random streams, as on the exact
     path). Every request's times, status and attempts, the figures, time series, events and
-    utilisation are the exact path's; overflow rows say served_by = 1 and pay their API price."""
+    utilisation are the exact path's; overflow rows say served_by = 1 and pay their API price,
+    also where volume tiers decide that price only once every earlier completion is known."""
     w = poisson_workload(np.random.default_rng(8), 2500, 40.0)
     api = replace(API, rpm_limit=300, max_retries=2) if limited else API
+    if tiered:  # half price past 50,000 tokens in the month: most overflow rows pay less
+        api = replace(api, volume_tiers=[{"above_mtok": 0.05, "factor": 0.5}])
     cfg = replace(OWN, overflow=api, overflow_queue_threshold=0)
     factory = factory_for(FakeProfile())
     batches = []
@@ -324,14 +328,20 @@ def test_hybrid_overflow_streams_like_the_exact_path(parts, capacity, horizon, l
     api_rows = exact.served_by == 1
     np.testing.assert_allclose(own[api_rows], exact.cost_usd[api_rows], rtol=1e-12)
     assert np.isnan(own[~api_rows]).all()
+    if tiered:  # the tier binds: the same overflow at the list price costs more
+        flat = replace(cfg, overflow=replace(api, volume_tiers=[]))
+        untiered = simulate_fleet(
+            flat, w, profile_factory=factory, rng=np.random.default_rng(4), horizon_s=horizon
+        )
+        assert own[api_rows].sum() < 0.8 * untiered.cost_usd[untiered.served_by == 1].sum()
 
 
 def test_unsupported_set_ups_say_so():
     w = poisson_workload(np.random.default_rng(1), 10, 1.0)
-    tiered = replace(API, volume_tiers=[{"above_mtok": 1.0, "factor": 0.9}])
+    cached = replace(API, provider="openai", model="gpt-4o", prompt_cache="provider")
     with pytest.raises(ValueError, match="overflow"):
         simulate_fleet_streaming(
-            replace(OWN, overflow=tiered), [w], profile_factory=None, rng=np.random.default_rng(0)
+            replace(OWN, overflow=cached), [w], profile_factory=None, rng=np.random.default_rng(0)
         )
 
 
