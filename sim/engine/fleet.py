@@ -272,6 +272,8 @@ class GpuFleet:
     def _start(self, chunks, on_exhausted) -> None:
         self._chunks = chunks  # None: the whole workload is in the table
         self._chunk_keys = None  # a streamed chunk's prefix keys (engine.prefix_cache = true)
+        self._chunk_ids = None  # a streamed chunk's prefix block ids (offsets, values), if any
+        self._arriving = -1  # the streamed chunk's index of the request `submit` is given
         self._on_exhausted = on_exhausted
         self._chunk_base = 0  # workload index of the current chunk's first request
         self._arrival_t: list[float] = []
@@ -310,6 +312,7 @@ class GpuFleet:
                 cached = w.cached_prompt_tokens.tolist()
             self._chunk = (w.prompt_tokens.tolist(), w.output_tokens.tolist(), cached)
             self._chunk_keys = self._keys_of(w) if own else None
+            self._chunk_ids = w.meta.get("hash_ids")  # a hybrid's overflow may need them
             self._arrival_next = 0
             return True
         return False

@@ -1086,6 +1086,8 @@ class Arrivals:
             if plain and not never_fits[j]:
                 rep = self._route(j, now, t_next, clock)  # `submit(j)`: fleets that never divert
             else:
+                if streamed:  # its place in the chunk (a hybrid's overflow keeps its ids)
+                    fleet._arriving = i
                 fleet.submit(j, now)
                 rep = None
             if hold and ahead.held_min <= upto:

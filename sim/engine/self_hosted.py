@@ -81,8 +81,12 @@ class SelfHostedFleet(GpuFleet):
         self.colo_usd_per_s = cfg.colo_usd_per_month * cfg.servers / MONTH_S
         self.overflow = ApiFleet(cfg.overflow, table, overflow_rng) if cfg.overflow else None
         # Streaming: the overflowed requests (request, arrival, prompt, output, cached), for
-        # the overflow API to settle after the run, as on the exact path
+        # the overflow API to settle after the run, as on the exact path; with provider prompt
+        # caching, each one's prefix block ids too (the API reads its cache with them)
         self.handed_over: list[tuple] = []
+        self.handed_ids: list | None = (
+            [] if cfg.overflow is not None and cfg.overflow.prompt_cache == "provider" else None
+        )
         self.n_replicas = n_replicas
         for _ in range(n_replicas):
             self.warm(self.new_replica())
@@ -94,6 +98,8 @@ class SelfHostedFleet(GpuFleet):
             return False
         if isinstance(self.table, SlotTable):  # streaming: the request leaves its slot
             self.handed_over.append(self.table.hand_over(i))
+            if self.handed_ids is not None:
+                self.handed_ids.append(self._handed_ids(self._arriving))
         else:
             self.overflow.submit(i, self.env.now)
             self.table.served_by[i] = 1
@@ -102,6 +108,19 @@ class SelfHostedFleet(GpuFleet):
         if self.table.n_terminal >= self.table.n and not self.done.triggered:
             self.done.succeed()
         return True
+
+    def _handed_ids(self, k: int) -> np.ndarray:
+        """The prefix block ids of the current chunk's request `k` (a ValueError naming the
+        option when the workload has none)."""
+        ids = self._chunk_ids
+        if ids is None:
+            raise ValueError(
+                f'{self.name}: overflow.prompt_cache = "provider" needs prefix identity in the '
+                'workload (a Mooncake trace\'s hash_ids, generator = "conversations", or a '
+                "trace's conversation column); docs/prefix_cache.md"
+            )
+        offsets, values = ids
+        return np.asarray(values[offsets[k] : offsets[k + 1]], dtype=np.int64)
 
     def billed_gpu_s(self, edges: np.ndarray) -> np.ndarray:
         return np.diff(edges) * self.n_gpus

@@ -116,12 +116,6 @@ def cannot_stream(cfg) -> str | None:
     name = cfg.name
     if isinstance(cfg, ApiFleetConfig):
         return None
-    if isinstance(cfg, SelfHostedFleetConfig) and cfg.overflow is not None:
-        if cfg.overflow.prompt_cache == "provider":
-            return (
-                f"overflow: hybrid fleet {name!r} whose overflow API has "
-                '"provider" caching cannot stream yet (keep requests in memory)'
-            )
     if getattr(cfg, "decode", None) is not None:
         return f"prefill: disaggregated fleet {name!r} cannot stream yet (keep requests in memory)"
     return None
@@ -221,7 +215,9 @@ def simulate_fleet_streaming(
     api_part = None
     if getattr(fleet, "overflow", None) is not None:
         # The overflow API settles the handed-over requests after the run, as on the exact path.
-        api_part, own = _overflow_stream(fleet, window_s, horizon_s, agg, flush)
+        api_part, own = _overflow_stream(
+            fleet, window_s, horizon_s, agg, flush, table.hash_block_tokens
+        )
         if horizon_s is None:  # the run lasts until the API's last request settles
             end = max(end, api_part.meta["end_s"])
             work_end = max(work_end, api_part.meta["end_s"])
@@ -267,23 +263,32 @@ def simulate_fleet_streaming(
     )
 
 
-def _overflow_stream(fleet, window_s, horizon_s, agg, flush):
+def _overflow_stream(fleet, window_s, horizon_s, agg, flush, block_tokens):
     """A hybrid fleet's overflow: its API settles the requests handed over during the run, in
     pieces, with the fleet's own ApiFleet (its random streams), as `_stream_api`; their rows
     keep their request ids and say served_by = 1. Returns the API's StreamResult and the
     overflow's (completed requests, output tokens, prompt tokens)."""
     rows = fleet.handed_over
+    ids = fleet.handed_ids  # provider caching: each row's prefix block ids
     request = np.array([r[0] for r in rows], dtype=np.int64)
     own = [0, 0, 0]
 
     def pieces():
         for lo in range(0, len(rows), 1 << 20):
             part = rows[lo : lo + (1 << 20)]
+            meta = {}
+            if ids is not None:
+                blocks = ids[lo : lo + (1 << 20)]
+                offsets = np.zeros(len(blocks) + 1, dtype=np.int64)
+                np.cumsum([len(b) for b in blocks], out=offsets[1:])
+                values = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
+                meta = {"hash_ids": (offsets, values), "hash_block_tokens": block_tokens}
             yield Workload(
                 np.array([r[1] for r in part], dtype=np.float64),
                 np.array([r[2] for r in part], dtype=np.int64),
                 np.array([r[3] for r in part], dtype=np.int64),
                 np.array([r[4] for r in part], dtype=np.int64),
+                meta=meta,
             )
 
     def relabel(b: RequestBatch) -> None:

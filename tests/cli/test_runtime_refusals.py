@@ -53,12 +53,11 @@ def test_prefix_cache_without_prefix_identity_is_one_line(tmp_path):
 
 
 def test_what_cannot_stream_is_one_line(tmp_path):
-    hybrid = SCENARIO.replace('name = "noid"', 'name = "noid"\nengine_path = "streaming"').replace(
-        "engine = { prefix_cache = true }",
-        "overflow = { price_usd_per_mtok_input = 0.2, price_usd_per_mtok_output = 0.2, "
-        'provider = "openai", model = "gpt-4o", prompt_cache = "provider", '
-        "price_usd_per_mtok_cached_input = 0.1 }",
+    disagg = (
+        SCENARIO.replace('name = "noid"', 'name = "noid"\nengine_path = "streaming"')
+        .replace("servers = 1", "servers = 2")
+        .replace("engine = { prefix_cache = true }", "[fleet.prefill]\n[fleet.decode]")
     )
-    line, path = _refusal(tmp_path, hybrid)
+    line, path = _refusal(tmp_path, disagg)
     assert str(path) in line and "fleet.own" in line
-    assert "overflow: hybrid fleet 'own' whose overflow API has \"provider\" caching" in line
+    assert "prefill: disaggregated fleet 'own' cannot stream yet" in line

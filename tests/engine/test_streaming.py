@@ -285,23 +285,10 @@ def test_per_replica_prefix_caches_stream_like_the_exact_path(router, parts, cap
         assert got.meta["request_slots"] < n  # slots were reused
 
 
-@pytest.mark.parametrize("tiered", [False, True])
-@pytest.mark.parametrize("limited", [False, True])
-@pytest.mark.parametrize(
-    "parts,capacity,horizon", [(1, 1 << 16, None), (5, 16, None), (5, 16, 150.0)]
-)
-def test_hybrid_overflow_streams_like_the_exact_path(parts, capacity, horizon, limited, tiered):
-    """A hybrid fleet on the streaming path: overflowed requests leave their slots and the
-    fleet's own overflow API settles them after the run (its random streams, as on the exact
-    path). Every request's times, status and attempts, the figures, time series, events and
-    utilisation are the exact path's; overflow rows say served_by = 1 and pay their API price,
-    also where volume tiers decide that price only once every earlier completion is known."""
-    w = poisson_workload(np.random.default_rng(8), 2500, 40.0)
-    api = replace(API, rpm_limit=300, max_retries=2) if limited else API
-    if tiered:  # half price past 50,000 tokens in the month: most overflow rows pay less
-        api = replace(api, volume_tiers=[{"above_mtok": 0.05, "factor": 0.5}])
-    cfg = replace(OWN, overflow=api, overflow_queue_threshold=0)
-    factory = factory_for(FakeProfile())
+def _hybrid_both(cfg, w, factory, parts, capacity, horizon=None):
+    """Hybrid fleet `cfg` on both paths: every request's times, status, attempts and served_by,
+    the figures and the overflow rows' prices must agree. Returns the streamed rows' own prices
+    (by request) and which requests the overflow API served."""
     batches = []
     exact = simulate_fleet(
         cfg, w, profile_factory=factory, rng=np.random.default_rng(4), horizon_s=horizon
@@ -328,6 +315,27 @@ def test_hybrid_overflow_streams_like_the_exact_path(parts, capacity, horizon, l
     api_rows = exact.served_by == 1
     np.testing.assert_allclose(own[api_rows], exact.cost_usd[api_rows], rtol=1e-12)
     assert np.isnan(own[~api_rows]).all()
+    return own, api_rows
+
+
+@pytest.mark.parametrize("tiered", [False, True])
+@pytest.mark.parametrize("limited", [False, True])
+@pytest.mark.parametrize(
+    "parts,capacity,horizon", [(1, 1 << 16, None), (5, 16, None), (5, 16, 150.0)]
+)
+def test_hybrid_overflow_streams_like_the_exact_path(parts, capacity, horizon, limited, tiered):
+    """A hybrid fleet on the streaming path: overflowed requests leave their slots and the
+    fleet's own overflow API settles them after the run (its random streams, as on the exact
+    path). Every request's times, status and attempts, the figures, time series, events and
+    utilisation are the exact path's; overflow rows say served_by = 1 and pay their API price,
+    also where volume tiers decide that price only once every earlier completion is known."""
+    w = poisson_workload(np.random.default_rng(8), 2500, 40.0)
+    api = replace(API, rpm_limit=300, max_retries=2) if limited else API
+    if tiered:  # half price past 50,000 tokens in the month: most overflow rows pay less
+        api = replace(api, volume_tiers=[{"above_mtok": 0.05, "factor": 0.5}])
+    cfg = replace(OWN, overflow=api, overflow_queue_threshold=0)
+    factory = factory_for(FakeProfile())
+    own, api_rows = _hybrid_both(cfg, w, factory, parts, capacity, horizon)
     if tiered:  # the tier binds: the same overflow at the list price costs more
         flat = replace(cfg, overflow=replace(api, volume_tiers=[]))
         untiered = simulate_fleet(
@@ -336,13 +344,46 @@ def test_hybrid_overflow_streams_like_the_exact_path(parts, capacity, horizon, l
         assert own[api_rows].sum() < 0.8 * untiered.cost_usd[untiered.served_by == 1].sum()
 
 
+@pytest.mark.parametrize("limited", [False, True])
+@pytest.mark.parametrize("parts,capacity", [(1, 1 << 16), (5, 16)])
+def test_hybrid_overflow_with_provider_caching_streams_like_the_exact_path(
+    parts, capacity, limited
+):
+    """A hybrid fleet whose overflow API bills provider prompt caching: each handed-over
+    request keeps its prefix block ids, and the overflow API reads the provider's cache with
+    them after the run. Every request and figure and the overflow rows' prices are the exact
+    path's, and the cache is read (the same overflow without it costs more)."""
+    from tests.engine.test_prefix_engine import _with_ids
+
+    rng = np.random.default_rng(23)
+    n = 2500
+    times = np.sort(rng.uniform(0.0, 60.0, n))
+    convo = rng.integers(0, 20, n)  # 20 shared 80-block (1,280-token: OpenAI caches >= 1,024)
+    rows = [
+        list(range(100 * c, 100 * c + 80)) + [10**6 + 10 * i + k for k in range(4)]
+        for i, c in enumerate(convo.tolist())
+    ]
+    w = _with_ids(times, 84 * 16, 20, rows)
+    api = replace(
+        API, provider="openai", model="gpt-4o", prompt_cache="provider",
+        price_usd_per_mtok_cached_input=0.1,
+    )  # fmt: skip
+    if limited:
+        api = replace(api, rpm_limit=300, max_retries=2)
+    cfg = replace(OWN, overflow=api, overflow_queue_threshold=0)
+    factory = factory_for(FakeProfile())
+    own, api_rows = _hybrid_both(cfg, w, factory, parts, capacity)
+    # The cache was read: the same overflow without provider caching costs more.
+    plain = replace(cfg, overflow=replace(api, prompt_cache=None))
+    uncached = simulate_fleet(plain, w, profile_factory=factory, rng=np.random.default_rng(4))
+    assert own[api_rows].sum() < 0.9 * uncached.cost_usd[uncached.served_by == 1].sum()
+
+
 def test_unsupported_set_ups_say_so():
     w = poisson_workload(np.random.default_rng(1), 10, 1.0)
-    cached = replace(API, provider="openai", model="gpt-4o", prompt_cache="provider")
-    with pytest.raises(ValueError, match="overflow"):
-        simulate_fleet_streaming(
-            replace(OWN, overflow=cached), [w], profile_factory=None, rng=np.random.default_rng(0)
-        )
+    disagg = replace(OWN, gpu="h100-sxm", servers=2, tp=1, prefill={}, decode={})
+    with pytest.raises(ValueError, match="prefill: disaggregated"):
+        simulate_fleet_streaming(disagg, [w], profile_factory=None, rng=np.random.default_rng(0))
 
 
 def test_aggregate_of_the_exact_result_equals_the_streamed_one():
