@@ -959,8 +959,10 @@ class Replica:
             self._pop_finished_cached(now)
             return
         freed = 0
-        while heap.n and heap.top_step() <= steps:
+        while heap.n:
             finish_step = heap.top_step()
+            if finish_step > steps:
+                break
             i = heap.top_req()
             heap.pop()
             d = dec.get(i)
@@ -980,8 +982,10 @@ class Replica:
         ids; on the streaming path ids are reused slots, so they are ordered by request."""
         heap, dec, steps, running = self.heap, self.dec, self.steps, self.running
         due = []
-        while heap.n and heap.top_step() <= steps:
+        while heap.n:
             finish_step = heap.top_step()
+            if finish_step > steps:
+                break
             i = heap.top_req()
             heap.pop()
             d = dec.get(i)
