@@ -39,7 +39,7 @@ class GpuFleet:
     kind = ""
     preplan_ok = True  # see `stop_at` below; False where anything else moves a replica's state
     hold_ok = True  # replicas may hold jump ends (`held` below); tests switch it off
-    chain_ok = True  # replicas may chain their own events (`Replica._wait_at`); tests switch it off
+    chain_ok = True  # replicas may chain their own events (`Replica._chained`); tests switch it off
 
     def __init__(
         self,
@@ -109,11 +109,10 @@ class GpuFleet:
         # Both live in `ahead` (replica.Lookahead), which the replicas read; so do the held jump
         # ends (`Replica._hold`): the end of a decode jump that lies beyond the next arrival is
         # not scheduled when the jump starts but once the last arrival before it is routed
-        # (`_release_held`), so that a jump an arrival cuts leaves no dead event in SimPy's
-        # queue; `ahead.next_arrival_t` is the next arrival's time while holding is exact
-        # (absorbing fleets), else inf, which holds nothing.
+        # (`replica.release_held`), so that a jump an arrival cuts leaves no dead event in
+        # SimPy's queue; `ahead.next_arrival_t` is the next arrival's time while holding is
+        # exact (absorbing fleets), else inf, which holds nothing.
         self.ahead = self.replica_impl.Lookahead()
-        self.held_ties = 0  # times `_release_held` kept a same-time order (tests)
         self._chunks = None  # a streamed workload's remaining chunks (start_stream_arrivals)
         self._arrival_cbs = [self._on_arrival_timeout]  # one list for every arrival event
         self._rr = 0
@@ -364,20 +363,6 @@ class GpuFleet:
     def next_decision_s(self, t: float) -> None:
         self.ahead.next_decision_s = t
 
-    def _release_held(self, upto: float, now: float, rep, clock: float = -1.0) -> None:
-        """After an arrival at `now` (the clock, or an absorbed arrival's clock ahead of SimPy's
-        `clock`, read when negative) was routed to `rep` (or None): schedule the
-        held jump ends due at or before `upto`, the next arrival's time, in the order they were
-        held, at exactly the time each was held for (`Replica._hold` keeps it within twice
-        SimPy's clock, so `land_at` lands it there); drop those a cut emptied.
-
-        Scheduled after the arrival rather than before it, so that the jump it cuts leaves no
-        event. Only `rep` scheduled anything meanwhile (its next step or jump end, or a wake-up
-        now); had that event the very time of a held one, it would now come first among the
-        two, though it was scheduled after it: it is then scheduled again after them (the first
-        copy emptied), so every event keeps its order."""
-        self.held_ties += native.impl().release_held(self.ahead, self.env, upto, now, rep, clock)
-
     def _exhausted(self, now: float) -> None:
         """Every request has arrived (the last at `now`): a streamed run now knows its size."""
         self._arrival_next = len(self._arrival_t)
@@ -488,7 +473,7 @@ class GpuFleet:
 
     def complete(self, i: int, now: float) -> None:
         """Request `i` generated its last token at `now` (SimPy's clock, or the time of an event
-        the replica chained ahead of it: `Replica._wait_at`)."""
+        the replica chained ahead of it: `Replica._chained`)."""
         table = self.table
         # RequestTable.complete, inlined: once per request.
         table.w_finish_s[i] = now

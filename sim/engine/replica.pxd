@@ -86,13 +86,12 @@ cdef class Replica:
 
     cpdef enqueue(self, object i, double now, double next_arrival_s=*, double clock=*)
     cpdef _on_wake(self, Due ev)
-    @cython.locals(now=cython.double)
     cpdef _on_step_end(self, Due ev)
     cpdef _on_jump_end(self, Due ev)
-    @cython.locals(at=cython.double)
     cpdef _wait_at(self, double now, double delay, list callbacks, object priority)
-    @cython.locals(now=cython.double)
-    cpdef _follow(self)
+    cpdef bint _chained(self, double at, list callbacks)
+    @cython.locals(now=cython.double, cbs=list)
+    cpdef _handle(self, list callbacks, double t)
     @cython.locals(n_dec=cython.longlong, start=cython.double)
     cpdef _step_end(self, double now)
     @cython.locals(start=cython.double, t0=cython.double, delta=cython.double,

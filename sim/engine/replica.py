@@ -352,9 +352,9 @@ class Replica:
         # SimPy's clock while this replica's own callback runs (its event's time), else -1:
         # the scheduling helpers then need not read the `Environment.now` property.
         self._clock = -1.0
-        # Chaining (`_wait_at`): while one of this replica's own callbacks runs, an event it
-        # would schedule before everything in SimPy's queue is run at once, in the same
-        # callback, instead: `_next_cbs` (None: nothing chained) at `_next_t`. Only where
+        # Chaining (`_chained`): while one of this replica's own callbacks runs (`_handle`),
+        # an event it would schedule before everything in SimPy's queue is run at once, in the
+        # same callback, instead: `_next_cbs` (None: nothing chained) at `_next_t`. Only where
         # nothing but arrivals reads or changes the replica (`preplan`) and it is warm.
         self.chains = self.preplan and fleet.chain_ok
         self._chain = False
@@ -384,7 +384,7 @@ class Replica:
         would have had: see `GpuFleet._arrive`). next_arrival_s: when the fleet's next request
         arrives, if this is an arrival and nothing else can reach this replica before then.
         clock: SimPy's clock if the caller knows it (else -1)."""
-        self._ev_before = self._ev  # what it waited for before (`GpuFleet._release_held`)
+        self._ev_before = self._ev  # what it waited for before (`release_held`)
         self.waiting.append(i)
         self.load += 1
         # `poke(need_admissible=True)`, inlined: once per arrival.
@@ -454,23 +454,31 @@ class Replica:
         """Wait `delay` from `now`, SimPy's clock or a clock ahead of it (an absorbed arrival, a
         planned cut, a chained event): the event lands at exactly now + delay, the time it
         would have had. callbacks: one of the replica's shared callback lists (`due_of`).
-
-        Chained instead (`_chain`, in the replica's own callbacks only): if the event would land
-        strictly before every event in SimPy's queue (within twice SimPy's clock, where it lands
-        at exactly now + delay), it would be the very next event, and nothing else can happen
-        before it; the callback runs it itself (`_follow`), at that time."""
-        if self._chain and priority == NORMAL:
-            at = now + delay
-            if at < self.env.peek() and at <= 2.0 * self._clock:
-                self._next_t = at
-                self._next_cbs = callbacks
-                return
+        Chained instead where it may be (`_chained`)."""
+        if self._chain and priority == NORMAL and self._chained(now + delay, callbacks):
+            return
         ev = due_of(callbacks)
         schedule_from(self.env, ev, priority, now, delay, self._clock)
         self._ev = ev
 
-    def _follow(self) -> None:
-        """Run the events chained by `_wait_at` (each may chain the next), then stop chaining."""
+    def _chained(self, at: float, callbacks: list) -> bool:
+        """While one of the replica's own callbacks runs (`_chain`): if its next event would
+        land at `at` strictly before every event in SimPy's queue (within twice SimPy's clock,
+        where it lands at exactly `at`), it would be the very next event and nothing else can
+        happen before it, so `_handle` runs it itself, at that time, instead of scheduling it."""
+        if at < self.env.peek() and at <= 2.0 * self._clock:
+            self._next_t = at
+            self._next_cbs = callbacks
+            return True
+        return False
+
+    def _handle(self, callbacks: list, t: float) -> None:
+        """Run the replica's event of kind `callbacks` at `t` (SimPy's clock), then the events
+        it chains (`_chained`), each possibly chaining the next."""
+        self.seen = self._clock = t
+        self._chain = self.chains and self.state == "warm"
+        self._next_cbs = callbacks
+        self._next_t = t
         while self._next_cbs is not None:
             cbs = self._next_cbs
             self._next_cbs = None
@@ -482,21 +490,13 @@ class Replica:
             else:
                 self._run(now)
         self._chain = False
+        self._clock = -1.0
 
     def _on_wake(self, ev) -> None:
-        self.seen = self._clock = ev.t
-        self._chain = self.chains and self.state == "warm"
-        self._run(ev.t)
-        self._follow()
-        self._clock = -1.0
+        self._handle(self._wake_cbs, ev.t)
 
     def _on_step_end(self, ev) -> None:
-        now = ev.t
-        self.seen = self._clock = now
-        self._chain = self.chains and self.state == "warm"
-        self._step_end(now)
-        self._follow()
-        self._clock = -1.0
+        self._handle(self._step_end_cbs, ev.t)
 
     def _step_end(self, now: float) -> None:
         """The plain step ended at `now`: its effects (once per step), then plan the next one."""
@@ -551,11 +551,7 @@ class Replica:
                 self.dec_ctx += kv
 
     def _on_jump_end(self, ev) -> None:
-        self.seen = self._clock = ev.t
-        self._chain = self.chains and self.state == "warm"
-        self._end_jump(ev.t)
-        self._follow()
-        self._clock = -1.0
+        self._handle(self._jump_end_cbs, ev.t)
 
     def _end_jump(self, now: float) -> None:
         """The jump's last step ended at `now`: all `_done` steps of it, or fewer if it was cut
@@ -754,9 +750,7 @@ class Replica:
         at = t1 + (k * t0 + delta * k * (k - 1) / 2)
         if self.preplan and self._hold(at):
             return True
-        if self._chain and at < env.peek() and at <= 2.0 * self._clock:  # as in `_wait_at`
-            self._next_t = at
-            self._next_cbs = self._jump_end_cbs
+        if self._chain and self._chained(at, self._jump_end_cbs):
             return True
         ev = due_of(self._jump_end_cbs)
         land_at(env, ev, NORMAL, at, now, self._clock)
@@ -768,7 +762,7 @@ class Replica:
         it lies beyond the fleet's next arrival (and before the run's end and the next
         autoscaler decision, with nothing else reaching this replica in between: `preplan`).
         The fleet schedules it once the last arrival before it is routed
-        (`GpuFleet._release_held`), at exactly `at`; an arrival that cuts the jump first just
+        (`release_held`), at exactly `at`; an arrival that cuts the jump first just
         empties it, so the cut leaves no dead event in SimPy's queue. From SimPy's clock here,
         the event would land at exactly `at` too (within twice the clock: checked against
         `seen`), and the fleet keeps its order among events of the same time, so every event
@@ -1097,7 +1091,7 @@ class Arrivals:
             if hold and ahead.held_min <= upto:
                 # Held jump ends due by the next arrival go to SimPy's queue (those this arrival
                 # cut are gone); past a chunk's end, all of them.
-                fleet.held_ties += release_held(ahead, env, upto, now, rep, clock)
+                release_held(ahead, env, upto, now, rep, clock)
             i += 1
             if i >= n:
                 fleet.n_arrived += arrived
@@ -1140,8 +1134,17 @@ class Arrivals:
 
 
 def release_held(ahead, env, upto: float, now: float, rep, clock: float = -1.0) -> int:
-    """`GpuFleet._release_held` (its docstring states the rules); returns how many same-time
-    orders it kept (0 or 1)."""
+    """After an arrival at `now` (the clock, or an absorbed arrival's clock ahead of SimPy's
+    `clock`, read when negative) was routed to `rep` (or None): schedule the held jump ends
+    (`ahead.held`) due at or before `upto`, the next arrival's time, in the order they were
+    held, at exactly the time each was held for (`Replica._hold` keeps it within twice SimPy's
+    clock, so `land_at` lands it there); drop those a cut emptied.
+
+    Scheduled after the arrival rather than before it, so that the jump it cuts leaves no
+    event. Only `rep` scheduled anything meanwhile (its next step or jump end, or a wake-up
+    now); had that event the very time of a held one, it would now come first among the two,
+    though it was scheduled after it: it is then scheduled again after them (the first copy
+    emptied), so every event keeps its order. Returns how many such orders it kept (0 or 1)."""
     keep = []
     held = ahead.held
     # The event `rep` scheduled while the arrival was routed, if any (not one it held, nor

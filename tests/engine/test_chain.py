@@ -1,4 +1,4 @@
-"""Chained events (`Replica._wait_at`, `Replica._follow`): a replica's step or jump end that would
+"""Chained events (`Replica._chained`, `Replica._handle`): a replica's step or jump end that would
 land strictly before every event in SimPy's queue is run by the callback that planned it, at its
 own time, instead of as a SimPy event. Every result must be what the engine gives with one event
 each: the same requests, times, statuses, costs, event counts and time series, with fewer events.

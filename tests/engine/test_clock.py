@@ -58,7 +58,7 @@ def checked_clock(monkeypatch):
     monkeypatch.setattr(GpuFleet, "_on_arrival_timeout", on_arrival)
     monkeypatch.setattr(GpuFleet, "complete", on_complete)
     # A chained event's completions are at its own time, ahead of the clock by design
-    # (`Replica._wait_at`; tests/engine/test_chain.py checks those times): off here.
+    # (`Replica._chained`; tests/engine/test_chain.py checks those times): off here.
     monkeypatch.setattr(GpuFleet, "chain_ok", False)
     with native.use("python"):
         yield seen

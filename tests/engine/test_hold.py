@@ -1,4 +1,4 @@
-"""Held jump ends (`Replica._hold`, `GpuFleet._release_held`): a decode jump whose end lies beyond
+"""Held jump ends (`Replica._hold`, `replica.release_held`): a decode jump whose end lies beyond
 the next arrival is scheduled only once the last arrival before it is routed, so a jump an
 arrival cuts leaves no dead event in SimPy's queue. Every result must be what the engine gives
 when it schedules each jump end as the jump starts: the same requests, times, statuses, costs
@@ -32,7 +32,7 @@ import sim.engine.replica as replica_mod
 from sim.engine import native, simulate_fleet
 from sim.engine.config import EngineConfig, SelfHostedFleetConfig
 from sim.engine.fleet import GpuFleet
-from sim.engine.replica import Due, schedule_at
+from sim.engine.replica import Due, release_held, schedule_at
 
 # test_absorb's set-ups (self-hosted, KV-starved with a queue limit, autoscaled cloud), and
 # without chunked prefill.
@@ -155,16 +155,11 @@ def test_a_released_event_goes_before_a_same_time_event_scheduled_after_it():
     mine = Due(lambda ev: order.append("routed replica's"))
     schedule_at(env, mine, 1, 5.0)  # scheduled while the arrival was routed: before release
     rep = SimpleNamespace(_ev=mine, _ev_before=None)
-    fleet = SimpleNamespace(env=env, ahead=SimpleNamespace(held=[held], held_min=5.0), held_ties=0)
-    GpuFleet._release_held(fleet, 10.0, 0.0, rep)
+    ahead = SimpleNamespace(held=[held], held_min=5.0)
+    ties = release_held(ahead, env, 10.0, 0.0, rep)
     env.run()
     assert order == ["held", "routed replica's"]
-    assert (
-        fleet.ahead.held == []
-        and fleet.held_ties == 1
-        and rep._ev is not mine
-        and not mine.callbacks
-    )
+    assert ahead.held == [] and ties == 1 and rep._ev is not mine and not mine.callbacks
 
 
 def test_same_time_held_ends_go_in_the_order_they_were_held():
@@ -173,13 +168,11 @@ def test_same_time_held_ends_go_in_the_order_they_were_held():
     evs = [Due(lambda ev, k=k: order.append(k)) for k in range(3)]
     for ev in evs:
         ev.t = 2.0
-    fleet = SimpleNamespace(
-        env=env, ahead=SimpleNamespace(held=list(evs), held_min=2.0), held_ties=0
-    )
+    ahead = SimpleNamespace(held=list(evs), held_min=2.0)
     rep = SimpleNamespace(_ev=evs[1], _ev_before=evs[1])  # joined a replica holding its end
-    GpuFleet._release_held(fleet, 2.0, 0.0, rep)
+    ties = release_held(ahead, env, 2.0, 0.0, rep)
     env.run()
-    assert order == [0, 1, 2] and fleet.held_ties == 0
+    assert order == [0, 1, 2] and ties == 0
 
 
 def test_an_event_scheduled_before_the_arrival_keeps_its_place():
@@ -192,10 +185,10 @@ def test_an_event_scheduled_before_the_arrival_keeps_its_place():
     held = Due(lambda ev: order.append("held"))
     held.t = 5.0
     rep = SimpleNamespace(_ev=earlier, _ev_before=earlier)  # not admissible: no cut, no new event
-    fleet = SimpleNamespace(env=env, ahead=SimpleNamespace(held=[held], held_min=5.0), held_ties=0)
-    GpuFleet._release_held(fleet, 10.0, 0.0, rep)
+    ahead = SimpleNamespace(held=[held], held_min=5.0)
+    ties = release_held(ahead, env, 10.0, 0.0, rep)
     env.run()
-    assert order == ["scheduled before the arrival", "held"] and fleet.held_ties == 0
+    assert order == ["scheduled before the arrival", "held"] and ties == 0
 
 
 def test_held_ends_due_after_the_next_arrival_stay_held():
@@ -203,9 +196,7 @@ def test_held_ends_due_after_the_next_arrival_stay_held():
     later, cut = Due(lambda ev: None), Due(lambda ev: None)
     later.t, cut.t = 7.0, 3.0
     cut.callbacks.clear()  # an arrival cut that jump: it never enters SimPy's queue
-    fleet = SimpleNamespace(
-        env=env, ahead=SimpleNamespace(held=[cut, later], held_min=3.0), held_ties=0
-    )
-    GpuFleet._release_held(fleet, 5.0, 0.0, None)
-    assert fleet.ahead.held == [later] and env.peek() == float("inf")
-    assert fleet.ahead.held_min == 7.0  # the bound the next arrivals test against
+    ahead = SimpleNamespace(held=[cut, later], held_min=3.0)
+    release_held(ahead, env, 5.0, 0.0, None)
+    assert ahead.held == [later] and env.peek() == float("inf")
+    assert ahead.held_min == 7.0  # the bound the next arrivals test against
