@@ -372,10 +372,7 @@ class GpuFleet:
         table.n = self.n_arrived
         self._on_exhausted(self._last_arrival)
         if table.n_terminal >= table.n and not self.done.triggered:
-            if now == self.env.now:
-                self.done.succeed()
-            else:
-                schedule_at(self.env, Due(self._on_done_at), NORMAL, now)
+            self._done_at(now)
 
     def arrivals_since(self, t: float) -> int:
         """Requests that arrived after time `t` (for the rate autoscaling policy)."""
@@ -482,20 +479,24 @@ class GpuFleet:
         table.n_terminal += 1
         table.finished.append(i)
         if table.n_terminal >= table.n and not self.done.triggered:
-            if now == self.env.now:
-                self.done.succeed()
-            else:  # at the chained event's own time, as its event would
-                schedule_at(self.env, Due(self._on_done_at), NORMAL, now)
+            self._done_at(now)
 
     def drop(self, i: int, now: float | None = None) -> None:
         table = self.table
         env = self.env
-        table.fail(i, env.now if now is None else now, DROPPED)
+        now = env.now if now is None else now
+        table.fail(i, now, DROPPED)
         if table.n_terminal >= table.n and not self.done.triggered:
-            if now is None or now == env.now:
-                self.done.succeed()
-            else:  # an absorbed arrival ends the run: at its own time, as its timeout would
-                schedule_at(env, Due(self._on_done_at), NORMAL, now)
+            self._done_at(now)
+
+    def _done_at(self, now: float) -> None:
+        """The run ends at `now`: at once if that is SimPy's clock, else in an event at `now`,
+        where an absorbed arrival or a chained replica event (a clock ahead of SimPy's) would
+        have ended it in its own event."""
+        if now == self.env.now:
+            self.done.succeed()
+        else:
+            schedule_at(self.env, Due(self._on_done_at), NORMAL, now)
 
     def _on_done_at(self, _ev) -> None:
         if not self.done.triggered:
