@@ -143,12 +143,18 @@ def prefix_keys_of(
     """`PrefixKeys` of a workload (or chunk) with `hash_ids`; a ValueError naming `who` (the
     fleet and option that need them) when the workload has no prefix identity."""
     if hash_ids is None:
-        raise ValueError(
-            f"{who} needs prefix identity in the workload (a Mooncake trace's hash_ids, "
-            'generator = "conversations", or a trace\'s conversation column); '
-            "docs/prefix_cache.md"
-        )
+        raise no_prefix_identity(who)
     return PrefixKeys(hash_ids[0], hash_ids[1], source_tokens, block_tokens, prompt_tokens)
+
+
+def no_prefix_identity(who: str) -> ValueError:
+    """The error for `who` (the fleet and option that need them) when the workload has no
+    prefix identity."""
+    return ValueError(
+        f"{who} needs prefix identity in the workload (a Mooncake trace's hash_ids, "
+        'generator = "conversations", or a trace\'s conversation column); '
+        "docs/prefix_cache.md"
+    )
 
 
 def cache_units(source_tokens: int, block_tokens: int) -> tuple[int, int]:

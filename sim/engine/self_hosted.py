@@ -11,6 +11,7 @@ import numpy as np
 from sim.engine.api import ApiFleet
 from sim.engine.config import MONTH_S, YEAR_S, SelfHostedFleetConfig
 from sim.engine.fleet import GpuFleet
+from sim.engine.prefix import no_prefix_identity
 from sim.engine.requests import SlotTable
 
 
@@ -114,11 +115,7 @@ class SelfHostedFleet(GpuFleet):
         option when the workload has none)."""
         ids = self._chunk_ids
         if ids is None:
-            raise ValueError(
-                f'{self.name}: overflow.prompt_cache = "provider" needs prefix identity in the '
-                'workload (a Mooncake trace\'s hash_ids, generator = "conversations", or a '
-                "trace's conversation column); docs/prefix_cache.md"
-            )
+            raise no_prefix_identity(f'{self.name}: overflow.prompt_cache = "provider"')
         offsets, values = ids
         return np.asarray(values[offsets[k] : offsets[k + 1]], dtype=np.int64)
 

@@ -379,6 +379,18 @@ def test_hybrid_overflow_with_provider_caching_streams_like_the_exact_path(
     assert own[api_rows].sum() < 0.9 * uncached.cost_usd[uncached.served_by == 1].sum()
 
 
+def test_provider_caching_overflow_without_prefix_identity_says_so():
+    w = poisson_workload(np.random.default_rng(8), 2500, 40.0)  # no hash_ids
+    api = replace(API, provider="openai", model="gpt-4o", prompt_cache="provider")
+    cfg = replace(OWN, overflow=api, overflow_queue_threshold=0)
+    with pytest.raises(
+        ValueError, match='overflow.prompt_cache = "provider" needs prefix identity'
+    ):
+        simulate_fleet_streaming(
+            cfg, [w], profile_factory=factory_for(FakeProfile()), rng=np.random.default_rng(0)
+        )
+
+
 def test_unsupported_set_ups_say_so():
     w = poisson_workload(np.random.default_rng(1), 10, 1.0)
     disagg = replace(OWN, gpu="h100-sxm", servers=2, tp=1, prefill={}, decode={})
